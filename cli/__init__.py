@@ -1,0 +1,1 @@
+"""The ``rnncompress`` command line: thin wrappers over models, compressor, exporters, runtime."""

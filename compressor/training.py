@@ -1,0 +1,247 @@
+"""Compression-aware training: task loss + moduli penalty, gradual magnitude pruning,
+a checkpoint every epoch, and resume that reproduces an uninterrupted run exactly.
+
+Determinism: the model is initialised from ``seed``; each epoch's batch order comes from
+a generator seeded with (seed, epoch); the learning rate and the pruning targets are pure
+functions of the step. So a run resumed from its epoch-k checkpoint (weights, masks,
+optimizer state, positions) continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from compressor.magnitude import MagnitudePruner, PruneSchedule
+from compressor.moduli import ModuliConfig, ModuliRegularizer
+from models.checkpoint import Checkpoint, package_version, save_checkpoint
+from models.errors import ConfigError, param_error
+from models.io import sha256_file
+from models.progress import SILENT, Progress
+from models.sequence import ModelConfig, SequenceModel, sparsity_report
+from models.tasks import Task, TaskData, evaluate
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_batch_size: int = 1000
+    regularizer: ModuliConfig = field(default_factory=ModuliConfig)
+    pruning: PruneSchedule = field(default_factory=PruneSchedule)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise param_error("epochs", "a positive int", self.epochs)
+        if self.batch_size < 1:
+            raise param_error("batch_size", "a positive int", self.batch_size)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise param_error("lr", "a positive float", self.lr)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise param_error("lr_schedule", f"one of {list(LR_SCHEDULES)}", self.lr_schedule)
+        if self.optimizer not in OPTIMIZERS:
+            raise param_error("optimizer", f"one of {list(OPTIMIZERS)}", self.optimizer)
+        if self.weight_decay < 0:
+            raise param_error("weight_decay", "a float >= 0", self.weight_decay)
+        if self.grad_clip < 0:
+            raise param_error("grad_clip", "a float >= 0 (0 = off)", self.grad_clip)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"Unknown training parameter {unknown[0]!r}; known: {sorted(known)}.")
+        if isinstance(d.get("regularizer"), dict):
+            d["regularizer"] = ModuliConfig(**d["regularizer"])
+        if isinstance(d.get("pruning"), dict):
+            d["pruning"] = PruneSchedule(**d["pruning"])
+        return cls(**d)
+
+
+def model_config_for(data: TaskData, cell: str, hidden: int, layers: int, nonlinearity: str | None = None) -> ModelConfig:
+    """The model a task needs, with the user's cell, hidden size and depth."""
+    if hidden < 1:
+        raise param_error("hidden", "a positive int", hidden)
+    if layers < 1:
+        raise param_error("layers", "a positive int", layers)
+    s = data.spec
+    return ModelConfig(
+        cell=cell, input_size=s.input_size, hidden_sizes=(hidden,) * layers, output_size=s.output_size,
+        head=s.head, input_layer=s.input_layer, input_dim=s.input_dim,
+        nonlinearity=nonlinearity or s.nonlinearity, bias=s.bias, init_size=s.init_size,
+    )
+
+
+def _make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+def data_hashes(task: Task) -> dict[str, str]:
+    return {Path(f).name: sha256_file(f) for f in task.source_files() if Path(f).is_file()}
+
+
+@dataclass
+class Trainer:
+    """Runs (or resumes) a training run and writes a checkpoint every epoch.
+
+    Args:
+        task: the task (data, loss, metric).
+        data: the task's loaded data.
+        config: the training configuration.
+        out: where checkpoints go (overwritten atomically every epoch).
+        progress: progress reporter (``SILENT`` for none).
+        base: fields carried into every checkpoint (provenance of a parent, pruning info).
+    """
+
+    task: Task
+    data: TaskData
+    config: TrainConfig
+    out: Path | None = None
+    progress: Progress = SILENT
+    base: dict[str, Any] = field(default_factory=dict)
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+
+    def new_model(self, model_config: ModelConfig) -> tuple[SequenceModel, ModuliRegularizer]:
+        torch.manual_seed(self.config.seed)
+        model = SequenceModel(model_config)
+        reg = ModuliRegularizer(self.config.regularizer, model_config.hidden_sizes, model_config.gates)
+        return model, reg
+
+    def fit(
+        self,
+        model: SequenceModel,
+        reg: ModuliRegularizer,
+        history: list[dict[str, Any]] | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> Checkpoint:
+        cfg = self.config
+        train = self.data.train
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        params = list(model.parameters()) + [p for p in reg.parameters() if p.requires_grad]
+        opt = _make_optimizer(cfg, params)
+        pruner = MagnitudePruner(cfg.pruning, total)
+        history = list(history or [])
+        start_epoch, step = 0, 0
+        if resume is not None:
+            start_epoch, step = int(resume["epoch"]), int(resume["step"])
+            opt.load_state_dict(resume["optimizer"])
+        model.apply_masks()
+        metric = self.task.metric_name
+        model.train()
+        for epoch in range(start_epoch, cfg.epochs):
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+            self.progress.start(f"epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
+            loss_sum = pen_sum = 0.0
+            for b in range(steps_per_epoch):
+                batch = train.take(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(cfg, step, total)
+                out = model(batch.x, batch.init)
+                loss = self.task.loss(out, batch)
+                pen = reg(model)
+                opt.zero_grad(set_to_none=True)
+                (loss + pen).backward()
+                model.mask_grads()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                model.apply_masks()
+                reg.project_()
+                step += 1
+                pruner.step(model, step)
+                loss_sum += float(loss.detach())
+                pen_sum += float(pen.detach())
+                if not math.isfinite(loss_sum):
+                    raise ConfigError(
+                        f"Training diverged at epoch {epoch + 1}, step {step} (loss is not finite); lower --lr or --strength.")
+                self.progress.update(b + 1, f"loss {loss_sum / (b + 1):.4f}")
+            val = evaluate(model, self.task, self.data.val, cfg.eval_batch_size)
+            sp = sparsity_report(model)
+            entry = {
+                "epoch": epoch + 1, "step": step, "lr": _lr_at(cfg, step, total),
+                "train_loss": loss_sum / steps_per_epoch, "penalty": pen_sum / steps_per_epoch,
+                "val_loss": val["loss"], f"val_{metric}": val[metric],
+                "recurrent_sparsity": sp["recurrent"],
+            }
+            history.append(entry)
+            self.progress.message(
+                f"epoch {epoch + 1}/{cfg.epochs}: train loss {entry['train_loss']:.4f}  val {metric} "
+                f"{val[metric]:.4f}  recurrent sparsity {sp['recurrent']:.3f}")
+            if self.on_epoch:
+                self.on_epoch(entry)
+            if self.out is not None and epoch + 1 < cfg.epochs:
+                resume_state = {"epoch": epoch + 1, "step": step, "optimizer": opt.state_dict()}
+                save_checkpoint(self.out, self._checkpoint(model, reg, history, "training", resume_state))
+        test = evaluate(model, self.task, self.data.test, cfg.eval_batch_size)
+        val = evaluate(model, self.task, self.data.val, cfg.eval_batch_size)
+        metrics = {"metric": metric, "higher_is_better": self.task.higher_is_better,
+                   f"test_{metric}": test[metric], "test_loss": test["loss"],
+                   f"val_{metric}": val[metric], "recurrent_sparsity": sparsity_report(model)["recurrent"]}
+        ckpt = self._checkpoint(model, reg, history, "complete", None, metrics)
+        if self.out is not None:
+            save_checkpoint(self.out, ckpt)
+        return ckpt
+
+    def _checkpoint(self, model, reg, history, state, resume, metrics=None) -> Checkpoint:
+        base = dict(self.base)
+        provenance = dict(base.pop("provenance", {}))
+        provenance.update({"rnncompress": package_version(), "torch": str(torch.__version__),
+                           "data_sha256": data_hashes(self.task)})
+        return Checkpoint.from_model(
+            model, task=self.task.to_dict(), history=history, metrics=metrics or {},
+            provenance=provenance, training=self.config.to_dict(), regularizer=reg.to_state(),
+            resume=resume, state=state, **base)
+
+
+def train_new(
+    task: Task, data: TaskData, model_config: ModelConfig, config: TrainConfig, out: Path | None,
+    progress: Progress = SILENT, provenance: dict[str, Any] | None = None,
+) -> Checkpoint:
+    trainer = Trainer(task, data, config, out, progress, base={"provenance": provenance or {}})
+    model, reg = trainer.new_model(model_config)
+    return trainer.fit(model, reg)
+
+
+def resume_training(ckpt: Checkpoint, task: Task, data: TaskData, out: Path | None,
+                    progress: Progress = SILENT) -> Checkpoint:
+    """Continue an interrupted run from its last epoch checkpoint."""
+    if ckpt.state == "complete" or ckpt.resume is None:
+        raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
+    config = TrainConfig.from_dict(ckpt.training)
+    trainer = Trainer(task, data, config, out, progress,
+                      base={"provenance": ckpt.provenance, "pruning": ckpt.pruning})
+    model = ckpt.build_model()
+    reg = ModuliRegularizer.from_state(ckpt.regularizer)
+    return trainer.fit(model, reg, ckpt.history, ckpt.resume)

@@ -1,0 +1,46 @@
+"""The error hierarchy. The CLI maps each class to one line and an exit code."""
+
+from __future__ import annotations
+
+
+class RnnCompressError(Exception):
+    """Base class: a problem with the user's input or an operation that must refuse."""
+
+    exit_code = 2
+
+
+class ConfigError(RnnCompressError):
+    """A parameter (CLI option, TOML key, function argument) has an invalid value."""
+
+
+class DataError(RnnCompressError):
+    """A dataset is missing, corrupt, or has the wrong shape, dtype or values."""
+
+
+class CheckpointError(RnnCompressError):
+    """A checkpoint is missing, truncated, foreign, or carries pickled code."""
+
+
+class ExportError(RnnCompressError):
+    """An ONNX export or transform could not be done."""
+
+
+class ParityError(ExportError):
+    """An exported model disagrees with the torch model beyond tolerance."""
+
+    exit_code = 3
+
+
+class ReportError(RnnCompressError):
+    """A benchmark report is not ours, is from an incompatible version, or is corrupt."""
+
+
+class BudgetExceeded(RnnCompressError):
+    """A measured value breaks a CI budget."""
+
+    exit_code = 1
+
+
+def param_error(name: str, rule: str, value: object) -> ConfigError:
+    """The scikit-learn style message: names the parameter, the rule and the value."""
+    return ConfigError(f"The '{name}' parameter must be {rule}. Got {value!r} instead.")

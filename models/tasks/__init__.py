@@ -1,0 +1,33 @@
+"""The task zoo: each task is data + model shape + loss + metric."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.errors import ConfigError
+from models.tasks.adding import AddingTask
+from models.tasks.base import ModelSpec, Split, Task, TaskData, evaluate
+from models.tasks.charlm import CharlmTask
+from models.tasks.navigation import NavigationTask
+from models.tasks.npz import NpzTask
+from models.tasks.smnist import SmnistTask
+
+TASKS: dict[str, type[Task]] = {
+    t.name: t for t in (SmnistTask, NpzTask, AddingTask, NavigationTask, CharlmTask)
+}
+
+
+def make_task(name: str, params: dict[str, Any] | None = None) -> Task:
+    """Build a task by name from a dict of parameters (CLI options or a TOML table)."""
+    if name not in TASKS:
+        raise ConfigError(f"The 'task' parameter must be one of {sorted(TASKS)}. Got {name!r} instead.")
+    return TASKS[name].from_dict(dict(params or {}))
+
+
+def task_from_checkpoint(task_dict: dict[str, Any]) -> Task:
+    if not task_dict or "name" not in task_dict:
+        raise ConfigError("The checkpoint does not record its task; pass the task explicitly.")
+    return make_task(task_dict["name"], task_dict.get("params", {}))
+
+
+__all__ = ["TASKS", "make_task", "task_from_checkpoint", "Task", "TaskData", "Split", "ModelSpec", "evaluate"]

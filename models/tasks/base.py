@@ -1,0 +1,130 @@
+"""What a task is: data splits, the model shape it needs, a loss and a metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from models.errors import ConfigError, DataError
+
+
+@dataclass
+class Split:
+    """One split of a task's data, in memory. ``init``/``aux`` are task-specific extras
+    (navigation: the start's place code and the true positions)."""
+
+    x: Tensor
+    y: Tensor
+    init: Tensor | None = None
+    aux: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, index: Tensor | slice) -> "Split":
+        return Split(
+            self.x[index],
+            self.y[index],
+            None if self.init is None else self.init[index],
+            None if self.aux is None else self.aux[index],
+        )
+
+    def batches(self, batch_size: int):
+        for start in range(0, len(self), batch_size):
+            yield self.take(slice(start, start + batch_size))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the task dictates about the model (the rest is the user's choice)."""
+
+    input_size: int
+    output_size: int
+    head: str = "last"
+    input_layer: str = "none"
+    input_dim: int = 0
+    init_size: int = 0
+    nonlinearity: str = "tanh"
+    bias: bool = True
+
+
+@dataclass
+class TaskData:
+    train: Split
+    val: Split
+    test: Split
+    spec: ModelSpec
+    info: dict[str, Any]
+
+
+class Task:
+    """Base class. Subclasses set ``name``, ``Params`` and implement ``load``/``loss``/``metric_sums``."""
+
+    name: ClassVar[str]
+    metric_name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> "Task":
+        names = {f.name for f in fields(cls.Params)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ConfigError(
+                f"Task '{cls.name}' has no parameter {unknown[0]!r}; its parameters are {sorted(names)}."
+            )
+        return cls(cls.Params(**params))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": {f.name: getattr(self.params, f.name) for f in fields(self.params)}}
+
+    def load(self) -> TaskData:
+        raise NotImplementedError
+
+    def loss(self, out: Tensor, batch: Split) -> Tensor:
+        raise NotImplementedError
+
+    def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
+        """(sum, count) of the metric over a batch, so batches aggregate exactly."""
+        raise NotImplementedError
+
+    def source_files(self) -> list[str]:
+        """Files the data comes from (hashed into provenance)."""
+        return []
+
+
+@torch.no_grad()
+def evaluate(model, task: Task, split: Split, batch_size: int = 1000) -> dict[str, float]:
+    """Loss and metric of ``model`` on ``split``."""
+    was_training = model.training
+    model.eval()
+    total = count = loss_sum = 0.0
+    for b in split.batches(batch_size):
+        out = model(b.x, b.init)
+        s, c = task.metric_sums(out, b)
+        total += s
+        count += c
+        loss_sum += float(task.loss(out, b)) * len(b)
+    model.train(was_training)
+    return {"loss": loss_sum / max(1, len(split)), task.metric_name: total / max(count, 1)}
+
+
+def check_finite(name: str, t: Tensor) -> None:
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise DataError(f"{name} contains NaN or Inf values.")
+
+
+def split_off(split: Split, count: int, seed: int) -> tuple[Split, Split]:
+    """Seeded split of ``split`` into (rest, ``count`` held-out samples)."""
+    n = len(split)
+    k = int(count)
+    if not 0 < k < n:
+        raise DataError(f"Cannot hold out {k} of {n} samples: need at least one on each side.")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return split.take(perm[k:]), split.take(perm[:k])

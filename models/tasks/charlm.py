@@ -1,0 +1,96 @@
+"""Character-level language modelling on any UTF-8 text file (gzipped or not).
+
+The text is cut into non-overlapping windows of ``seq_len`` characters; the model reads
+each window and predicts the next character at every step. Metric: bits per character.
+The last ``val_fraction`` and ``test_fraction`` of the text (contiguous) are held out.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from models.errors import DataError, param_error
+from models.tasks.base import ModelSpec, Split, Task, TaskData
+
+
+@dataclass(frozen=True)
+class CharlmParams:
+    data: str = ""
+    seq_len: int = 100
+    limit_chars: int = 0  # use only the first N characters (0 = all)
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    embed_dim: int = 32
+
+    def __post_init__(self):
+        if self.seq_len < 2:
+            raise param_error("seq_len", "an int >= 2", self.seq_len)
+        if self.limit_chars < 0:
+            raise param_error("limit_chars", "an int >= 0 (0 = all)", self.limit_chars)
+        for name in ("val_fraction", "test_fraction"):
+            v = getattr(self, name)
+            if not 0 < v < 0.5:
+                raise param_error(name, "a float in (0, 0.5)", v)
+
+
+def read_text(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"Text file {path} does not exist.")
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DataError(f"Text file {path} cannot be read ({type(e).__name__}: corrupt or truncated).") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"Text file {path} is not UTF-8 (invalid byte at offset {e.start}).") from None
+
+
+class CharlmTask(Task):
+    name = "charlm"
+    metric_name = "bpc"
+    higher_is_better = False
+    Params = CharlmParams
+
+    def load(self) -> TaskData:
+        p = self.params
+        if not p.data:
+            raise DataError("Task 'charlm' needs a text file (--data FILE, UTF-8, .gz allowed).")
+        text = read_text(Path(p.data))
+        if p.limit_chars:
+            text = text[: p.limit_chars]
+        vocab = sorted(set(text))
+        n = len(text)
+        n_windows = (n - 1) // p.seq_len
+        if n_windows < 10:
+            raise DataError(f"Text file {p.data} is too short: {n} characters give {n_windows} windows of {p.seq_len}.")
+        index = {c: i for i, c in enumerate(vocab)}
+        ids = torch.tensor([index[c] for c in text[: n_windows * p.seq_len + 1]], dtype=torch.long)
+        x = ids[:-1].view(n_windows, p.seq_len)
+        y = ids[1:].view(n_windows, p.seq_len)
+        n_test = max(1, int(n_windows * p.test_fraction))
+        n_val = max(1, int(n_windows * p.val_fraction))
+        n_train = n_windows - n_val - n_test
+        train = Split(x[:n_train], y[:n_train])
+        val = Split(x[n_train : n_train + n_val], y[n_train : n_train + n_val])
+        test = Split(x[n_train + n_val :], y[n_train + n_val :])
+        spec = ModelSpec(input_size=len(vocab), output_size=len(vocab), head="every",
+                         input_layer="embedding", input_dim=p.embed_dim)
+        return TaskData(train, val, test, spec, {"chars": n, "vocab": len(vocab), "train": n_train})
+
+    def loss(self, out: Tensor, batch: Split) -> Tensor:
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), batch.y.reshape(-1))
+
+    def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
+        nats = F.cross_entropy(out.reshape(-1, out.shape[-1]), batch.y.reshape(-1), reduction="sum")
+        return float(nats) / math.log(2), float(batch.y.numel())
+
+    def source_files(self) -> list[str]:
+        return [self.params.data] if self.params.data else []

@@ -1,0 +1,143 @@
+"""Path integration (the moduli paper's navigation task, after Sorscher et al.'s grid-cell RNN).
+
+An agent does smooth random walks in a square box; the network receives its Cartesian
+velocity at every step and must output the place-cell code of its current position,
+starting from the place code of the start (which sets the initial hidden state).
+Loss: cross-entropy to the target place-cell distribution; metric: mean distance (cm)
+between the true position and the mean centre of the 3 most active decoded place cells.
+
+Scaled for 2 CPU cores (the paper: 50 steps, 512 place cells, hidden 4096, 30k steps of
+batch 200, fresh walks every batch): by default 20 steps, 256 place cells and a fixed,
+seeded set of walks, so a run takes a couple of minutes and every run sees the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.errors import param_error
+from models.tasks.base import ModelSpec, Split, Task, TaskData
+
+
+@dataclass(frozen=True)
+class NavigationParams:
+    seq_len: int = 20
+    samples: int = 20000
+    val_samples: int = 2000
+    test_samples: int = 2000
+    place_cells: int = 256
+    box: float = 2.2  # metres, square
+    sigma: float = 0.12  # place-cell tuning width (m)
+    surround: float = 2.0  # difference-of-Gaussians surround scale
+    dt: float = 0.02
+    data_seed: int = 0
+
+    def __post_init__(self):
+        for name in ("seq_len", "samples", "val_samples", "test_samples", "place_cells"):
+            if getattr(self, name) < 1:
+                raise param_error(name, "a positive int", getattr(self, name))
+        for name in ("box", "sigma", "surround", "dt"):
+            if not getattr(self, name) > 0:
+                raise param_error(name, "a positive float", getattr(self, name))
+
+
+def _avoid_wall(pos: np.ndarray, hd: np.ndarray, half: float, border: float) -> tuple[np.ndarray, np.ndarray]:
+    """Turn away from a wall the agent is heading into when closer than ``border``."""
+    x, y = pos[:, 0], pos[:, 1]
+    dists = np.stack([half - x, half - y, half + x, half + y])
+    nearest = np.argmin(dists, axis=0)
+    d_wall = dists[nearest, np.arange(len(x))]
+    theta = nearest * (np.pi / 2)
+    a_wall = np.mod(np.mod(hd, 2 * np.pi) - theta + np.pi, 2 * np.pi) - np.pi
+    near = (d_wall < border) & (np.abs(a_wall) < np.pi / 2)
+    turn = np.zeros_like(hd)
+    turn[near] = np.sign(a_wall[near]) * (np.pi / 2 - np.abs(a_wall[near]))
+    return near, turn
+
+
+def random_walks(n: int, steps: int, box: float, dt: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rayleigh speeds (scale 0.13*2pi m/s), turning noise sd 11.52 rad/s, wall avoidance.
+
+    Returns start positions [n, 2] and positions after each step [n, steps, 2], and the
+    velocities [n, steps, 2] that moved the agent between them (m per step)."""
+    half = box / 2
+    pos = np.empty((n, steps + 1, 2))
+    pos[:, 0] = rng.uniform(-half, half, size=(n, 2))
+    hd = rng.uniform(0, 2 * np.pi, size=n)
+    vel = np.empty((n, steps, 2))
+    turns = rng.normal(0.0, 11.52, size=(n, steps))
+    speeds = rng.rayleigh(0.13 * 2 * np.pi, size=(n, steps))
+    for t in range(steps):
+        near, turn = _avoid_wall(pos[:, t], hd, half, border=0.03)
+        v = speeds[:, t].copy()
+        v[near] *= 0.25
+        step = v[:, None] * dt * np.stack([np.cos(hd), np.sin(hd)], axis=-1)
+        pos[:, t + 1] = np.clip(pos[:, t] + step, -half, half)
+        vel[:, t] = pos[:, t + 1] - pos[:, t]  # the displacement actually made (walls clip)
+        hd = hd + turn + dt * turns[:, t]
+    return pos[:, 0], pos[:, 1:], vel
+
+
+class PlaceCells:
+    """Difference-of-Gaussians place cells with softmax normalisation (uniform centres)."""
+
+    def __init__(self, n: int, box: float, sigma: float, surround: float, seed: int):
+        rng = np.random.default_rng(seed + 7919)
+        self.centres = torch.from_numpy(rng.uniform(-box / 2, box / 2, size=(n, 2)).astype(np.float32))
+        self.sigma, self.surround = sigma, surround
+
+    def code(self, pos: Tensor) -> Tensor:
+        """Target distribution over place cells for positions [..., 2]."""
+        d2 = ((pos.unsqueeze(-2) - self.centres) ** 2).sum(-1)
+        out = torch.softmax(-d2 / (2 * self.sigma**2), dim=-1)
+        out = out - torch.softmax(-d2 / (2 * self.surround * self.sigma**2), dim=-1)
+        out = out - out.min(dim=-1, keepdim=True).values
+        return out / out.sum(dim=-1, keepdim=True)
+
+    def decode(self, activity: Tensor, k: int = 3) -> Tensor:
+        """Mean centre of the k most active place cells."""
+        idx = activity.topk(k, dim=-1).indices
+        return self.centres[idx].mean(dim=-2)
+
+
+class NavigationTask(Task):
+    name = "navigation"
+    metric_name = "position_error_cm"
+    higher_is_better = False
+    Params = NavigationParams
+
+    def __init__(self, params: NavigationParams):
+        super().__init__(params)
+        p = params
+        self.cells = PlaceCells(p.place_cells, p.box, p.sigma, p.surround, p.data_seed)
+
+    def _split(self, n: int, rng: np.random.Generator) -> Split:
+        p = self.params
+        start, pos, vel = random_walks(n, p.seq_len, p.box, p.dt, rng)
+        start_t = torch.from_numpy(start.astype(np.float32))
+        pos_t = torch.from_numpy(pos.astype(np.float32))
+        # Velocity input in m/s (scaled per step) so the inputs have unit-ish size.
+        x = torch.from_numpy((vel / p.dt).astype(np.float32))
+        return Split(x=x, y=pos_t, init=self.cells.code(start_t), aux=None)
+
+    def load(self) -> TaskData:
+        p = self.params
+        rng = np.random.default_rng(p.data_seed)
+        train = self._split(p.samples, rng)
+        val = self._split(p.val_samples, rng)
+        test = self._split(p.test_samples, rng)
+        spec = ModelSpec(input_size=2, output_size=p.place_cells, head="every",
+                         init_size=p.place_cells, nonlinearity="relu", bias=False)
+        return TaskData(train, val, test, spec, {"train": p.samples, "steps": p.seq_len})
+
+    def loss(self, out: Tensor, batch: Split) -> Tensor:
+        target = self.cells.code(batch.y)
+        return -(target * torch.log_softmax(out, dim=-1)).sum(-1).mean()
+
+    def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
+        err = (self.cells.decode(out) - batch.y).norm(dim=-1) * 100.0
+        return float(err.sum()), float(err.numel())

@@ -1,0 +1,162 @@
+"""The user's own data in one ``.npz`` file.
+
+Keys: ``X`` float [N, T, F] (features per step) or int [N, T] (tokens); ``y`` int [N]
+(class labels -> accuracy) or float [N] / [N, K] (regression on the last step -> MSE).
+Optional ``X_test``, ``y_test`` with the same layout; without them a seeded fraction of
+the data is held out as the test split. A validation split is always held out of train.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from models.errors import DataError, param_error
+from models.tasks.base import ModelSpec, Split, Task, TaskData, split_off
+
+
+@dataclass(frozen=True)
+class NpzParams:
+    data: str = ""
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1  # used only when the file has no X_test / y_test
+    split_seed: int = 0
+    embed_dim: int = 32  # for token inputs
+
+    def __post_init__(self):
+        for name in ("val_fraction", "test_fraction"):
+            v = getattr(self, name)
+            if not 0 < v < 1:
+                raise param_error(name, "a float in (0, 1)", v)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"npz file {path} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "pickle" in msg.lower():
+            raise DataError(f"{path} holds object arrays (pickled data is refused); store numeric arrays.") from None
+        raise DataError(f"{path} is not a readable .npz file ({msg[:80]}).") from None
+
+
+def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -> None:
+    if X.ndim == 3:
+        if not np.issubdtype(X.dtype, np.floating):
+            raise DataError(f"{path}: {xk} with shape [N, T, F] must be float; got dtype {X.dtype}.")
+        if not np.isfinite(X).all():
+            raise DataError(f"{path}: {xk} contains NaN or Inf values.")
+    elif X.ndim == 2:
+        if not np.issubdtype(X.dtype, np.integer):
+            raise DataError(f"{path}: {xk} with shape [N, T] must hold integer tokens; got dtype {X.dtype}.")
+        if X.size and X.min() < 0:
+            raise DataError(f"{path}: {xk} holds negative token ids (min {X.min()}).")
+    else:
+        raise DataError(f"{path}: {xk} must have shape [N, T, F] (float) or [N, T] (int tokens); got {X.shape}.")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"{path}: {xk} is empty (shape {X.shape}).")
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+        raise DataError(f"{path}: {yk} must have shape [N] or [N, K] with N = {X.shape[0]}; got {y.shape}.")
+    if np.issubdtype(y.dtype, np.integer):
+        if y.ndim != 1:
+            raise DataError(f"{path}: integer {yk} (class labels) must have shape [N]; got {y.shape}.")
+        if y.min() < 0:
+            raise DataError(f"{path}: {yk} holds negative class labels (min {y.min()}).")
+    elif np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise DataError(f"{path}: {yk} contains NaN or Inf values.")
+    else:
+        raise DataError(f"{path}: {yk} must be int (classes) or float (regression); got dtype {y.dtype}.")
+
+
+class NpzTask(Task):
+    name = "npz"
+    Params = NpzParams
+    metric_name = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, params: NpzParams):
+        super().__init__(params)
+        self.classification = True
+
+    def load(self) -> TaskData:
+        p = self.params
+        if not p.data:
+            raise DataError("Task 'npz' needs a data file (--data FILE.npz).")
+        path = Path(p.data)
+        arrays = _read_npz(path)
+        for k in ("X", "y"):
+            if k not in arrays:
+                raise DataError(f"{path} has no array {k!r}; found {sorted(arrays)}.")
+        if ("X_test" in arrays) != ("y_test" in arrays):
+            raise DataError(f"{path} must hold both X_test and y_test, or neither.")
+        _validate_pair(path, "X", "y", arrays["X"], arrays["y"])
+        has_test = "X_test" in arrays
+        if has_test:
+            _validate_pair(path, "X_test", "y_test", arrays["X_test"], arrays["y_test"])
+            if arrays["X_test"].ndim != arrays["X"].ndim or arrays["X_test"].shape[2:] != arrays["X"].shape[2:]:
+                raise DataError(f"{path}: X_test shape {arrays['X_test'].shape} does not match X {arrays['X'].shape}.")
+            if arrays["y_test"].dtype.kind != arrays["y"].dtype.kind or arrays["y_test"].shape[1:] != arrays["y"].shape[1:]:
+                raise DataError(f"{path}: y_test ({arrays['y_test'].dtype}, {arrays['y_test'].shape}) does not match y.")
+        X, y = arrays["X"], arrays["y"]
+        tokens = X.ndim == 2
+        self.classification = bool(np.issubdtype(y.dtype, np.integer))
+
+        def to_split(Xa: np.ndarray, ya: np.ndarray) -> Split:
+            xt = torch.from_numpy(Xa.astype(np.int64 if tokens else np.float32))
+            if self.classification:
+                yt = torch.from_numpy(ya.astype(np.int64))
+            else:
+                yt = torch.from_numpy(ya.astype(np.float32))
+                yt = yt.unsqueeze(-1) if yt.dim() == 1 else yt
+            return Split(xt, yt)
+
+        full = to_split(X, y)
+        if has_test:
+            test = to_split(arrays["X_test"], arrays["y_test"])
+        else:
+            full, test = split_off(full, max(1, int(len(full) * p.test_fraction)), p.split_seed + 1)
+        train, val = split_off(full, max(1, int(len(full) * p.val_fraction)), p.split_seed)
+        if self.classification:
+            out = int(max(int(y.max()), int(arrays["y_test"].max()) if has_test else 0)) + 1
+        else:
+            out = int(train.y.shape[-1])
+        if tokens:
+            vocab = int(max(int(X.max()), int(arrays["X_test"].max()) if has_test else 0)) + 1
+            spec = ModelSpec(input_size=vocab, output_size=out, input_layer="embedding", input_dim=p.embed_dim)
+        else:
+            spec = ModelSpec(input_size=int(X.shape[2]), output_size=out)
+        info = {"train": len(train), "val": len(val), "test": len(test),
+                "kind": "classification" if self.classification else "regression"}
+        return TaskData(train, val, test, spec, info)
+
+    # The metric depends on the data: accuracy for class labels, MSE for float targets.
+    @property
+    def metric_name(self) -> str:  # type: ignore[override]
+        return "accuracy" if self.classification else "mse"
+
+    @property
+    def higher_is_better(self) -> bool:  # type: ignore[override]
+        return self.classification
+
+    def loss(self, out: Tensor, batch: Split) -> Tensor:
+        if self.classification:
+            return F.cross_entropy(out, batch.y)
+        return F.mse_loss(out, batch.y)
+
+    def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
+        if self.classification:
+            return float((out.argmax(-1) == batch.y).sum()), float(len(batch))
+        return float(((out - batch.y) ** 2).sum()), float(batch.y.numel())
+
+    def source_files(self) -> list[str]:
+        return [self.params.data] if self.params.data else []

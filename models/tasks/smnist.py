@@ -1,0 +1,134 @@
+"""Sequential MNIST: each image's 28 rows are 28 time steps of 28 features."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from models.errors import DataError, param_error
+from models.tasks.base import ModelSpec, Split, Task, TaskData, split_off
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_MEAN, _STD = 0.1307, 0.3081
+
+
+def find_idx_file(directory: Path, stem: str) -> Path | None:
+    """The standard file name, gzipped or not (also the ``train-images.idx3-ubyte`` spelling)."""
+    dotted = stem.replace("-idx", ".idx")
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an idx file (gzipped or raw) into a uint8 array, validating the header."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path} is not a readable idx file ({e.__class__.__name__}: corrupt or truncated gzip).") from None
+    if len(data) < 4:
+        raise DataError(f"{path} is not an idx file (only {len(data)} bytes).")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
+        raise DataError(f"{path} is not an unsigned-byte idx file (bad magic number {data[:4].hex()}).")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path} is truncated (header incomplete).")
+    dims = struct.unpack(">" + "I" * ndim, data[4:header])
+    expected = int(np.prod(dims))
+    if len(data) - header != expected:
+        raise DataError(
+            f"{path} is truncated or corrupt: header says {dims} ({expected} bytes), file has {len(data) - header}."
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_mnist(directory: str | Path) -> dict[str, np.ndarray]:
+    d = Path(directory)
+    if not d.is_dir():
+        raise DataError(f"MNIST directory {d} does not exist (pass --data DIR with the four idx files).")
+    paths = {key: find_idx_file(d, stem) for key, stem in FILES.items()}
+    missing = [FILES[k] for k, p in paths.items() if p is None]
+    if missing:
+        raise DataError(f"MNIST directory {d} is incomplete: missing {', '.join(missing)} (.gz or not).")
+    arrays = {k: read_idx(p) for k, p in paths.items()}  # type: ignore[arg-type]
+    for split in ("train", "test"):
+        imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if imgs.ndim != 3 or imgs.shape[1:] != (28, 28):
+            raise DataError(f"MNIST {split} images have shape {imgs.shape}; expected (N, 28, 28).")
+        if labels.ndim != 1 or labels.shape[0] != imgs.shape[0]:
+            raise DataError(f"MNIST {split} labels ({labels.shape}) do not match images ({imgs.shape[0]}).")
+        if labels.max() > 9:
+            raise DataError(f"MNIST {split} labels contain {int(labels.max())}; expected 0-9.")
+    return arrays
+
+
+@dataclass(frozen=True)
+class SmnistParams:
+    data: str = ""  # directory with the four standard idx files
+    permute: bool = False  # fixed pixel permutation (permuted sequential MNIST)
+    permute_seed: int = 0
+    val_size: int = 5000
+    limit: int = 0  # use only the first N training images (0 = all); for quick runs
+    split_seed: int = 0
+
+    def __post_init__(self):
+        if self.val_size < 1:
+            raise param_error("val_size", "a positive int", self.val_size)
+        if self.limit < 0:
+            raise param_error("limit", "an int >= 0 (0 = all)", self.limit)
+
+
+class SmnistTask(Task):
+    name = "smnist"
+    metric_name = "accuracy"
+    higher_is_better = True
+    Params = SmnistParams
+
+    def _to_sequences(self, images: np.ndarray) -> Tensor:
+        x = torch.from_numpy(images.astype(np.float32) / 255.0)
+        x = (x - _MEAN) / _STD
+        if self.params.permute:
+            perm = torch.randperm(784, generator=torch.Generator().manual_seed(self.params.permute_seed))
+            x = x.reshape(-1, 784)[:, perm]
+        return x.reshape(-1, 28, 28).contiguous()
+
+    def load(self) -> TaskData:
+        p = self.params
+        if not p.data:
+            raise DataError("Task 'smnist' needs a data directory (--data DIR holding the four MNIST idx files).")
+        a = load_mnist(p.data)
+        x_train, y_train = self._to_sequences(a["train_images"]), torch.from_numpy(a["train_labels"].astype(np.int64))
+        if p.limit:
+            x_train, y_train = x_train[: p.limit], y_train[: p.limit]
+        if p.val_size >= len(x_train):
+            raise param_error("val_size", f"smaller than the {len(x_train)} training images", p.val_size)
+        train, val = split_off(Split(x_train, y_train), p.val_size, p.split_seed)
+        test = Split(self._to_sequences(a["test_images"]), torch.from_numpy(a["test_labels"].astype(np.int64)))
+        spec = ModelSpec(input_size=28, output_size=10, head="last")
+        return TaskData(train, val, test, spec, {"train": len(train), "val": len(val), "test": len(test)})
+
+    def loss(self, out: Tensor, batch: Split) -> Tensor:
+        return F.cross_entropy(out, batch.y)
+
+    def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
+        return float((out.argmax(-1) == batch.y).sum()), float(len(batch))
+
+    def source_files(self) -> list[str]:
+        d = Path(self.params.data)
+        return [str(find_idx_file(d, s)) for s in FILES.values() if find_idx_file(d, s)]
