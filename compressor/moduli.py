@@ -135,7 +135,7 @@ class ModuliRegularizer(nn.Module):
             return torch.ones(n, n)
         P = penalty_matrix(self.space, pos, self.config.inhibitor, self.config.invert)
         mean = P.mean()
-        if not float(mean) > 0:
+        if not float(mean.detach()) > 0:
             raise ConfigError(
                 f"The moduli penalty for layer {layer} is zero everywhere ({self.space} with {self.config.inhibitor}); "
                 "choose another inhibitor or space.")

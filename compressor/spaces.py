@@ -114,18 +114,24 @@ class Klein(Space):
             out.append(torch.stack([b[:, 0] + dx, sign * b[:, 1] + dy], dim=-1))
         return torch.stack(out)
 
+    @staticmethod
+    def canonical(p: Tensor) -> Tensor:
+        """The representative in [0,10)^2 (differentiable): crossing the x seam reflects y."""
+        wraps = torch.floor(p[:, 0] / SIDE)
+        x = p[:, 0] - wraps * SIDE
+        y = torch.where(wraps.remainder(2) == 1, SIDE - p[:, 1], p[:, 1])
+        y = y - torch.floor(y / SIDE) * SIDE
+        return torch.stack([x, y], dim=-1)
+
     def distance(self, a: Tensor, b: Tensor) -> Tensor:
+        a, b = self.canonical(a), self.canonical(b)
         imgs = self.images(b)  # [9, m, 2]
         sq = ((a.unsqueeze(0).unsqueeze(2) - imgs.unsqueeze(1)) ** 2).sum(-1)  # [9, n, m]
         return _safe_sqrt(sq.min(dim=0).values)
 
     @torch.no_grad()
     def project_(self, x: Tensor) -> None:
-        wraps = torch.floor(x[:, 0] / SIDE)
-        x[:, 0] -= wraps * SIDE
-        odd = wraps.remainder(2) == 1
-        x[odd, 1] = SIDE - x[odd, 1]  # crossing the x seam reflects y
-        x[:, 1].remainder_(SIDE)
+        x.copy_(self.canonical(x))
 
 
 class Euclidean(Space):

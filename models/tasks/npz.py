@@ -156,7 +156,7 @@ class NpzTask(Task):
     def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
         if self.classification:
             return float((out.argmax(-1) == batch.y).sum()), float(len(batch))
-        return float(((out - batch.y) ** 2).sum()), float(batch.y.numel())
+        return float(((out.detach() - batch.y) ** 2).sum()), float(batch.y.numel())
 
     def source_files(self) -> list[str]:
         return [self.params.data] if self.params.data else []

@@ -83,13 +83,13 @@ class SmnistParams:
     data: str = ""  # directory with the four standard idx files
     permute: bool = False  # fixed pixel permutation (permuted sequential MNIST)
     permute_seed: int = 0
-    val_size: int = 5000
+    val_size: int = 0  # 0 = auto: 1/12 of the training images (5000 of MNIST's 60000)
     limit: int = 0  # use only the first N training images (0 = all); for quick runs
     split_seed: int = 0
 
     def __post_init__(self):
-        if self.val_size < 1:
-            raise param_error("val_size", "a positive int", self.val_size)
+        if self.val_size < 0:
+            raise param_error("val_size", "an int >= 0 (0 = auto)", self.val_size)
         if self.limit < 0:
             raise param_error("limit", "an int >= 0 (0 = all)", self.limit)
 
@@ -116,9 +116,10 @@ class SmnistTask(Task):
         x_train, y_train = self._to_sequences(a["train_images"]), torch.from_numpy(a["train_labels"].astype(np.int64))
         if p.limit:
             x_train, y_train = x_train[: p.limit], y_train[: p.limit]
-        if p.val_size >= len(x_train):
+        val_size = p.val_size or max(1, len(x_train) // 12)
+        if val_size >= len(x_train):
             raise param_error("val_size", f"smaller than the {len(x_train)} training images", p.val_size)
-        train, val = split_off(Split(x_train, y_train), p.val_size, p.split_seed)
+        train, val = split_off(Split(x_train, y_train), val_size, p.split_seed)
         test = Split(self._to_sequences(a["test_images"]), torch.from_numpy(a["test_labels"].astype(np.int64)))
         spec = ModelSpec(input_size=28, output_size=10, head="last")
         return TaskData(train, val, test, spec, {"train": len(train), "val": len(val), "test": len(test)})

@@ -1,0 +1,100 @@
+"""The moduli regularizer: normalised penalties, controls, learned embeddings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from compressor.moduli import INHIBITORS, ModuliConfig, ModuliRegularizer
+from models.sequence import ModelConfig, SequenceModel
+
+SPACES = ["circle", "torus", "torus3", "klein", "sphere", "sphere3", "euclidean", "l1", "permuted", "permuted-klein"]
+
+
+def tiny_model(cell: str = "lstm", hidden: int = 16, layers: int = 1) -> SequenceModel:
+    torch.manual_seed(0)
+    return SequenceModel(ModelConfig(cell, input_size=3, hidden_sizes=(hidden,) * layers, output_size=2))
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("inhibitor", sorted(INHIBITORS))
+@pytest.mark.parametrize("invert", [False, True])
+def test_normalised_penalty_has_mean_one(space: str, inhibitor: str, invert: bool) -> None:
+    reg = ModuliRegularizer(ModuliConfig(space=space, inhibitor=inhibitor, invert=invert), (24,), gates=4)
+    P = reg.penalty(0)
+    assert P.shape == (24, 24)
+    assert torch.isfinite(P).all()
+    assert float(P.mean()) == pytest.approx(1.0, abs=1e-5)
+    assert float(P.min()) >= -1e-6
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_l1_control_really_penalises(cell: str) -> None:
+    model = tiny_model(cell)
+    reg = ModuliRegularizer(ModuliConfig(space="l1", strength=1.0), (16,), gates=model.config.gates)
+    expected = model.rnn[0].weight_hh_l0.abs().mean()
+    assert float(reg(model)) == pytest.approx(float(expected), rel=1e-6)
+    assert float(reg(model)) > 0
+
+
+def test_permuted_keeps_the_penalty_distribution_but_not_the_geometry() -> None:
+    geo = ModuliRegularizer(ModuliConfig(space="torus", seed=3), (20,), gates=1).penalty(0)
+    perm = ModuliRegularizer(ModuliConfig(space="permuted", seed=3), (20,), gates=1).penalty(0)
+    assert torch.allclose(geo.flatten().sort().values, perm.flatten().sort().values)
+    assert not torch.allclose(geo, perm)
+
+
+def test_none_is_zero_and_geometry_changes_the_penalty() -> None:
+    model = tiny_model()
+    assert float(ModuliRegularizer(ModuliConfig(space="none"), (16,), 4)(model)) == 0.0
+    torus = float(ModuliRegularizer(ModuliConfig(space="torus", strength=1.0), (16,), 4)(model))
+    l1 = float(ModuliRegularizer(ModuliConfig(space="l1", strength=1.0), (16,), 4)(model))
+    assert torus > 0 and torus != pytest.approx(l1)
+
+
+def test_penalty_sums_over_layers_and_gates() -> None:
+    model = tiny_model("gru", hidden=8, layers=2)
+    reg = ModuliRegularizer(ModuliConfig(space="klein", strength=2.0), (8, 8), gates=3)
+    manual = sum((reg.penalty(l) * w.view(3, 8, 8).abs()).mean() for l, _, w in model.recurrent_weights())
+    assert float(reg(model)) == pytest.approx(2.0 * float(manual), rel=1e-6)
+
+
+@pytest.mark.parametrize("space", ["torus", "klein", "circle", "sphere3"])
+def test_learned_embedding_moves_and_stays_on_the_space(space: str) -> None:
+    model = tiny_model()
+    reg = ModuliRegularizer(ModuliConfig(space=space, strength=1.0, learn_embedding=True), (16,), gates=4)
+    before = reg.positions[0].detach().clone()
+    opt = torch.optim.SGD(list(reg.parameters()), lr=5.0)
+    for _ in range(5):
+        opt.zero_grad()
+        reg(model).backward()
+        assert reg.positions[0].grad is not None and torch.isfinite(reg.positions[0].grad).all()
+        opt.step()
+        reg.project_()
+    after = reg.positions[0].detach()
+    assert not torch.allclose(before, after)
+    if space in ("torus", "klein"):
+        assert torch.all((after >= 0) & (after < 10))
+    else:
+        assert torch.allclose(after.norm(dim=1), torch.ones(16), atol=1e-5)
+
+
+def test_state_round_trip_and_shrink() -> None:
+    reg = ModuliRegularizer(ModuliConfig(space="permuted", seed=1), (10,), gates=4)
+    full = reg.penalty(0).clone()
+    keep = torch.tensor([0, 3, 4, 9])
+    reg.shrink(0, keep)
+    assert torch.allclose(reg.penalty(0), full[keep][:, keep])
+    again = ModuliRegularizer.from_state(reg.to_state())
+    assert torch.allclose(again.penalty(0), full[keep][:, keep])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"space": "donut"}, "'space' parameter"),
+    ({"space": "torus", "inhibitor": "mexican-hat"}, "'inhibitor' parameter"),
+    ({"space": "torus", "strength": -1.0}, "'strength' parameter"),
+    ({"space": "torus", "strength": float("nan")}, "'strength' parameter"),
+])
+def test_bad_regularizer_config(kwargs, match) -> None:
+    with pytest.raises(Exception, match=match):
+        ModuliConfig(**kwargs)
