@@ -245,3 +245,33 @@ def resume_training(ckpt: Checkpoint, task: Task, data: TaskData, out: Path | No
     model = ckpt.build_model()
     reg = ModuliRegularizer.from_state(ckpt.regularizer)
     return trainer.fit(model, reg, ckpt.history, ckpt.resume)
+
+
+def finetune(
+    model: SequenceModel, reg: ModuliRegularizer, task: Task, data: TaskData, parent_training: dict[str, Any],
+    epochs: int, lr: float, out: Path | None = None, progress: Progress = SILENT, base: dict[str, Any] | None = None,
+) -> Checkpoint:
+    """Fine-tune a (shrunk) model with its regularizer and magnitude masks still in force.
+
+    The parent's training settings are reused except the epochs and learning rate; no new
+    magnitude pruning happens (the masks carried by the model stay enforced). With
+    ``epochs == 0`` the model is only evaluated."""
+    parent = TrainConfig.from_dict(parent_training) if parent_training else TrainConfig()
+    if epochs < 0:
+        raise param_error("finetune_epochs", "an int >= 0", epochs)
+    if epochs == 0:
+        config = replace(parent, pruning=PruneSchedule())
+        trainer = Trainer(task, data, config, out, progress, base=dict(base or {}))
+        metric = task.metric_name
+        test = evaluate(model, task, data.test, config.eval_batch_size)
+        val = evaluate(model, task, data.val, config.eval_batch_size)
+        metrics = {"metric": metric, "higher_is_better": task.higher_is_better, f"test_{metric}": test[metric],
+                   "test_loss": test["loss"], f"val_{metric}": val[metric],
+                   "recurrent_sparsity": sparsity_report(model)["recurrent"]}
+        ckpt = trainer._checkpoint(model, reg, [], "complete", None, metrics)
+        if out is not None:
+            save_checkpoint(out, ckpt)
+        return ckpt
+    config = replace(parent, epochs=epochs, lr=lr, pruning=PruneSchedule())
+    trainer = Trainer(task, data, config, out, progress, base=dict(base or {}))
+    return trainer.fit(model, reg)

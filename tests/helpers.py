@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from click.testing import CliRunner
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
@@ -32,3 +33,22 @@ def make_mnist_dir(directory: Path, n_train: int = 300, n_test: int = 100, gz: b
         write_idx(directory / f"{split}-images-idx3-ubyte", images, gz)
         write_idx(directory / f"{split}-labels-idx1-ubyte", labels, gz)
     return directory
+
+
+# ------------------------------------------------------------------ CLI helpers
+TINY = ["--task", "adding", "--seq-len", "6", "--samples", "64", "--hidden", "6", "--epochs", "2",
+        "--batch-size", "32", "-q"]
+
+
+def run(args: list[str]):
+    from cli.main import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def assert_one_line_error(result, code: int = 2, match: str = "") -> None:
+    assert result.exit_code == code, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert match in lines[0], lines[0]

@@ -6,25 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from cli.main import cli
-
-TINY = ["--task", "adding", "--seq-len", "6", "--samples", "64", "--hidden", "6", "--epochs", "2",
-        "--batch-size", "32", "-q"]
-
-
-def run(args: list[str]):
-    return CliRunner().invoke(cli, args, catch_exceptions=False)
-
-
-def assert_one_line_error(result, code: int = 2, match: str = "") -> None:
-    assert result.exit_code == code, result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    assert match in lines[0], lines[0]
-
+from helpers import TINY, assert_one_line_error, run
 
 def test_train_then_info(tmp_path: Path) -> None:
     out = tmp_path / "m.pt"

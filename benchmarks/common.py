@@ -1,0 +1,91 @@
+"""Helpers shared by the benchmark scripts: machine description, timing, Markdown tables,
+and training runs that are skipped when their checkpoint already exists (so a long
+benchmark can be interrupted and rerun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from compressor.training import TrainConfig, model_config_for, train_new  # noqa: E402
+from models.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from models.progress import Progress  # noqa: E402
+from models.tasks import make_task  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def md_table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def train_or_load(path: Path, task_name: str, task_params: dict[str, Any], cell: str, hidden: int, layers: int,
+                  config: TrainConfig, quiet: bool = False) -> tuple[Checkpoint, float]:
+    """Train unless a complete checkpoint is already at ``path``; returns it and the wall time
+    (the stored time for a reused run)."""
+    timing = path.with_suffix(".time.json")
+    if path.exists():
+        ckpt = load_checkpoint(path)
+        if ckpt.state == "complete":
+            seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else float("nan")
+            return ckpt, seconds
+    task = make_task(task_name, task_params)
+    data = task.load()
+    mc = model_config_for(data, cell, hidden, layers)
+    t0 = time.monotonic()
+    ckpt = train_new(task, data, mc, config, path, Progress(enabled=not quiet, interval=30.0),
+                     provenance={"command": f"benchmarks ({path.name})"})
+    seconds = time.monotonic() - t0
+    timing.write_text(json.dumps({"seconds": seconds}))
+    return ckpt, seconds
+
+
+def write_report(path: Path, title: str, command: str, body: str, wall: float) -> None:
+    text = (f"## {title}\n\n`{command}`\n\nMachine: {machine()}. "
+            f"Wall time: {wall / 60:.1f} min.\n\n{body}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)

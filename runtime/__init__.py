@@ -1,0 +1,1 @@
+"""onnxruntime side: latency measurement, accuracy in ORT, reports, plots, budget checks."""
