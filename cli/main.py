@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import click
 
+from cli.common import CliError
+from cli.export import export
 from cli.info import info
+from cli.prune import prune
+from cli.sparsify import sparsify
 from cli.train import train
 from models.checkpoint import package_version
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """Usage errors (bad option value, unknown option or command) as one line, exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "rnncompress"
+            raise CliError(f"{e.format_message()} (see '{where} --help')", 2) from None
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_version(), prog_name="rnncompress")
 def cli() -> None:
     """Compress recurrent networks for real-time CPU inference.
@@ -17,6 +32,9 @@ def cli() -> None:
     \b
     train     train with moduli regularization + gradual magnitude pruning
     info      show a checkpoint
+    export    checkpoint -> verified ONNX (dense, sparse, step, int8)
+    sparsify  store any ONNX model's weights as sparse initializers
+    prune     remove whole neurons (lattice, norm or random selection) and fine-tune
 
     Exit codes: 0 success, 1 a budget is broken (check), 2 bad input, 3 an export failed
     verification.
@@ -25,6 +43,9 @@ def cli() -> None:
 
 cli.add_command(train)
 cli.add_command(info)
+cli.add_command(export)
+cli.add_command(sparsify)
+cli.add_command(prune)
 
 
 def main() -> None:

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import make_mnist_dir
+
+# Tiny models: one intra-op thread is as fast and does not fight whatever else runs.
+torch.set_num_threads(1)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 

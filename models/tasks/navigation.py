@@ -8,7 +8,16 @@ between the true position and the mean centre of the 3 most active decoded place
 
 Scaled for 2 CPU cores (the paper: 50 steps, 512 place cells, hidden 4096, 30k steps of
 batch 200, fresh walks every batch): by default 20 steps, 256 place cells and a fixed,
-seeded set of walks, so a run takes a couple of minutes and every run sees the same data.
+seeded set of walks, so a run takes about a minute and every run sees the same data.
+Two further changes make it learnable in ~1000 steps instead of ~100k (measured: with
+the paper's difference-of-Gaussians targets a 128-neuron RNN is still at 50 cm after 600
+steps; with Gaussian targets it is below 20 cm):
+- ``tuning="gauss"`` (default): softmax-normalised Gaussian place cells. The DoG code,
+  shifted to be non-negative, is nearly uniform (entropy 5.45 nats of a possible 5.55 with
+  256 cells), so its cross-entropy gradient is tiny. ``tuning="dog"`` gives the paper's.
+- the start's place code fed to the init layer is scaled by the number of place cells
+  (mean activity 1 instead of 1/N), so the initial state is not drowned by the velocity
+  inputs.
 """
 
 from __future__ import annotations
@@ -34,9 +43,12 @@ class NavigationParams:
     sigma: float = 0.12  # place-cell tuning width (m)
     surround: float = 2.0  # difference-of-Gaussians surround scale
     dt: float = 0.02
+    tuning: str = "gauss"  # "gauss" or "dog" (the paper's difference of Gaussians)
     data_seed: int = 0
 
     def __post_init__(self):
+        if self.tuning not in ("gauss", "dog"):
+            raise param_error("tuning", "'gauss' or 'dog'", self.tuning)
         for name in ("seq_len", "samples", "val_samples", "test_samples", "place_cells"):
             if getattr(self, name) < 1:
                 raise param_error(name, "a positive int", getattr(self, name))
@@ -83,17 +95,20 @@ def random_walks(n: int, steps: int, box: float, dt: float, rng: np.random.Gener
 
 
 class PlaceCells:
-    """Difference-of-Gaussians place cells with softmax normalisation (uniform centres)."""
+    """Place cells with softmax normalisation (uniform centres): Gaussian or
+    difference-of-Gaussians tuning."""
 
-    def __init__(self, n: int, box: float, sigma: float, surround: float, seed: int):
+    def __init__(self, n: int, box: float, sigma: float, surround: float, seed: int, tuning: str = "gauss"):
         rng = np.random.default_rng(seed + 7919)
         self.centres = torch.from_numpy(rng.uniform(-box / 2, box / 2, size=(n, 2)).astype(np.float32))
-        self.sigma, self.surround = sigma, surround
+        self.sigma, self.surround, self.tuning = sigma, surround, tuning
 
     def code(self, pos: Tensor) -> Tensor:
         """Target distribution over place cells for positions [..., 2]."""
         d2 = ((pos.unsqueeze(-2) - self.centres) ** 2).sum(-1)
         out = torch.softmax(-d2 / (2 * self.sigma**2), dim=-1)
+        if self.tuning == "gauss":
+            return out
         out = out - torch.softmax(-d2 / (2 * self.surround * self.sigma**2), dim=-1)
         out = out - out.min(dim=-1, keepdim=True).values
         return out / out.sum(dim=-1, keepdim=True)
@@ -113,7 +128,7 @@ class NavigationTask(Task):
     def __init__(self, params: NavigationParams):
         super().__init__(params)
         p = params
-        self.cells = PlaceCells(p.place_cells, p.box, p.sigma, p.surround, p.data_seed)
+        self.cells = PlaceCells(p.place_cells, p.box, p.sigma, p.surround, p.data_seed, p.tuning)
 
     def _split(self, n: int, rng: np.random.Generator) -> Split:
         p = self.params
@@ -122,7 +137,8 @@ class NavigationTask(Task):
         pos_t = torch.from_numpy(pos.astype(np.float32))
         # Velocity input in m/s (scaled per step) so the inputs have unit-ish size.
         x = torch.from_numpy((vel / p.dt).astype(np.float32))
-        return Split(x=x, y=pos_t, init=self.cells.code(start_t), aux=None)
+        init = self.cells.code(start_t) * p.place_cells  # mean activity 1 (see module docstring)
+        return Split(x=x, y=pos_t, init=init, aux=None)
 
     def load(self) -> TaskData:
         p = self.params

@@ -1,0 +1,90 @@
+"""``rnncompress prune``: remove whole neurons, then fine-tune."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import CliError, echo_json, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
+from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.selection import METHODS, VARIANTS, parse_keep
+from models.checkpoint import load_checkpoint
+from models.tasks import task_from_checkpoint
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--method", type=click.Choice(METHODS), default="lattice", show_default=True,
+              help="lattice: keep meet-irreducible neurons of the dependency lattice, then the most central; "
+                   "norm: largest gate-summed L1 norm (torch.ao's LSTM saliency); random: seeded random choice.")
+@click.option("--variant", type=click.Choice(VARIANTS), default="binary", show_default=True,
+              help="Lattice relation: one threshold (binary) or persistence over a filtration (continuous).")
+@click.option("--keep", default="0.5", show_default=True,
+              help="Neurons kept per layer: a fraction in (0, 1], a count >= 1, or 'auto' (exactly the "
+                   "meet-irreducible set; lattice only).")
+@click.option("--quantile", type=float, default=0.5, show_default=True,
+              help="Binary relation threshold: this quantile of the nonzero influences (per receiver block).")
+@click.option("--threshold", type=float, default=None,
+              help="Binary relation: an absolute influence threshold instead of --quantile.")
+@click.option("--thresholds", type=int, default=16, show_default=True,
+              help="Continuous variant: number of threshold levels in the filtration.")
+@click.option("--feed-forward/--no-feed-forward", default=True, show_default=True,
+              help="Count what a neuron drives downstream (next layer, head) as receivers too.")
+@click.option("--edge-prune", is_flag=True, help="Also drop recurrent connections outside the relation.")
+@click.option("--finetune-epochs", type=int, default=3, show_default=True,
+              help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force).")
+@click.option("--finetune-lr", type=float, default=5e-4, show_default=True, help="Fine-tuning learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random selection.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Pruned checkpoint to write.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG of each layer's recurrent matrix (neurons ordered by position on the space) "
+                   "with kept and removed neurons marked; layer l goes to PLOT with suffix -l.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pruning report as JSON.")
+@threads_option
+@quiet_option
+@handle_errors
+def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: bool, threads: int,
+          **o: Any) -> None:
+    """Shrink a trained checkpoint: select neurons, remove them, fine-tune.
+
+    The shrunk model is a plain, smaller dense model: that is where onnxruntime latency comes
+    from. Before writing, the masked and the shrunk model are checked to agree.
+
+    \b
+    Example:
+      rnncompress prune lstm.pt --method lattice --keep 0.25 --finetune-epochs 3 --out small.pt
+    """
+    set_threads(threads)
+    if out.resolve() == checkpoint.resolve():
+        raise CliError("--out must differ from the input checkpoint (inputs are never overwritten).")
+    if not out.parent.exists():
+        raise CliError(f"Directory {out.parent} for --out does not exist.")
+    config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
+                         quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
+                         edge_prune=o["edge_prune"], finetune_epochs=o["finetune_epochs"],
+                         finetune_lr=o["finetune_lr"], seed=o["seed"])
+    ckpt = load_checkpoint(checkpoint)
+    task = task_from_checkpoint(ckpt.task)
+    data = task.load()
+    result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet))
+    rep = result.report
+    if plot is not None:
+        from runtime.plots import plot_pruning
+
+        rep["plots"] = [str(p) for p in plot_pruning(plot, result.parent_model, result.selections,
+                                                     ckpt.regularizer, ckpt.config.gates)]
+    if as_json:
+        echo_json(rep)
+        return
+    rows = [[l["layer"], l["before"], l["after"], l.get("meet_irreducible", "-")] for l in rep["layers"]]
+    click.echo(fmt_table(rows, ["layer", "neurons before", "after", "meet-irreducible"]))
+    m = rep["metric"]
+    click.echo(f"parameters {rep['parameters_before']:,} -> {rep['parameters_after']:,}; recurrent sparsity "
+               f"{rep['recurrent_sparsity_before']:.3f} -> {rep['recurrent_sparsity_after']:.3f}")
+    click.echo(f"test {m}: before {rep['test_before']:.4f}, after shrink {rep['test_after_shrink']:.4f}, "
+               f"after fine-tuning {rep['test_after_finetune']:.4f}")
+    for p in rep.get("plots", []):
+        click.echo(f"plot: {p}")
+    click.echo(f"wrote {out}")

@@ -1,0 +1,144 @@
+"""Prune a trained checkpoint: select neurons (strategy), check mask == shrink, remove them
+(surgery), optionally drop recurrent edges outside the lattice relation, fine-tune."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from compressor.lattice import influence_blocks
+from compressor.moduli import ModuliConfig, ModuliRegularizer
+from compressor.selection import Keep, LayerSelection, SelectionConfig, select_neurons
+from compressor.shrink import mask_neurons, shrink_model
+from compressor.training import finetune
+from models.checkpoint import Checkpoint, check_finite, save_checkpoint
+from models.errors import ConfigError, param_error
+from models.progress import SILENT, Progress
+from models.sequence import SequenceModel, count_parameters, sparsity_report
+from models.tasks import Task, TaskData, evaluate
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    method: str = "lattice"
+    variant: str = "binary"
+    keep: Keep = 0.5
+    quantile: float = 0.5
+    threshold: float | None = None
+    thresholds: int = 16
+    feed_forward: bool = True
+    edge_prune: bool = False
+    seed: int = 0
+    finetune_epochs: int = 3
+    finetune_lr: float = 5e-4
+
+    def __post_init__(self) -> None:
+        self.selection()  # validates
+        if self.finetune_epochs < 0:
+            raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)
+        if not self.finetune_lr > 0:
+            raise param_error("finetune_lr", "a positive float", self.finetune_lr)
+
+    def selection(self) -> SelectionConfig:
+        return SelectionConfig(method=self.method, variant=self.variant, keep=self.keep, quantile=self.quantile,
+                               threshold=self.threshold, thresholds=self.thresholds, feed_forward=self.feed_forward, seed=self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PruneConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"Unknown prune parameter {unknown[0]!r}; known: {sorted(known)}.")
+        return cls(**d)
+
+
+@dataclass
+class PruneResult:
+    checkpoint: Checkpoint
+    selections: list[LayerSelection]
+    report: dict[str, Any]
+    parent_model: SequenceModel
+
+
+@torch.no_grad()
+def check_mask_equals_shrink(model: SequenceModel, small: SequenceModel, keep: list[torch.Tensor],
+                             x: torch.Tensor, init: torch.Tensor | None, atol: float = 1e-5) -> float:
+    """The invariant of the surgery, checked on real inputs before anything is written."""
+    masked = copy.deepcopy(model).eval()
+    for l, k in enumerate(keep):
+        mask_neurons(masked, l, k)
+    small.eval()
+    err = float((masked(x, init) - small(x, init)).abs().max())
+    if not err <= atol:
+        raise ConfigError(f"Internal check failed: shrunk model differs from the masked model by {err:.3g} "
+                          f"(tolerance {atol}); nothing written.")
+    return err
+
+
+@torch.no_grad()
+def prune_edges(model: SequenceModel, selection: SelectionConfig) -> None:
+    """Mask recurrent connections outside the binary relation (inside the kept neurons)."""
+    g = model.config.gates
+    for l, name, w in model.recurrent_weights():
+        A, blocks = influence_blocks(w.detach(), g)
+        rel = torch.as_tensor(selection.relation(A, blocks))
+        mask = rel.repeat(g, 1)
+        old = model.masks().get(name)
+        model.set_mask(name, mask if old is None else (old & mask))
+    model.apply_masks()
+
+
+def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: TaskData, out: Path | None,
+                     progress: Progress = SILENT) -> PruneResult:
+    """Select, verify, shrink and fine-tune; writes the pruned checkpoint to ``out``."""
+    check_finite(ckpt)
+    model = ckpt.build_model()
+    if model.config.num_layers < 1:
+        raise ConfigError(f"Checkpoint {ckpt.path} has no recurrent layer to prune.")
+    reg = (ModuliRegularizer.from_state(ckpt.regularizer) if ckpt.regularizer
+           else ModuliRegularizer(ModuliConfig(), model.config.hidden_sizes, model.config.gates))
+    metric = task.metric_name
+    before = evaluate(model, task, data.test)[metric]
+    selections = select_neurons(model, config.selection())
+    keep = [s.keep_index for s in selections]
+    small = shrink_model(model, keep)
+    sample = data.test.take(slice(0, 64))
+    check_mask_equals_shrink(model, small, keep, sample.x, sample.init)
+    for l, k in enumerate(keep):
+        reg.shrink(l, k)
+    if config.edge_prune:
+        prune_edges(small, config.selection())
+    after_shrink = evaluate(small, task, data.test)[metric]
+    layers = [s.summary() for s in selections]
+    pruning = {
+        **config.to_dict(), "parent_sha256": ckpt.sha256, "layers": layers, "metric": metric,
+        "test_before": before, "test_after_shrink": after_shrink,
+        "parent_metrics": ckpt.metrics,
+    }
+    progress.message(f"shrunk {[s.before for s in selections]} -> {[int(k.numel()) for k in keep]} neurons; "
+                     f"test {metric} {before:.4f} -> {after_shrink:.4f} before fine-tuning")
+    provenance = {**ckpt.provenance, "parent": str(ckpt.path) if ckpt.path else None, "parent_sha256": ckpt.sha256}
+    result = finetune(small, reg, task, data, ckpt.training, config.finetune_epochs, config.finetune_lr,
+                      out=None, progress=progress, base={"provenance": provenance, "pruning": pruning})
+    after = result.metrics[f"test_{metric}"]
+    result.pruning["test_after_finetune"] = after
+    if out is not None:
+        save_checkpoint(out, result)
+    report = {
+        "method": config.method, "variant": config.variant, "keep": config.keep, "metric": metric,
+        "layers": layers, "parameters_before": count_parameters(model),
+        "parameters_after": count_parameters(small),
+        "recurrent_sparsity_before": sparsity_report(model)["recurrent"],
+        "recurrent_sparsity_after": sparsity_report(result.build_model())["recurrent"],
+        "test_before": before, "test_after_shrink": after_shrink, "test_after_finetune": after,
+    }
+    return PruneResult(result, selections, report, model)
+

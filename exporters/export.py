@@ -1,0 +1,510 @@
+"""Checkpoint -> verified ONNX files, and sparse storage for any ONNX model.
+
+A *format* is a base graph plus transforms, written with ``+``:
+
+| format | file | what |
+|---|---|---|
+| ``dense`` | ``NAME.onnx`` | full-sequence model, float32, dense initializers |
+| ``sparse`` | ``NAME.sparse.onnx`` | ``dense`` with initializers stored sparse where smaller |
+| ``step`` | ``NAME.step.onnx`` | one streaming step, states as inputs and outputs |
+| ``int8`` | ``NAME.int8.onnx`` | ``dense`` after onnxruntime dynamic quantization |
+| e.g. ``int8+sparse``, ``step+int8``, ``step+sparse`` | ``NAME.int8.sparse.onnx``, ... | combinations |
+
+Every variant is verified in onnxruntime before anything is written (fp32 variants to an
+absolute tolerance, the step model over T steps against the full model, int8 variants
+by the task metric); then all files are written atomically together, so a failed
+command leaves no file behind. Exports carry no timestamps: the same checkpoint gives
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from exporters.graph import IR_VERSION, OPSET, build_full_graph, build_step_graph
+from exporters.passes import (
+    AddMetadata,
+    DensifyInitializers,
+    Pass,
+    QuantizeDynamic,
+    SetIrVersion,
+    SparsifyInitializers,
+    StoreRecurrentWeightsInt8,
+    run_passes,
+    stored_sparsity,
+)
+from exporters.verify import (
+    MODEL_CONFIG_KEY,
+    SESSION_CONFIG_KEY,
+    Int8Tolerance,
+    Parity,
+    TorchReference,
+    check_fp32,
+    check_int8,
+    check_step,
+    make_session,
+)
+from models.checkpoint import Checkpoint, check_finite, package_version
+from models.errors import ConfigError, DataError, ExportError, ParityError, RnnCompressError, param_error
+from models.io import atomic_path
+from models.progress import SILENT, Progress
+from models.sequence import SequenceModel, sparsity_report
+from models.tasks import Split, Task, task_from_checkpoint
+
+FORMATS = ("dense", "sparse", "step", "int8")
+_ORDER = ("step", "int8", "sparse")  # canonical order of the parts of a combined format
+VERIFY_DATA = ("task", "random")
+FORMAT_KEY = "rnncompress.format"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One export format: base graph (full or step) x weights (fp32 or int8) x storage."""
+
+    step: bool = False
+    int8: bool = False
+    sparse: bool = False
+
+    @property
+    def parts(self) -> list[str]:
+        return [p for p in _ORDER if getattr(self, p)]
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.parts) or "dense"
+
+    def filename(self, stem: str) -> str:
+        return stem + "".join(f".{p}" for p in self.parts) + ".onnx"
+
+
+def parse_formats(spec: str | Iterable[str]) -> list[Variant]:
+    """``"dense,sparse,step,int8"`` (or a list of names) -> variants, duplicates dropped.
+
+    Raises:
+        ConfigError: an unknown or contradictory name.
+    """
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    rule = f"a comma-separated list of {', '.join(FORMATS)} or '+'-combinations such as int8+sparse or step+int8"
+    out: list[Variant] = []
+    for name in names:
+        parts = [p.strip() for p in name.split("+")]
+        if not name or any(p not in FORMATS for p in parts) or len(set(parts)) != len(parts):
+            raise param_error("format", rule, name)
+        if "dense" in parts and len(parts) > 1:
+            raise param_error("format", rule + " ('dense' stands alone)", name)
+        v = Variant(step="step" in parts, int8="int8" in parts, sparse="sparse" in parts)
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise param_error("format", rule, spec)
+    return out
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How exports are verified and stored.
+
+    Args:
+        verify_data: "task" (the checkpoint task's test data plus random inputs) or
+            "random" (seeded random inputs only, e.g. when the data is not available).
+        atol: largest absolute output difference allowed for float32 variants.
+        int8: how much worse an int8 variant's metric may be.
+        min_gain: fraction of an initializer's size sparse storage must save.
+        parity_samples / metric_samples / step_samples: test sequences used for the
+            float32 check, the int8 metric and the step check (each from the start of the
+            test split).
+        ir_version: IR version written (onnxruntime 1.31 reads at most 13).
+        threads: onnxruntime intra-op threads during verification.
+    """
+
+    verify_data: str = "task"
+    atol: float = 1e-5
+    int8: Int8Tolerance = field(default_factory=Int8Tolerance)
+    min_gain: float = 0.0
+    parity_samples: int = 512
+    metric_samples: int = 10000
+    step_samples: int = 64
+    ir_version: int = IR_VERSION
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.verify_data not in VERIFY_DATA:
+            raise param_error("verify_data", f"one of {list(VERIFY_DATA)}", self.verify_data)
+        if not (self.atol > 0 and np.isfinite(self.atol)):
+            raise param_error("atol", "a positive float", self.atol)
+        for name in ("accuracy_points", "relative", "random_rel_rms"):
+            v = getattr(self.int8, name)
+            if not (v >= 0 and np.isfinite(v)):
+                raise param_error(f"int8 {name.replace('_', ' ')} tolerance", "a float >= 0", v)
+        if not 0.0 <= self.min_gain < 1.0:
+            raise param_error("min_gain", "a float in [0, 1)", self.min_gain)
+        for name in ("parity_samples", "metric_samples", "step_samples"):
+            if getattr(self, name) < 1:
+                raise param_error(name, "a positive int", getattr(self, name))
+        if not 3 <= self.ir_version <= 13:
+            raise param_error("ir_version", "an int in [3, 13] (onnxruntime 1.31 reads at most 13)", self.ir_version)
+        if self.threads < 0:
+            raise param_error("threads", "an int >= 0", self.threads)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """One written file. ``stored_sparsity``: fraction of initializer elements the file
+    leaves out (zeros of sparse initializers)."""
+
+    format: str
+    path: Path
+    bytes: int
+    stored_sparsity: float
+    parity: Parity
+    opset: int
+    ir_version: int
+
+    @property
+    def parity_error(self) -> float:
+        return self.parity.error
+
+
+def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant,
+                        options: ExportOptions) -> dict[str, str]:
+    """metadata_props for an export: what it came from and how it was checked. No times,
+    no absolute paths: the same checkpoint gives the same bytes."""
+    sp = sparsity_report(model)
+    per = {name: round(v["sparsity"], 6) for name, v in sp["per_matrix"].items()}
+    metric = ckpt.metrics.get("metric") or ""
+    value = ckpt.metrics.get(f"test_{metric}") if metric else None
+    meta = {
+        "rnncompress.version": package_version(),
+        "rnncompress.source": ckpt.path.name if ckpt.path else "",
+        "rnncompress.source_sha256": ckpt.sha256 or "",
+        "rnncompress.task": json.dumps(ckpt.task, sort_keys=True),
+        "rnncompress.metric": metric,
+        "rnncompress.metric_value": "" if value is None else repr(float(value)),
+        "rnncompress.sparsity": json.dumps({"per_matrix": per, "recurrent": round(sp["recurrent"], 6),
+                                            "overall": round(sp["overall"], 6)}, sort_keys=True),
+        FORMAT_KEY: variant.name,
+        "rnncompress.opset": str(OPSET),
+        "rnncompress.verified": options.verify_data,  # "task" (test data + random inputs) or "random"
+        "rnncompress.tolerance": json.dumps({"fp32_max_abs": options.atol,
+                                             "int8_accuracy_points": options.int8.accuracy_points,
+                                             "int8_relative": options.int8.relative,
+                                             "int8_random_rel_rms": options.int8.random_rel_rms}, sort_keys=True),
+        MODEL_CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True),
+    }
+    if variant.int8 and model.config.cell in ("gru", "rnn"):
+        # Weight-only int8 W/R: let onnxruntime fold the DequantizeLinear at load.
+        meta[SESSION_CONFIG_KEY] = json.dumps({"session.disable_quant_qdq": "1"})
+    return meta
+
+
+def build_variant(model: SequenceModel, variant: Variant, metadata: dict[str, str] | None = None,
+                  min_gain: float = 0.0, ir_version: int = IR_VERSION) -> onnx.ModelProto:
+    """The ONNX model of one format, not verified (``export_checkpoint`` verifies).
+
+    Pipeline: emit the full or step graph -> [QuantizeDynamic, StoreRecurrentWeightsInt8]
+    -> [SparsifyInitializers] -> SetIrVersion -> AddMetadata. When sparse storage pays
+    for no initializer, the file is exactly the non-sparse one (its ``rnncompress.format``
+    says so), so a sparse file is never larger.
+    """
+    proto = build_step_graph(model) if variant.step else build_full_graph(model)
+    passes: list[Pass] = [SetIrVersion(ir_version)]
+    if variant.int8:
+        passes += [QuantizeDynamic(), StoreRecurrentWeightsInt8()]
+    proto, _ = run_passes(proto, passes)
+    stored = variant
+    if variant.sparse:
+        proto, changed = SparsifyInitializers(min_gain)(proto)
+        if not changed:
+            stored = replace(variant, sparse=False)
+    meta = dict(metadata or {})
+    if meta:
+        meta[FORMAT_KEY] = stored.name
+    return run_passes(proto, [SetIrVersion(ir_version), AddMetadata(meta)]).model
+
+
+# ----------------------------------------------------------------- verification data
+def random_inputs(model: SequenceModel, batch: int, steps: int, seed: int) -> Split:
+    """Seeded random sequences the model accepts (tokens for an embedding input)."""
+    c = model.config
+    g = torch.Generator().manual_seed(seed)
+    if c.input_layer == "embedding":
+        x = torch.randint(0, c.input_size, (batch, steps), generator=g)
+    else:
+        x = torch.randn(batch, steps, c.input_size, generator=g)
+    init = torch.randn(batch, c.init_size, generator=g) if c.init_size else None
+    return Split(x, torch.zeros(batch), init)
+
+
+def load_test_split(ckpt: Checkpoint) -> tuple[Task, Split]:
+    """The checkpoint's task and its test split, checked against the model's shape.
+
+    Raises:
+        DataError: the task cannot be rebuilt or its data cannot be loaded.
+    """
+    hint = "pass verify_data='random' (--verify-data random) to verify on random inputs only"
+    try:
+        task = task_from_checkpoint(ckpt.task)
+        data = task.load()
+    except RnnCompressError as e:
+        raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
+    test, c = data.test, ckpt.config
+    if c.input_layer == "embedding":
+        ok = test.x.dim() == 2 and not test.x.is_floating_point()
+    else:
+        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
+    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
+        raise DataError(f"The test data of task '{task.name}' (x {tuple(test.x.shape)}) does not fit the model "
+                        f"(input size {c.input_size}, input layer {c.input_layer}); {hint}.")
+    return task, test
+
+
+@dataclass
+class _VerifyData:
+    task: Task | None
+    parity: dict[str, Split]
+    step: dict[str, Split]
+    int8: dict[str, Split]
+    reference: TorchReference
+
+
+def _verify_data(ckpt: Checkpoint, model: SequenceModel, options: ExportOptions, need_int8: bool) -> _VerifyData:
+    # Two shapes (and a length unlike the task's) exercise the dynamic batch and sequence axes.
+    steps = 9
+    rand = {"random inputs (batch 8 x 9 steps)": random_inputs(model, 8, steps, seed=0),
+            "random inputs (batch 3 x 1 step)": random_inputs(model, 3, 1, seed=1)}
+    if options.verify_data == "random":
+        r_int8 = {"random inputs (batch 64 x 9 steps)": random_inputs(model, 64, steps, seed=2)}
+        return _VerifyData(None, rand, rand, r_int8, TorchReference(model))
+    task, test = load_test_split(ckpt)
+    n = len(test)
+    parity = {f"task test data ({min(n, options.parity_samples)})": test.take(slice(0, options.parity_samples)), **rand}
+    step = {f"task test data ({min(n, options.step_samples)})": test.take(slice(0, options.step_samples)), **rand}
+    int8 = {"task": test.take(slice(0, options.metric_samples))} if need_int8 else {}
+    return _VerifyData(task, parity, step, int8, TorchReference(model))
+
+
+def verify_variant(model_proto: onnx.ModelProto, variant: Variant, data: _VerifyData,
+                   options: ExportOptions) -> Parity:
+    """Check and run one variant; raises ``ParityError`` / ``ExportError`` on failure."""
+    try:
+        # Strict shape inference types sparse initializers as sparse_tensor(float), which no
+        # op accepts (an onnx limitation); the plain check applies to every model.
+        onnx.checker.check_model(model_proto, full_check=not model_proto.graph.sparse_initializer)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ExportError(f"Export '{variant.name}' fails onnx.checker: {str(e).strip().splitlines()[0]}") from None
+    session = make_session(model_proto, options.threads)
+    if variant.int8:
+        parity = check_int8(session, data.reference, data.task, data.int8, options.int8)
+    elif variant.step:
+        parity = check_step(session, data.reference, data.step, options.atol)
+    else:
+        parity = check_fp32(session, data.reference, data.parity, options.atol)
+    if not parity.passed:
+        raise ParityError(f"Export '{variant.name}' disagrees with the torch model: {parity.describe()}; "
+                          f"nothing was written.")
+    return parity
+
+
+# ------------------------------------------------------------------------- writing
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail before the (slow) verification if the files could not be written."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ExportError(f"Output path {out_dir} exists and is not a directory.")
+        probe = out_dir
+    else:
+        probe = out_dir.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise ExportError(f"Cannot create output directory {out_dir}: {probe} is not a directory.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ExportError(f"Output directory {out_dir} is not writable ({probe} does not allow writing).")
+
+
+def write_all(files: dict[Path, bytes]) -> None:
+    """Write every file or none: all contents go to temporary files first, and they are
+    renamed into place only once every one of them is complete."""
+    created_dirs = []
+    for d in sorted({p.parent for p in files}):
+        missing = [q for q in [d, *d.parents] if not q.exists()]
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExportError(f"Cannot create output directory {d}: {e.strerror}.") from None
+        created_dirs += sorted(missing, key=lambda q: len(q.parts), reverse=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            for path, data in files.items():
+                tmp = stack.enter_context(atomic_path(path))
+                tmp.write_bytes(data)
+    except OSError as e:
+        for d in created_dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise ExportError(f"Cannot write the exported files: {e.strerror or e}.") from None
+
+
+def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: str | os.PathLike,
+                      name: str | None = None, options: ExportOptions | None = None, force: bool = False,
+                      progress: Progress | None = None) -> list[ExportResult]:
+    """Export a checkpoint to ONNX in each format, verify every file, then write them all.
+
+    Args:
+        ckpt: a loaded checkpoint (``models.checkpoint.load_checkpoint``).
+        formats: names such as ``"dense,sparse,step,int8"`` (see ``parse_formats``).
+        out_dir: directory for the files (created if missing).
+        name: file stem (default: the checkpoint's file stem).
+        options: verification and storage settings.
+        force: overwrite existing files of the same names.
+        progress: progress messages (default silent).
+
+    Returns:
+        One ``ExportResult`` per format, in the order given.
+
+    Raises:
+        CheckpointError: NaN/Inf weights. ConfigError: a bad format or option.
+        DataError: task data unavailable (use ``verify_data="random"``).
+        ParityError: a variant disagrees with torch (nothing is written).
+        ExportError: the files cannot be written or a model cannot be built or loaded.
+
+    Example:
+        >>> results = export_checkpoint(load_checkpoint("lstm.pt"), "dense,sparse", "onnx/")
+        >>> [(r.format, r.bytes) for r in results]
+    """
+    options = options or ExportOptions()
+    progress = progress or SILENT
+    check_finite(ckpt)
+    variants = parse_formats(formats)
+    out = Path(out_dir)
+    stem = name or (ckpt.path.stem if ckpt.path else "model")
+    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+        raise param_error("name", "a file stem without path separators", stem)
+    targets = {v: out / v.filename(stem) for v in variants}
+    _check_out_dir(out)
+    existing = [p for p in targets.values() if p.exists()]
+    if existing and not force:
+        raise ExportError(f"{existing[0]} already exists; pass force=True (--force) to overwrite it.")
+    model = ckpt.build_model()
+    model.eval()
+    data = _verify_data(ckpt, model, options, need_int8=any(v.int8 for v in variants))
+    built: dict[Path, bytes] = {}
+    results = []
+    for v in variants:
+        progress.message(f"{v.name}: building and verifying")
+        meta = provenance_metadata(ckpt, model, v, options)
+        proto = build_variant(model, v, meta, options.min_gain, options.ir_version)
+        parity = verify_variant(proto, v, data, options)
+        blob = proto.SerializeToString()
+        built[targets[v]] = blob
+        results.append(ExportResult(v.name, targets[v], len(blob), stored_sparsity(proto), parity,
+                                    OPSET, proto.ir_version))
+    write_all(built)
+    return results
+
+
+# ---------------------------------------------------------------------- sparsify
+@dataclass(frozen=True)
+class SparsifyResult:
+    path: Path
+    bytes_before: int
+    bytes_after: int
+    sparsified: int  # initializers now stored sparse (including ones already sparse)
+    initializers: int
+    stored_sparsity: float
+    onnxruntime_loads: bool | None  # None: the input itself does not load in onnxruntime
+
+
+def read_onnx(path: Path) -> onnx.ModelProto:
+    """Load and check an ONNX file; one clear error when it is not one."""
+    if not path.exists():
+        raise ExportError(f"ONNX file {path} does not exist.")
+    if not path.is_file():
+        raise ExportError(f"{path} is not a file.")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path} is empty, not an ONNX model.")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:
+        raise ExportError(f"{path} is not an ONNX model (cannot parse it: {type(e).__name__}).") from None
+    if model.ir_version < 1 or not model.opset_import or not model.HasField("graph"):
+        raise ExportError(f"{path} is not an ONNX model (no IR version, opset or graph).")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # ValidationError, or ValueError for > 2 GB protos
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{path} is not a valid ONNX model: {first[:200]}") from None
+    return model
+
+
+def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
+    from onnx import numpy_helper
+
+    da = {t.name: numpy_helper.to_array(t) for t in DensifyInitializers()(a).model.graph.initializer}
+    db = {t.name: numpy_helper.to_array(t) for t in DensifyInitializers()(b).model.graph.initializer}
+    if da.keys() != db.keys():
+        return False
+    for k, x in da.items():
+        y = db[k]
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        if not np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"):
+            return False
+    return True
+
+
+def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_gain: float = 0.0,
+                  force: bool = False) -> SparsifyResult:
+    """Store the initializers of any ONNX model sparse wherever that makes them smaller.
+
+    The result is checked (onnx.checker; densified weights equal the input's exactly;
+    it loads in onnxruntime whenever the input does) before it is written atomically.
+
+    Raises:
+        ConfigError: ``out_path`` is the input, or exists without ``force``.
+        ExportError: the input is not a valid ONNX model, or the output cannot be written.
+    """
+    src, dst = Path(in_path), Path(out_path)
+    same = dst.resolve() == src.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst))
+    if same:
+        raise param_error("out", "a different file from the input model (the input is never overwritten)", str(dst))
+    sparsify = SparsifyInitializers(min_gain)
+    if dst.exists() and not force:
+        raise ConfigError(f"{dst} already exists; pass force=True (--force) to overwrite it.")
+    if not dst.absolute().parent.is_dir():
+        raise ExportError(f"Directory {dst.absolute().parent} for the output does not exist.")
+    model = read_onnx(src)
+    result, _ = sparsify(model)
+    if not _same_weights(model, result):
+        raise ExportError(f"Sparse storage of {src} would change its weights; nothing was written.")
+    try:
+        blob = result.SerializeToString()
+    except ValueError as e:
+        raise ExportError(f"{src} is too large to store in one file ({e}).") from None
+    loads: bool | None = True
+    try:
+        make_session(blob)
+    except ExportError as e:
+        try:
+            make_session(model)
+        except ExportError:
+            loads = None
+        else:
+            raise ExportError(f"The sparse model no longer loads in onnxruntime ({e}); nothing was written.") from None
+    try:
+        with atomic_path(dst) as tmp:
+            tmp.write_bytes(blob)
+    except OSError as e:
+        raise ExportError(f"Cannot write {dst}: {e.strerror or e}.") from None
+    return SparsifyResult(dst, src.stat().st_size, len(blob), len(result.graph.sparse_initializer),
+                          len(result.graph.initializer) + len(result.graph.sparse_initializer),
+                          stored_sparsity(result), loads)

@@ -1,0 +1,326 @@
+"""ONNX transforms as passes: each takes a model and returns ``PassResult(model, changed)``.
+
+Passes are pure (the input model is never mutated; the result is a new ``ModelProto``)
+and deterministic (the same input gives a byte-identical output). Each states what it
+requires of its input and what it ensures of its output. Run them in sequence with
+``run_passes``.
+
+Example:
+    >>> model, changed = run_passes(model, [SparsifyInitializers(min_gain=0.0), SetIrVersion(8)])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol
+
+import numpy as np
+import onnx
+import sparse
+from onnx import TensorProto, helper, numpy_helper
+
+from models.errors import ExportError, param_error
+
+
+class PassResult(NamedTuple):
+    model: onnx.ModelProto
+    changed: bool
+
+
+class Pass(Protocol):
+    def __call__(self, model: onnx.ModelProto) -> PassResult: ...
+
+
+def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def run_passes(model: onnx.ModelProto, passes: Iterable[Pass]) -> PassResult:
+    """Apply ``passes`` in order; ``changed`` is True if any of them changed the model."""
+    changed = False
+    for p in passes:
+        model, c = p(model)
+        changed = changed or c
+    return PassResult(model, changed)
+
+
+# Element types whose values round-trip exactly through numpy_helper (others stay dense).
+_SPARSIFIABLE = {
+    TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.INT8, TensorProto.UINT8,
+    TensorProto.INT16, TensorProto.UINT16, TensorProto.INT32, TensorProto.UINT32, TensorProto.INT64,
+    TensorProto.UINT64,
+}
+
+
+def to_sparse_tensor(tensor: TensorProto) -> onnx.SparseTensorProto:
+    """COO form of a dense initializer: values (named like the tensor) and flat int64
+    indices in ascending order, as ``onnx.checker`` requires."""
+    array = numpy_helper.to_array(tensor)
+    coo = sparse.COO.from_numpy(array)  # fill value 0: drops 0 and -0.0
+    values = numpy_helper.from_array(np.ascontiguousarray(coo.data), tensor.name)
+    indices = numpy_helper.from_array(np.ascontiguousarray(coo.linear_loc().astype(np.int64)), "")
+    return helper.make_sparse_tensor(values, indices, list(tensor.dims))
+
+
+def to_dense_tensor(sp: onnx.SparseTensorProto) -> TensorProto:
+    """The dense initializer a sparse one stands for (what onnxruntime builds at load)."""
+    values = numpy_helper.to_array(sp.values)
+    indices = numpy_helper.to_array(sp.indices).astype(np.int64)
+    shape = tuple(int(d) for d in sp.dims)
+    if indices.ndim == 2:  # [NNZ, rank] coordinate form, also allowed by the spec
+        indices = np.ravel_multi_index(tuple(indices.T), shape) if indices.size else indices.reshape(0)
+    dense = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=values.dtype)
+    dense[indices] = values
+    return numpy_helper.from_array(dense.reshape(shape), sp.values.name)
+
+
+@dataclass(frozen=True)
+class SparsifyInitializers:
+    """Store every initializer that gets smaller as a ``graph.sparse_initializer``.
+
+    Args:
+        min_gain: fraction of an initializer's dense size that sparse storage must save
+            for it to be converted, in [0, 1). 0 converts whenever sparse is smaller.
+
+    Requires: a model whose weights are embedded (no external data). Initializers that
+    are also graph inputs (overridable defaults) and types outside ``_SPARSIFIABLE`` stay
+    dense. Only the main graph is touched, not subgraphs (If/Loop bodies).
+    Ensures: every converted tensor's serialized size shrank by more than ``min_gain``
+    of its dense size, so the file is never larger; values are unchanged (-0.0 is
+    stored as an implicit 0). Break-even for float32 (4-byte value + 8-byte index) is
+    2/3 zeros; for int8 it is 8/9.
+    """
+
+    min_gain: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_gain < 1.0:
+            raise param_error("min_gain", "a float in [0, 1)", self.min_gain)
+
+    def __call__(self, model: onnx.ModelProto) -> PassResult:
+        out = copy_model(model)
+        g = out.graph
+        overridable = {i.name for i in g.input}
+        keep: list[TensorProto] = []
+        new_sparse: list[onnx.SparseTensorProto] = []
+        for t in g.initializer:
+            sp = self._candidate(t, overridable)
+            if sp is None:
+                keep.append(t)
+            else:
+                new_sparse.append(sp)
+        if not new_sparse:
+            return PassResult(model, False)
+        del g.initializer[:]
+        g.initializer.extend(keep)
+        g.sparse_initializer.extend(new_sparse)
+        return PassResult(out, True)
+
+    def _candidate(self, t: TensorProto, overridable: set[str]) -> onnx.SparseTensorProto | None:
+        if t.name in overridable or t.data_type not in _SPARSIFIABLE or not t.dims:
+            return None
+        if t.data_location == TensorProto.EXTERNAL:
+            return None
+        if int(np.prod(t.dims, dtype=np.int64)) == 0:
+            return None
+        sp = to_sparse_tensor(t)
+        dense_bytes = t.ByteSize()
+        gain = dense_bytes - sp.ByteSize()
+        if gain <= 0 or gain <= self.min_gain * dense_bytes:
+            return None
+        return sp
+
+
+@dataclass(frozen=True)
+class DensifyInitializers:
+    """Turn every ``graph.sparse_initializer`` back into a dense initializer.
+
+    Requires: nothing. Ensures: no sparse initializers; each dense tensor has the name,
+    type, shape and values of the sparse one (appended after the existing initializers).
+    """
+
+    def __call__(self, model: onnx.ModelProto) -> PassResult:
+        if not model.graph.sparse_initializer:
+            return PassResult(model, False)
+        out = copy_model(model)
+        dense = [to_dense_tensor(sp) for sp in out.graph.sparse_initializer]
+        del out.graph.sparse_initializer[:]
+        out.graph.initializer.extend(dense)
+        return PassResult(out, True)
+
+
+@dataclass(frozen=True)
+class SetIrVersion:
+    """Set the model's IR version (onnx 1.23 writes 14 by default; onnxruntime 1.31 reads
+    at most 13). Requires: an IR version that supports the model's opsets and features.
+    Ensures: ``model.ir_version == ir_version``."""
+
+    ir_version: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ir_version, int) or self.ir_version < 3:
+            raise param_error("ir_version", "an int >= 3", self.ir_version)
+
+    def __call__(self, model: onnx.ModelProto) -> PassResult:
+        if model.ir_version == self.ir_version:
+            return PassResult(model, False)
+        out = copy_model(model)
+        out.ir_version = self.ir_version
+        return PassResult(out, True)
+
+
+@dataclass(frozen=True)
+class AddMetadata:
+    """Set ``metadata_props`` entries (string keys and values).
+
+    Requires: nothing. Ensures: each key holds the given value; other entries and the
+    order of existing keys are kept; new keys are appended in sorted order.
+    """
+
+    props: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, model: onnx.ModelProto) -> PassResult:
+        for k, v in self.props.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise param_error("metadata", "a mapping of str to str", {k: v})
+        current = {p.key: p.value for p in model.metadata_props}
+        if all(current.get(k) == v for k, v in self.props.items()):
+            return PassResult(model, False)
+        out = copy_model(model)
+        for p in out.metadata_props:
+            if p.key in self.props:
+                p.value = self.props[p.key]
+        for k in sorted(set(self.props) - set(current)):
+            out.metadata_props.add(key=k, value=self.props[k])
+        return PassResult(out, True)
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[None]:
+    """onnxruntime.quantization logs advice (pre-processing) on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+@dataclass(frozen=True)
+class QuantizeDynamic:
+    """onnxruntime dynamic quantization (int8 weights, activations quantized at run time).
+
+    MatMul with a constant weight becomes DynamicQuantizeLinear + MatMulInteger (per
+    output column scales with ``per_channel``); LSTM becomes com.microsoft
+    DynamicQuantizeLSTM (int8 W and R, per gate row); Gather's table is stored as uint8
+    and dequantized after the lookup. GRU and RNN are left alone (onnxruntime has no
+    quantized kernel for them; see ``StoreRecurrentWeightsInt8``).
+
+    Requires: dense initializers only (run it before ``SparsifyInitializers``).
+    Ensures: a model that onnxruntime runs; the IR version is kept.
+    """
+
+    per_channel: bool = True
+    reduce_range: bool = False
+
+    def __call__(self, model: onnx.ModelProto) -> PassResult:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        if model.graph.sparse_initializer:
+            raise ExportError("Dynamic quantization needs dense initializers: quantize before sparsifying.")
+        with tempfile.TemporaryDirectory(prefix="rnncompress-quant-") as d, _quiet_logging():
+            target = os.path.join(d, "int8.onnx")
+            try:
+                quantize_dynamic(copy_model(model), target, per_channel=self.per_channel,
+                                 reduce_range=self.reduce_range, weight_type=QuantType.QInt8)
+            except Exception as e:  # the quantizer raises bare asserts and assorted errors
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ExportError(f"onnxruntime dynamic quantization failed: {msg}") from None
+            out = onnx.load(target)
+        out.ir_version = model.ir_version
+        changed = [n.op_type for n in out.graph.node] != [n.op_type for n in model.graph.node]
+        return PassResult(out if changed else model, changed)
+
+
+@dataclass(frozen=True)
+class StoreRecurrentWeightsInt8:
+    """Weight-only int8 for recurrent ops without a quantized kernel (GRU, RNN).
+
+    W and R are stored as int8 with one symmetric scale per gate row (zero point 0, so
+    pruned weights stay exact zeros and sparse storage still applies), and a
+    DequantizeLinear (axis 1) feeds the float op. The file shrinks about 4x; compute stays
+    float. onnxruntime runs the DequantizeLinear on every call unless the session sets
+    ``session.disable_quant_qdq=1``, which folds it into a constant at load.
+
+    Requires: opset >= 13 (per-axis DequantizeLinear); W/R as float initializers.
+    Ensures: every matching op reads W and R through DequantizeLinear; DequantizeLinear
+    nodes are placed right before their consumer (topological order kept).
+    """
+
+    op_types: tuple[str, ...] = ("GRU", "RNN")
+
+    def __call__(self, model: onnx.ModelProto) -> PassResult:
+        inits = {t.name: t for t in model.graph.initializer}
+        targets = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and n.op_type in self.op_types]
+        names = [n.input[k] for n in targets for k in (1, 2)
+                 if len(n.input) > k and n.input[k] in inits and inits[n.input[k]].data_type == TensorProto.FLOAT]
+        if not names:
+            return PassResult(model, False)
+        out = copy_model(model)
+        g = out.graph
+        quantized: dict[str, list[TensorProto]] = {}
+        for name in dict.fromkeys(names):
+            quantized[name] = self._quantize(numpy_helper.to_array(inits[name]), name)
+        keep = [t for t in g.initializer if t.name not in quantized]
+        del g.initializer[:]
+        g.initializer.extend(keep)
+        for name in quantized:
+            g.initializer.extend(quantized[name])
+        nodes: list[onnx.NodeProto] = []
+        done: set[str] = set()
+        for n in g.node:
+            for name in n.input:
+                if name in quantized and name not in done:
+                    nodes.append(helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale"], [name],
+                                                  name=f"{name}.dequantize", axis=1))
+                    done.add(name)
+            nodes.append(n)
+        del g.node[:]
+        g.node.extend(nodes)
+        return PassResult(out, True)
+
+    @staticmethod
+    def _quantize(w: np.ndarray, name: str) -> list[TensorProto]:
+        # w: [num_directions, G*H, in]; one scale per row (axis 1), symmetric int8.
+        amax = np.abs(w).max(axis=(0, 2))
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.rint(w / scale[None, :, None]), -127, 127).astype(np.int8)
+        return [numpy_helper.from_array(q, f"{name}_quantized"), numpy_helper.from_array(scale, f"{name}_scale")]
+
+
+def initializer_stats(model: onnx.ModelProto) -> dict[str, int]:
+    """Element counts: all initializer elements, those stored (dense + sparse values),
+    and how many initializers are sparse / dense."""
+    total = stored = 0
+    for t in model.graph.initializer:
+        n = int(np.prod(t.dims, dtype=np.int64))
+        total += n
+        stored += n
+    for sp in model.graph.sparse_initializer:
+        total += int(np.prod(sp.dims, dtype=np.int64))
+        stored += int(np.prod(sp.values.dims, dtype=np.int64))
+    return {"elements": total, "stored": stored, "sparse": len(model.graph.sparse_initializer),
+            "dense": len(model.graph.initializer)}
+
+
+def stored_sparsity(model: onnx.ModelProto) -> float:
+    """Fraction of initializer elements the file leaves out (zeros of sparse initializers)."""
+    s = initializer_stats(model)
+    return 1.0 - s["stored"] / s["elements"] if s["elements"] else 0.0

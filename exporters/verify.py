@@ -1,0 +1,343 @@
+"""Run exported models in onnxruntime and compare them with the torch model.
+
+Reusable pieces (the runtime package uses them too):
+
+- ``make_session(model)``: an onnxruntime CPU session for a model (proto, bytes or path),
+  applying the session options the export recorded in its metadata.
+- ``run_full(session, x, init)`` / ``run_steps(session, x, states)``: outputs over a batch.
+- ``onnx_outputs(session, split)``: outputs for a whole task split, batched; a step model
+  is run over every time step and returns what the full model would.
+- ``evaluate_onnx(session, task, split)``: the task metric from onnxruntime's outputs.
+
+The checks (``check_fp32``, ``check_step``, ``check_int8``) return a ``Parity`` record;
+``exporters.export`` refuses a variant whose parity does not pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+import torch
+
+from models.errors import ExportError
+from models.sequence import SequenceModel
+from models.tasks import Split, Task, evaluate
+
+META_PREFIX = "rnncompress."
+SESSION_CONFIG_KEY = META_PREFIX + "session_config"
+MODEL_CONFIG_KEY = META_PREFIX + "model_config"
+
+
+def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: int = 1):
+    """An onnxruntime CPU session; ``threads`` intra-op threads (0 = onnxruntime's default).
+
+    Session config entries recorded by the export (``rnncompress.session_config``
+    metadata, e.g. ``session.disable_quant_qdq`` for weight-only int8) are applied.
+
+    Raises:
+        ExportError: onnxruntime cannot load the model.
+    """
+    import onnxruntime as ort
+
+    try:
+        if isinstance(model, onnx.ModelProto):
+            proto, data = model, model.SerializeToString()
+        elif isinstance(model, bytes):
+            proto, data = onnx.load_model_from_string(model), model
+        else:
+            data = str(Path(model))
+            proto = onnx.load_model(data, load_external_data=False)
+    except Exception as e:
+        raise ExportError(f"Cannot read the ONNX model ({type(e).__name__}).") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    for k, v in json.loads(meta.get(SESSION_CONFIG_KEY, "{}")).items():
+        so.add_session_config_entry(k, str(v))
+    try:
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"onnxruntime cannot load the model: {first[:300]}") from None
+
+
+def _input_types(session) -> dict[str, str]:
+    return {i.name: i.type for i in session.get_inputs()}
+
+
+def _as_input(array: Any, onnx_type: str) -> np.ndarray:
+    a = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    return a.astype(np.int64 if onnx_type == "tensor(int64)" else np.float32, copy=False)
+
+
+def is_step_session(session) -> bool:
+    return "h0" in _input_types(session)
+
+
+def state_shapes(session) -> dict[str, int]:
+    """Step model: hidden size of every state input (h0, h1, ..., c0, ...)."""
+    out = {}
+    for i in session.get_inputs():
+        if i.name != "x":
+            out[i.name] = int(i.shape[-1])
+    return out
+
+
+def session_model_config(session) -> dict[str, Any]:
+    meta = session.get_modelmeta().custom_metadata_map
+    return json.loads(meta.get(MODEL_CONFIG_KEY, "{}"))
+
+
+def run_full(session, x: Any, init: Any = None) -> np.ndarray:
+    """One batch through a full-sequence model: ``y`` for ``x`` [B, T, F] (or tokens [B, T])."""
+    types = _input_types(session)
+    feeds = {"x": _as_input(x, types["x"])}
+    if "init" in types:
+        if init is None:
+            raise ExportError("The model has an 'init' input (initial state features); pass init values.")
+        feeds["init"] = _as_input(init, types["init"])
+    return session.run(["y"], feeds)[0]
+
+
+def zero_states(session, batch: int) -> dict[str, np.ndarray]:
+    return {name: np.zeros((1, batch, h), dtype=np.float32) for name, h in state_shapes(session).items()}
+
+
+def run_steps(session, x: Any, states: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Feed ``x`` [B, T, F] (or tokens [B, T]) one step at a time through a step model.
+
+    Returns every step's ``y`` stacked to [B, T, out] and the final states. ``states``
+    defaults to zeros.
+    """
+    types = _input_types(session)
+    xs = _as_input(x, types["x"])
+    batch, steps = xs.shape[0], xs.shape[1]
+    st = zero_states(session, batch)
+    if states:
+        st.update({k: _as_input(v, "tensor(float)") for k, v in states.items()})
+    names = [o.name for o in session.get_outputs()]
+    ys = []
+    for t in range(steps):
+        out = session.run(names, {"x": np.ascontiguousarray(xs[:, t]), **st})
+        ys.append(out[0])
+        st = {n[: -len("_out")]: v for n, v in zip(names[1:], out[1:])}
+    return np.stack(ys, axis=1), st
+
+
+StatesFn = Callable[[Split], "dict[str, Any] | None"]
+
+
+def onnx_outputs(session, split: Split, batch_size: int = 256, head: str | None = None,
+                 states_fn: StatesFn | None = None) -> torch.Tensor:
+    """Outputs for a whole split, as the full model would give them.
+
+    A step model is run over every step; ``head`` ("last" or "every", default from the
+    model's metadata) says whether to keep the last step or all; ``states_fn(batch)``
+    gives its initial states (default zeros).
+    """
+    step = is_step_session(session)
+    if step and head is None:
+        head = session_model_config(session).get("head")
+        if head not in ("last", "every"):
+            raise ExportError("A step model without rnncompress metadata needs head='last' or head='every'.")
+    outs = []
+    for b in split.batches(batch_size):
+        if step:
+            ys, _ = run_steps(session, b.x, states_fn(b) if states_fn else None)
+            outs.append(ys[:, -1] if head == "last" else ys)
+        else:
+            outs.append(run_full(session, b.x, b.init))
+    return torch.from_numpy(np.concatenate(outs, axis=0))
+
+
+def evaluate_onnx(session, task: Task, split: Split, batch_size: int = 256, head: str | None = None,
+                  states_fn: StatesFn | None = None) -> dict[str, float]:
+    """The task metric (and sample count) from onnxruntime's outputs on ``split``."""
+    total = count = 0.0
+    for b in split.batches(batch_size):
+        out = onnx_outputs(session, b, batch_size, head, states_fn)
+        s, c = task.metric_sums(out, b)
+        total += s
+        count += c
+    return {task.metric_name: total / max(count, 1.0), "samples": float(len(split))}
+
+
+# --------------------------------------------------------------------------- checks
+@dataclass(frozen=True)
+class Parity:
+    """The outcome of one check. ``kind``: "max_abs" (fp32: largest absolute output
+    difference), "metric" (int8: how much worse the task metric is, in points for
+    accuracy, relative otherwise) or "rel_rms" (int8 on random inputs)."""
+
+    kind: str
+    error: float
+    tolerance: float
+    data: str
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.error) and self.error <= self.tolerance
+
+    def short(self) -> str:
+        """A compact form for tables: the error, its unit and the tolerance."""
+        if self.kind == "max_abs":
+            return f"max abs {self.error:.2g} <= {self.tolerance:g}"
+        if self.kind == "rel_rms":
+            return f"rel rms {self.error:.2g} <= {self.tolerance:g}"
+        unit = " pts" if self.detail.startswith("accuracy") else " rel"
+        return f"{self.detail.split(' ')[0]} worse {self.error:.2g}{unit} <= {self.tolerance:g}"
+
+    def describe(self) -> str:
+        if self.kind == "max_abs":
+            worst = f", worst on {self.detail}" if self.detail else ""
+            return f"max abs error {self.error:.3g} (tolerance {self.tolerance:g}{worst})"
+        if self.kind == "rel_rms":
+            return f"relative RMS error {self.error:.3g} (tolerance {self.tolerance:g}) on {self.data}"
+        return f"{self.detail} (worse by {self.error:.3g}, tolerance {self.tolerance:g}) on {self.data}"
+
+
+@torch.no_grad()
+def torch_outputs(model: SequenceModel, split: Split, batch_size: int = 256) -> torch.Tensor:
+    return torch.cat([model(b.x, b.init) for b in split.batches(batch_size)], dim=0)
+
+
+@torch.no_grad()
+def torch_step_outputs(model: SequenceModel, split: Split) -> torch.Tensor:
+    """Every step's output from ``model.step`` over the sequence [B, T, out]."""
+    states = model.initial_states(split.init, len(split))
+    ys = []
+    for t in range(split.x.shape[1]):
+        y, states = model.step(split.x[:, t], states)
+        ys.append(y)
+    return torch.stack(ys, dim=1)
+
+
+@torch.no_grad()
+def torch_initial_states(model: SequenceModel, batch: Split) -> dict[str, np.ndarray]:
+    """The step model's state feeds equal to the full model's initial state."""
+    c = model.config
+    states = model.initial_states(batch.init, len(batch))
+    out: dict[str, np.ndarray] = {}
+    for l, s in enumerate(states):
+        zeros = np.zeros((1, len(batch), c.hidden_sizes[l]), dtype=np.float32)
+        if c.cell == "lstm":
+            out[f"h{l}"] = zeros if s is None else s[0].numpy()
+            out[f"c{l}"] = zeros if s is None else s[1].numpy()
+        else:
+            out[f"h{l}"] = zeros if s is None else s.numpy()
+    return out
+
+
+def _max_abs(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    a = torch.as_tensor(np.asarray(a, dtype=np.float64))
+    b = torch.as_tensor(np.asarray(b, dtype=np.float64))
+    if a.shape != b.shape:
+        return float("inf")
+    if a.numel() == 0:
+        return 0.0
+    return float((a - b).abs().max())
+
+
+class TorchReference:
+    """The torch model's outputs and metrics, computed once per input set and reused by
+    every variant's check (torch is the slow side of verification)."""
+
+    def __init__(self, model: SequenceModel, batch_size: int = 256):
+        self.model = model
+        self.batch_size = batch_size
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    def _memo(self, kind: str, split: Split, compute: Callable[[], Any]) -> Any:
+        key = (kind, id(split))
+        if key not in self._cache:
+            self._cache[key] = (split, compute())  # keep split alive so its id stays unique
+        return self._cache[key][1]
+
+    def outputs(self, split: Split) -> torch.Tensor:
+        return self._memo("full", split, lambda: torch_outputs(self.model, split, self.batch_size))
+
+    def step_outputs(self, split: Split) -> torch.Tensor:
+        return self._memo("step", split, lambda: torch_step_outputs(self.model, split))
+
+    def metric(self, task: Task, split: Split) -> float:
+        return self._memo("metric", split, lambda: evaluate(self.model, task, split, self.batch_size)[task.metric_name])
+
+    def initial_states(self, batch: Split) -> dict[str, np.ndarray]:
+        return torch_initial_states(self.model, batch)
+
+
+def check_fp32(session, reference: TorchReference, inputs: dict[str, Split], atol: float) -> Parity:
+    """Full model: largest absolute difference to torch over every input set."""
+    err, worst = 0.0, ""
+    for name, split in inputs.items():
+        e = _max_abs(onnx_outputs(session, split, reference.batch_size), reference.outputs(split))
+        if e > err or not math.isfinite(e):
+            err, worst = e, name
+    return Parity("max_abs", err, atol, " + ".join(inputs), worst)
+
+
+def check_step(session, reference: TorchReference, inputs: dict[str, Split], atol: float) -> Parity:
+    """Step model over T steps: every step equals torch's ``step`` loop, and the result
+    equals torch's full model (last step, or every step for head "every")."""
+    err, worst = 0.0, ""
+    for name, split in inputs.items():
+        ys, _ = run_steps(session, split.x, reference.initial_states(split))
+        full = reference.outputs(split)
+        e = max(_max_abs(ys, reference.step_outputs(split)),
+                _max_abs(ys[:, -1] if reference.model.config.head == "last" else ys, full))
+        if e > err or not math.isfinite(e):
+            err, worst = e, name
+    return Parity("max_abs", err, atol, " + ".join(inputs), worst)
+
+
+@dataclass(frozen=True)
+class Int8Tolerance:
+    """How much worse an int8 variant may be: ``accuracy_points`` for accuracy metrics,
+    ``relative`` (fraction of torch's value) for the others (mse, bpc, position error),
+    and ``random_rel_rms`` for outputs on random inputs when task data is not used."""
+
+    accuracy_points: float = 0.5
+    relative: float = 0.05
+    random_rel_rms: float = 0.1
+
+
+def check_int8(session, reference: TorchReference, task: Task | None, inputs: dict[str, Split],
+               tolerance: Int8Tolerance) -> Parity:
+    """With task data (``inputs["task"]``): the metric from onnxruntime's outputs against
+    torch's on the same sequences; only a worse metric counts. Otherwise: relative RMS
+    output error on the given (random) inputs."""
+    step = is_step_session(session)
+    states_fn = reference.initial_states if step else None
+    head = reference.model.config.head
+    bs = reference.batch_size
+    if task is not None and "task" in inputs:
+        split = inputs["task"]
+        ours = evaluate_onnx(session, task, split, bs, head, states_fn)[task.metric_name]
+        ref = reference.metric(task, split)
+        worse = (ref - ours) if task.higher_is_better else (ours - ref)
+        data = f"task test data ({len(split)})"
+        if task.metric_name == "accuracy":
+            detail = f"accuracy {100 * ours:.2f}% vs torch {100 * ref:.2f}%"
+            return Parity("metric", 100.0 * worse, tolerance.accuracy_points, data, detail)
+        detail = f"{task.metric_name} {ours:.5g} vs torch {ref:.5g}"
+        rel = worse / abs(ref) if ref else (0.0 if worse <= 0 else float("inf"))
+        return Parity("metric", rel, tolerance.relative, data, detail)
+    err = 0.0
+    for split in inputs.values():
+        ours = onnx_outputs(session, split, bs, head, states_fn).double()
+        ref_out = reference.outputs(split).double()
+        denom = float(ref_out.pow(2).mean().sqrt())
+        diff = ours - ref_out
+        e = float(diff.pow(2).mean().sqrt()) / denom if denom > 0 else float(diff.abs().max())
+        err = max(err, e)
+    return Parity("rel_rms", err, tolerance.random_rel_rms, " + ".join(inputs))

@@ -1,0 +1,70 @@
+"""The prune command: the report it prints, the PNG, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from models.checkpoint import load_checkpoint, save_checkpoint
+from helpers import TINY, assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prune") / "m.pt"
+    r = run(["train", *TINY, "--hidden", "10", "--space", "klein", "--sparsity", "0.5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_prune_prints_the_report_and_writes_a_plot(tmp_path: Path, trained: Path) -> None:
+    out, png = tmp_path / "p.pt", tmp_path / "w.png"
+    r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "1", "--out", str(out), "--plot", str(png), "-q"])
+    assert r.exit_code == 0, r.output
+    for text in ("neurons before", "meet-irreducible", "parameters", "recurrent sparsity", "after fine-tuning"):
+        assert text in r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads(run(["info", str(out), "--json"]).stdout)
+    assert info["model"]["hidden_sizes"] == [5] and info["pruning"]["method"] == "lattice"
+    assert "lattice pruning" in run(["info", str(out)]).output
+
+
+def test_prune_json_and_auto(tmp_path: Path, trained: Path) -> None:
+    r = run(["prune", str(trained), "--keep", "auto", "--finetune-epochs", "0", "--out", str(tmp_path / "a.pt"),
+             "--json", "-q"])
+    rep = json.loads(r.stdout)
+    assert rep["layers"][0]["after"] == rep["layers"][0]["meet_irreducible"]
+
+
+def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
+    out = tmp_path / "p.pt"
+    cases = [
+        (["--keep", "11"], "at most the hidden size"),
+        (["--keep", "0"], "'keep' parameter"),
+        (["--keep", "-0.5"], "'keep' parameter"),
+        (["--method", "magic"], "Invalid value for '--method'"),
+        (["--variant", "fuzzy"], "Invalid value for '--variant'"),
+        (["--threshold", "1e9"], "relation is empty"),
+        (["--method", "random", "--keep", "auto"], "lattice only"),
+    ]
+    for args, match in cases:
+        assert_one_line_error(run(["prune", str(trained), *args, "--out", str(out), "-q"]), match=match)
+        assert not out.exists()
+    assert_one_line_error(run(["prune", str(trained), "--out", str(trained), "-q"]), match="must differ")
+
+
+def test_nan_and_foreign_checkpoints(tmp_path: Path, trained: Path) -> None:
+    ckpt = load_checkpoint(trained)
+    ckpt.state_dict["rnn.0.weight_hh_l0"][0, 0] = float("nan")
+    bad = tmp_path / "nan.pt"
+    save_checkpoint(bad, ckpt)
+    out = tmp_path / "p.pt"
+    assert_one_line_error(run(["prune", str(bad), "--out", str(out), "-q"]), match="NaN or Inf")
+    import torch
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": "rnncompress-checkpoint/1", "config": {"cell": "lstm", "input_size": 2, "hidden_sizes": [],
+                                                                 "output_size": 1}, "state_dict": {}}, foreign)
+    assert_one_line_error(run(["prune", str(foreign), "--out", str(out), "-q"]), match="invalid model config")
+    assert not out.exists()

@@ -1,0 +1,141 @@
+"""Selection policies: targets, auto, ranking; pruning end to end keeps the invariants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compressor.lattice import influence_blocks, meet_irreducible
+from compressor.magnitude import PruneSchedule
+from compressor.moduli import ModuliConfig
+from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.selection import SelectionConfig, parse_keep, select_neurons
+from compressor.training import TrainConfig, model_config_for, train_new
+from models.checkpoint import Checkpoint, load_checkpoint
+from models.errors import CheckpointError, ConfigError
+from models.sequence import ModelConfig, SequenceModel
+from models.tasks import make_task
+
+
+def model(cell="lstm", hidden=(12, 9)) -> SequenceModel:
+    torch.manual_seed(0)
+    return SequenceModel(ModelConfig(cell, input_size=3, hidden_sizes=hidden, output_size=2))
+
+
+@pytest.mark.parametrize("method", ["lattice", "norm", "random"])
+@pytest.mark.parametrize("keep, expected", [(0.5, [6, 4]), (3, [3, 3]), (1.0, [12, 9])])
+def test_targets_are_met(method: str, keep, expected) -> None:
+    sel = select_neurons(model(), SelectionConfig(method=method, keep=keep))
+    assert [int(s.keep_index.numel()) for s in sel] == expected
+    for s in sel:
+        assert torch.equal(s.keep_index, torch.unique(s.keep_index))
+
+
+def test_norm_keeps_the_largest_incoming_norms() -> None:
+    m = model("gru", (10,))
+    with torch.no_grad():
+        m.rnn[0].weight_hh_l0[torch.cat([g * 10 + torch.tensor([2, 7]) for g in range(3)])] *= 100
+    keep = select_neurons(m, SelectionConfig(method="norm", keep=2))[0].keep_index
+    assert keep.tolist() == [2, 7]
+
+
+def test_auto_keeps_exactly_the_meet_irreducible_set() -> None:
+    m = model("rnn", (10,))
+    sel = select_neurons(m, SelectionConfig(method="lattice", keep="auto", feed_forward=False))[0]
+    A, blocks = influence_blocks(m.rnn[0].weight_hh_l0.detach(), 1)
+    assert sel.meet_irreducible == int(sel.keep_index.numel())
+    assert set(sel.keep_index.tolist()) <= set(range(10))
+
+
+def test_lattice_prefers_meet_irreducible_neurons() -> None:
+    # Neuron 0 drives exactly what 1 and 2 together drive in common: reducible.
+    m = model("rnn", (4,))
+    R = torch.zeros(4, 4)
+    R[[0, 1, 2], 1] = 1.0  # E_1 = {0,1,2}
+    R[[0, 1, 3], 2] = 1.0  # E_2 = {0,1,3}
+    R[[0, 1], 0] = 1.0     # E_0 = {0,1} = E_1 ∩ E_2 -> reducible
+    R[[2, 3], 3] = 1.0     # E_3 = {2,3}
+    with torch.no_grad():
+        m.rnn[0].weight_hh_l0.copy_(R * 5.0)  # strongest weights on the reducible neuron too
+    B = (R > 0).numpy()
+    assert meet_irreducible(B).tolist() == [False, True, True, True]
+    sel = select_neurons(m, SelectionConfig(method="lattice", keep=3, feed_forward=False, threshold=0.5))[0]
+    assert sel.keep_index.tolist() == [1, 2, 3]
+
+
+def test_random_is_seeded() -> None:
+    a = select_neurons(model(), SelectionConfig(method="random", keep=0.5, seed=1))
+    b = select_neurons(model(), SelectionConfig(method="random", keep=0.5, seed=1))
+    c = select_neurons(model(), SelectionConfig(method="random", keep=0.5, seed=2))
+    assert all(torch.equal(x.keep_index, y.keep_index) for x, y in zip(a, b))
+    assert any(not torch.equal(x.keep_index, y.keep_index) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"keep": 13}, "at most the hidden size of layer 0"),
+    ({"keep": 0}, "'keep' parameter"),
+    ({"keep": 1.5}, "'keep' parameter"),
+    ({"keep": "lots"}, "'keep' parameter"),
+    ({"method": "magic"}, "'method' parameter"),
+    ({"variant": "fuzzy"}, "'variant' parameter"),
+    ({"method": "norm", "keep": "auto"}, "lattice only"),
+    ({"threshold": 1e9}, "relation is empty"),
+])
+def test_bad_selection(kwargs, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        select_neurons(model(), SelectionConfig(**kwargs))
+
+
+def test_parse_keep() -> None:
+    assert parse_keep("0.25") == 0.25 and parse_keep("64") == 64 and parse_keep("auto") == "auto"
+    assert parse_keep("1") == 1 and parse_keep(1.0) == 1.0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Checkpoint, object, object]:
+    path = tmp_path_factory.mktemp("p") / "t.pt"
+    task = make_task("adding", {"seq_len": 8, "samples": 256, "val_samples": 64, "test_samples": 64})
+    data = task.load()
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.01, regularizer=ModuliConfig(space="torus"),
+                      pruning=PruneSchedule(sparsity=0.5))
+    train_new(task, data, model_config_for(data, "gru", 12, 2), cfg, path)
+    return load_checkpoint(path), task, data
+
+
+@pytest.mark.parametrize("method, variant", [("lattice", "binary"), ("lattice", "continuous"), ("norm", "binary"),
+                                             ("random", "binary")])
+def test_prune_checkpoint_end_to_end(tmp_path: Path, trained, method: str, variant: str) -> None:
+    ckpt, task, data = trained
+    out = tmp_path / "p.pt"
+    res = prune_checkpoint(ckpt, PruneConfig(method=method, variant=variant, keep=0.5, finetune_epochs=1,
+                                             thresholds=4), task, data, out)
+    back = load_checkpoint(out)
+    assert back.config.hidden_sizes == (6, 6)
+    assert back.pruning["method"] == method and back.pruning["parent_sha256"] == ckpt.sha256
+    # Positions of the kept neurons follow into the regularizer state.
+    assert [len(k) for k in back.regularizer["kept"]] == [6, 6]
+    # Magnitude masks stay in force through fine-tuning.
+    m = back.build_model()
+    for name, mask in m.masks().items():
+        assert torch.all(m.get_parameter(name)[~mask] == 0)
+    assert res.report["parameters_after"] < res.report["parameters_before"]
+
+
+def test_edge_pruning_only_removes_connections(tmp_path: Path, trained) -> None:
+    ckpt, task, data = trained
+    res = prune_checkpoint(ckpt, PruneConfig(keep=1.0, edge_prune=True, finetune_epochs=0, quantile=0.5),
+                           task, data, None)
+    assert res.report["recurrent_sparsity_after"] > res.report["recurrent_sparsity_before"]
+
+
+def test_nan_weights_are_refused(tmp_path: Path, trained) -> None:
+    ckpt, task, data = trained
+    bad = Checkpoint(**{**ckpt.__dict__, "state_dict": dict(ckpt.state_dict)})
+    bad.state_dict["rnn.0.weight_hh_l0"] = ckpt.state_dict["rnn.0.weight_hh_l0"].clone()
+    bad.state_dict["rnn.0.weight_hh_l0"][0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or Inf"):
+        prune_checkpoint(bad, PruneConfig(), task, data, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()

@@ -1,0 +1,142 @@
+"""``rnncompress export`` and ``rnncompress sparsify``: output, and bad input as one line
+on stderr, a non-zero exit code and no file left behind."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from exporters.graph import build_full_graph
+
+
+def _run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def _one_error_line(result, code=2):
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress lines may precede it
+    assert "Traceback" not in result.output
+    return errors[0]
+
+
+def test_export_prints_a_line_per_file(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("lstm", (8,), 0.9))
+    r = _run("export", path, "--format", "dense,sparse,step,int8", "--out-dir", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # --quiet: no progress
+    for name in ("m.onnx", "m.sparse.onnx", "m.step.onnx", "m.int8.onnx"):
+        assert name in r.stdout and (tmp_path / "o" / name).exists()
+    assert "stored sparsity" in r.stdout and "17/8" in r.stdout and "max abs" in r.stdout
+
+
+def test_export_json(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("gru", (6,), 0.5))
+    r = _run("export", path, "--format", "dense,int8", "--out-dir", tmp_path / "o", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [row["format"] for row in rows] == ["dense", "int8"]
+    assert rows[0]["parity_error"] <= rows[0]["parity_tolerance"] and rows[0]["opset"] == 17
+
+
+def test_help_explains_every_option():
+    for command in ("export", "sparsify"):
+        r = _run(command, "--help")
+        assert r.exit_code == 0
+        text = r.stdout
+        for option in ({"export": ["--format", "--out-dir", "--verify-data", "--atol", "--int8-accuracy-drop",
+                                   "--int8-relative", "--min-gain", "--force", "--quiet"],
+                        "sparsify": ["--out", "--min-gain", "--force", "--quiet"]}[command]):
+            assert option in text
+
+
+def test_bad_nan_checkpoint(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("lstm", (4,)), nan=True)
+    line = _one_error_line(_run("export", path, "--out-dir", tmp_path / "o"))
+    assert "NaN or Inf" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_format_name(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("lstm", (4,)))
+    line = _one_error_line(_run("export", path, "--format", "dense,onnx16", "--out-dir", tmp_path / "o"))
+    assert "'format' parameter" in line and "onnx16" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_out_dir(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("lstm", (4,)))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = _one_error_line(_run("export", path, "--out-dir", blocker / "sub"))
+    assert "not a directory" in line
+    assert blocker.read_text() == ""
+
+
+def test_missing_data_suggests_random(make_model, make_checkpoint, tmp_path):
+    model = make_model("lstm", (4,), input_size=28, output_size=10)
+    path = make_checkpoint(model, {"name": "smnist", "params": {"data": str(tmp_path / "gone")}})
+    line = _one_error_line(_run("export", path, "--out-dir", tmp_path / "o"))
+    assert "--verify-data random" in line
+    r = _run("export", path, "--out-dir", tmp_path / "o", "--verify-data", "random", "--format", "dense", "-q")
+    assert r.exit_code == 0 and "random inputs only" in r.stdout
+
+
+def test_parity_failure_exits_3(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("gru", (8,), 0.0, seed=1))
+    result = _run("export", path, "--format", "dense,sparse", "--atol", "1e-15", "--out-dir", tmp_path / "o", "-q")
+    line = _one_error_line(result, code=3)
+    assert result.stderr.strip() == line  # --quiet: the error is the only output
+    assert "disagrees with the torch model" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_option_value(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("gru", (4,)))
+    line = _one_error_line(_run("export", path, "--min-gain", "2", "--out-dir", tmp_path / "o"))
+    assert "'min_gain' parameter must be a float in [0, 1)" in line
+
+
+def test_missing_checkpoint(tmp_path):
+    line = _one_error_line(_run("export", tmp_path / "nope.pt", "--out-dir", tmp_path / "o"))
+    assert "does not exist" in line
+
+
+# ----------------------------------------------------------------------- sparsify
+def test_sparsify_cli(make_model, tmp_path):
+    src = tmp_path / "m.onnx"
+    onnx.save(build_full_graph(make_model("lstm", (16,), 0.9)), str(src))
+    r = _run("sparsify", src, "--out", tmp_path / "s.onnx")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("wrote ") and "initializers sparse" in r.stdout
+    assert (tmp_path / "s.onnx").stat().st_size < src.stat().st_size
+
+
+@pytest.mark.parametrize("content", [b"not an onnx file at all", b""])
+def test_sparsify_not_onnx(tmp_path, content):
+    src = tmp_path / "x.onnx"
+    src.write_bytes(content)
+    line = _one_error_line(_run("sparsify", src, "--out", tmp_path / "y.onnx"))
+    assert "not an ONNX model" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.onnx"]
+
+
+def test_sparsify_refuses_overwriting_input(make_model, tmp_path):
+    src = tmp_path / "m.onnx"
+    onnx.save(build_full_graph(make_model("rnn", (4,))), str(src))
+    before = src.read_bytes()
+    line = _one_error_line(_run("sparsify", src, "--out", src))
+    assert "'out' parameter must be a different file from the input" in line
+    assert src.read_bytes() == before
+
+
+def test_sparsify_missing_input(tmp_path):
+    line = _one_error_line(_run("sparsify", tmp_path / "none.onnx", "--out", tmp_path / "y.onnx"))
+    assert "does not exist" in line

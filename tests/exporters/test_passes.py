@@ -1,0 +1,178 @@
+"""Passes: pure, deterministic, report whether they changed the model; sparse storage
+round-trips exactly and never makes a file larger."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import helper, numpy_helper
+
+from exporters.graph import build_full_graph
+from exporters.passes import (
+    AddMetadata,
+    DensifyInitializers,
+    QuantizeDynamic,
+    SetIrVersion,
+    SparsifyInitializers,
+    StoreRecurrentWeightsInt8,
+    run_passes,
+    stored_sparsity,
+    to_dense_tensor,
+)
+from exporters.verify import make_session, run_full
+from models.errors import ConfigError, ExportError
+
+
+def _weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    dense = DensifyInitializers()(model).model
+    return {t.name: numpy_helper.to_array(t) for t in dense.graph.initializer}
+
+
+def _one_weight_model(array: np.ndarray) -> onnx.ModelProto:
+    """y = x @ W for one initializer W (2-D), or y = x + W (other ranks)."""
+    w = numpy_helper.from_array(array, "W")
+    dtype = helper.np_dtype_to_tensor_dtype(array.dtype)
+    if array.ndim == 2:
+        node = helper.make_node("MatMul", ["x", "W"], ["y"])
+        x_shape, y_shape = ["b", array.shape[0]], ["b", array.shape[1]]
+    else:
+        node = helper.make_node("Add", ["x", "W"], ["y"])
+        x_shape = y_shape = list(array.shape)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, x_shape)],
+                              [helper.make_tensor_value_info("y", dtype, y_shape)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@st.composite
+def sparse_arrays(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 12), min_size=1, max_size=3)))
+    sparsity = draw(st.floats(0.0, 1.0))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int8, np.int64, np.float16]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    values = rng.normal(size=shape) * 50
+    values[rng.random(shape) < sparsity] = 0
+    return values.astype(dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sparse_arrays())
+def test_sparsify_round_trip_exact_and_never_larger(array):
+    model = _one_weight_model(array)
+    sparse_model, changed = SparsifyInitializers()(model)
+    onnx.checker.check_model(sparse_model)
+    back = _weights(sparse_model)["W"]
+    assert back.dtype == array.dtype and back.shape == array.shape
+    assert back.tobytes() == (array + np.zeros((), array.dtype)).tobytes()  # exact (+0.0 for -0.0)
+    assert sparse_model.ByteSize() <= model.ByteSize()
+    assert changed == bool(sparse_model.graph.sparse_initializer)
+    # float32 stores 4 + 8 bytes per non-zero instead of 4 per entry: above 2/3 zeros
+    # (with a margin for the protobuf framing) it must win.
+    zeros = float((array == 0).mean())
+    if array.dtype == np.float32 and array.size >= 32 and zeros >= 0.75:
+        assert changed and sparse_model.ByteSize() < model.ByteSize()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.7, 0.95])
+def test_sparse_export_smaller_above_break_even(make_model, cell, sparsity):
+    model = make_model(cell, (24, 16), sparsity, seed=1)
+    dense = build_full_graph(model)
+    sparse_model, _ = SparsifyInitializers()(dense)
+    assert sparse_model.ByteSize() <= dense.ByteSize()
+    if sparsity >= 0.7:
+        assert sparse_model.ByteSize() < dense.ByteSize()
+        assert stored_sparsity(sparse_model) > 0.5
+    weights = {t.name: numpy_helper.to_array(t) for t in dense.graph.initializer}
+    back = _weights(sparse_model)
+    assert back.keys() == weights.keys()
+    for name, w in weights.items():
+        assert back[name].tobytes() == w.tobytes(), name  # bit-exact round trip
+
+
+def test_min_gain_keeps_marginal_tensors_dense(make_model):
+    dense = build_full_graph(make_model("lstm", (16,), 0.75, seed=2))
+    loose = SparsifyInitializers(0.0)(dense).model
+    strict = SparsifyInitializers(0.5)(dense).model
+    assert len(strict.graph.sparse_initializer) < len(loose.graph.sparse_initializer)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
+def test_min_gain_validated(bad):
+    with pytest.raises(ConfigError, match="'min_gain' parameter must be a float in \\[0, 1\\)"):
+        SparsifyInitializers(bad)
+
+
+@pytest.mark.parametrize("p", [
+    SparsifyInitializers(), DensifyInitializers(), SetIrVersion(9), AddMetadata({"k": "v"}),
+    QuantizeDynamic(), StoreRecurrentWeightsInt8(),
+], ids=lambda p: type(p).__name__)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_passes_are_pure_and_deterministic(make_model, p, cell):
+    model = build_full_graph(make_model(cell, (8,), 0.9, seed=4))
+    if isinstance(p, DensifyInitializers):
+        model = SparsifyInitializers()(model).model
+    before = model.SerializeToString()
+    first, changed = p(model)
+    second, _ = p(model)
+    assert model.SerializeToString() == before
+    assert first.SerializeToString() == second.SerializeToString()
+    assert changed == (first.SerializeToString() != before)
+    again, changed_again = p(first)
+    if not isinstance(p, (QuantizeDynamic, StoreRecurrentWeightsInt8)):
+        assert not changed_again  # idempotent
+
+
+def test_set_ir_version_and_metadata(make_model):
+    model = build_full_graph(make_model("rnn", (4,)))
+    out, changed = run_passes(model, [SetIrVersion(8), AddMetadata({"b": "2", "a": "1"}), AddMetadata({"a": "3"})])
+    assert changed and out.ir_version == 8
+    assert [(p.key, p.value) for p in out.metadata_props] == [("a", "3"), ("b", "2")]
+    with pytest.raises(ConfigError, match="'ir_version' parameter"):
+        SetIrVersion(2)
+
+
+def test_densify_accepts_coordinate_indices():
+    values = numpy_helper.from_array(np.array([1.5, -2.0], np.float32), "W")
+    indices = numpy_helper.from_array(np.array([[0, 1], [2, 0]], np.int64), "")
+    dense = numpy_helper.to_array(to_dense_tensor(helper.make_sparse_tensor(values, indices, [3, 2])))
+    assert dense.tolist() == [[0, 1.5], [0, 0], [-2.0, 0]]
+
+
+def test_quantize_refuses_sparse_input(make_model):
+    model = SparsifyInitializers()(build_full_graph(make_model("lstm", (8,), 0.9))).model
+    with pytest.raises(ExportError, match="quantize before sparsifying"):
+        QuantizeDynamic()(model)
+
+
+def test_quantize_lstm_becomes_dynamic_quantize_lstm(make_model):
+    q = QuantizeDynamic()(build_full_graph(make_model("lstm", (8, 6), 0.5))).model
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    assert "MatMulInteger" in ops  # the head
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_weight_only_int8_keeps_zeros_and_runs(make_model, cell):
+    import torch
+
+    model = make_model(cell, (16, 8), 0.8, seed=5)
+    q = StoreRecurrentWeightsInt8()(build_full_graph(model)).model
+    onnx.checker.check_model(q, full_check=True)
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    for l in range(2):
+        for m in ("W", "R"):
+            assert inits[f"rnn.{l}.{m}_quantized"].dtype == np.int8
+            assert f"rnn.{l}.{m}" not in inits
+    # pruned weights stay exact zeros (zero point 0), so sparse storage still applies
+    r = model.rnn[0].weight_hh_l0.detach().numpy()
+    assert (inits["rnn.0.R_quantized"] == 0).sum() >= (r == 0).sum()
+    x = torch.randn(4, 5, 2)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    y = run_full(make_session(q), x)
+    assert np.abs(y - ref).max() < 0.05 * max(1.0, np.abs(ref).max())
