@@ -17,5 +17,8 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest
 
+demo: setup
+	$(VENV)/bin/rnncompress run --out runs/demo
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -34,7 +34,8 @@ def handle_errors(fn: Callable) -> Callable:
         except RnnCompressError as e:
             raise CliError(str(e), e.exit_code) from None
         except KeyboardInterrupt:
-            click.echo("interrupted: completed work is kept; rerun with --resume to continue.", err=True)
+            click.echo("interrupted: files already written are complete and kept (train --resume and run continue "
+                       "where they stopped).", err=True)
             sys.exit(130)
         except MemoryError:
             raise CliError("out of memory; try a smaller --batch-size or model.", 2) from None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import click
 
+from cli.bench import bench
+from cli.check import check
 from cli.common import CliError
 from cli.export import export
 from cli.info import info
 from cli.prune import prune
+from cli.run import run
 from cli.sparsify import sparsify
 from cli.train import train
 from models.checkpoint import package_version
@@ -35,6 +38,9 @@ def cli() -> None:
     export    checkpoint -> verified ONNX (dense, sparse, step, int8)
     sparsify  store any ONNX model's weights as sparse initializers
     prune     remove whole neurons (lattice, norm or random selection) and fine-tune
+    bench     latency, size and accuracy in onnxruntime -> report.json, report.md, plots
+    check     a bench report against budgets (latency ratio, ms, metric, size); CI exit code
+    run       the whole pipeline from one TOML file (or the embedded default)
 
     Exit codes: 0 success, 1 a budget is broken (check), 2 bad input, 3 an export failed
     verification.
@@ -46,6 +52,9 @@ cli.add_command(info)
 cli.add_command(export)
 cli.add_command(sparsify)
 cli.add_command(prune)
+cli.add_command(run)
+cli.add_command(bench)
+cli.add_command(check)
 
 
 def main() -> None:

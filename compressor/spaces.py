@@ -26,7 +26,7 @@ SIDE = 10.0  # torus / Klein side length in the authors' code
 def _safe_sqrt(sq: Tensor) -> Tensor:
     """sqrt with a zero (not NaN) gradient at 0 — the diagonal of a distance matrix."""
     pos = sq > 0
-    return torch.where(pos, sq.clamp_min(1e-12).sqrt(), torch.zeros_like(sq))
+    return torch.where(pos, sq.clamp_min(torch.finfo(sq.dtype).tiny).sqrt(), torch.zeros_like(sq))
 
 
 def _pairwise_sq(a: Tensor, b: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -107,10 +108,28 @@ class Checkpoint:
         )
 
 
+_PLAIN = ("config", "task", "history", "metrics", "provenance", "training", "pruning")
+
+
+def _canonical(d: dict[str, Any]) -> dict[str, Any]:
+    """Plain-data fields rebuilt from sorted JSON: pickle's output depends on object identity
+    (equal strings are written once or twice), so a resumed run would otherwise give other
+    bytes than an uninterrupted one with the same content."""
+    plain = {k: d[k] for k in _PLAIN}
+    plain["regularizer_config"] = d["regularizer"].get("config", {})
+    canon = json.loads(json.dumps(plain, sort_keys=True))
+    reg = dict(d["regularizer"])
+    if reg:
+        reg["config"] = canon.pop("regularizer_config")
+    else:
+        canon.pop("regularizer_config")
+    return {**d, **canon, "regularizer": reg}
+
+
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
     """Write ``ckpt`` atomically; returns the file's sha256."""
     buf = io.BytesIO()
-    torch.save(ckpt.to_dict(), buf)
+    torch.save(_canonical(ckpt.to_dict()), buf)
     atomic_write_bytes(path, buf.getvalue())
     ckpt.path = Path(path)
     ckpt.sha256 = sha256_file(path)

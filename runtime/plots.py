@@ -10,9 +10,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker, transforms  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.io import atomic_path  # noqa: E402
+
+_MPL = tuple(int(p) for p in matplotlib.__version__.split(".")[:2] if p.isdigit())
 
 
 def _save(fig, path: str | os.PathLike) -> None:
@@ -78,26 +81,49 @@ def plot_pruning(path: Path, parent, selections, reg_state: dict[str, Any], gate
     return paths
 
 
-def plot_latency_distributions(path: str | os.PathLike, samples: dict[str, Sequence[float]], title: str) -> None:
+def _log_x(ax) -> None:
+    """Log x axis with plain tick labels at 1, 2, 5 x 10^k (latencies span less than a decade)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def plot_latency_distributions(path: str | os.PathLike, samples: dict[str, Sequence[float]], title: str,
+                               highlight: str | None = None) -> None:
+    """One box per series (top to bottom in the given order), p50 written beside it;
+    ``highlight`` (e.g. the baseline) gets a bold label."""
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(samples) + 1.8))
     names = list(samples)
     data = [np.asarray(samples[n], dtype=float) for n in names]
-    ax.boxplot(data, vert=False, showfliers=False, whis=(1, 99))
+    # matplotlib 3.10 replaced vert=False by orientation="horizontal" (vert warns from 3.11)
+    horizontal = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
+    ax.boxplot(data, showfliers=False, whis=(1, 99), **horizontal)
     ax.set_yticks(range(1, len(names) + 1), names, fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("latency (ms, log scale); whiskers p1-p99")
+    for label in ax.get_yticklabels():
+        if label.get_text() == highlight:
+            label.set_fontweight("bold")
+    right = transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    for i, d in enumerate(data, start=1):
+        if d.size:
+            ax.text(1.01, i, f"p50 {np.median(d):.3g} ms", transform=right, fontsize=7, va="center", clip_on=False)
+    ax.invert_yaxis()
+    _log_x(ax)
+    ax.set_xlabel("latency (ms, log scale); box p25-p75, whiskers p1-p99")
     ax.set_title(title, fontsize=9)
     _save(fig, path)
 
 
 def plot_scatter(path: str | os.PathLike, points: list[dict[str, Any]], x: str, y: str, xlabel: str, ylabel: str,
-                 title: str, logx: bool = False) -> None:
+                 title: str, logx: bool = False, highlight: str | None = None) -> None:
+    """Labelled points; the one named ``highlight`` (e.g. the baseline) drawn as a star."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for p in points:
-        ax.scatter(p[x], p[y], s=30)
+        star = p["name"] == highlight
+        ax.scatter(p[x], p[y], s=90 if star else 30, marker="*" if star else "o")
         ax.annotate(p["name"], (p[x], p[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if logx:
-        ax.set_xscale("log")
+        _log_x(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)

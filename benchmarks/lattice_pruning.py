@@ -1,0 +1,151 @@
+"""Neuron pruning of the seq-MNIST LSTM: lattice (binary, continuous) vs norm vs random
+at the same kept sizes and the same fine-tuning budget, over several seeds; plus `auto`
+and a dense LSTM of the pruned size trained from scratch with the same total epochs.
+
+    .venv/bin/python benchmarks/lattice_pruning.py --workers 2
+
+Parents are the 90%-sparse torus-regularized LSTMs of benchmarks/smnist_moduli.py (trained
+here if missing). Policies are compared on validation accuracy; test accuracy is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from common import ROOT, SHARED, md_table, mean_sd, train_or_load, write_report
+
+METHODS = [("lattice", "binary"), ("lattice", "continuous"), ("norm", "binary"), ("random", "binary")]
+
+
+def parent_config(a: dict, seed: int):
+    from compressor.magnitude import PruneSchedule
+    from compressor.moduli import ModuliConfig
+    from compressor.training import TrainConfig
+
+    return TrainConfig(epochs=a["epochs"], batch_size=128, lr=1e-3, seed=seed,
+                       regularizer=ModuliConfig(space="torus", strength=a["strength"], seed=seed),
+                       pruning=PruneSchedule(sparsity=0.9, schedule="cubic"))
+
+
+def train_parent(job: tuple) -> str:
+    import torch
+
+    torch.set_num_threads(1)
+    path, seed, a = job
+    train_or_load(Path(path), "smnist", {"data": a["data"]}, "lstm", a["hidden"], 1, parent_config(a, seed), quiet=True)
+    return path
+
+
+def prune_one(job: tuple) -> dict:
+    import json
+
+    import torch
+
+    torch.set_num_threads(1)
+    from compressor.prune import PruneConfig, prune_checkpoint
+    from models.checkpoint import load_checkpoint
+    from models.tasks import task_from_checkpoint
+
+    parent, out, method, variant, keep, seed, a = job
+    out = Path(out)
+    summary = out.with_suffix(".json")
+    if summary.exists():
+        return json.loads(summary.read_text())
+    ckpt = load_checkpoint(parent)
+    task = task_from_checkpoint(ckpt.task)
+    data = task.load()
+    t0 = time.monotonic()
+    res = prune_checkpoint(ckpt, PruneConfig(method=method, variant=variant, keep=keep, seed=seed,
+                                             finetune_epochs=a["finetune_epochs"], finetune_lr=a["finetune_lr"]),
+                           task, data, out)
+    m = res.checkpoint.metrics
+    row = {"method": method, "variant": variant, "keep": keep, "seed": seed,
+           "kept": [l["after"] for l in res.report["layers"]],
+           "mi": [l.get("meet_irreducible") for l in res.report["layers"]],
+           "test": m["test_accuracy"], "val": m["val_accuracy"], "shrink_only": res.report["test_after_shrink"],
+           "seconds": time.monotonic() - t0}
+    summary.write_text(json.dumps(row))
+    print(f"{out.name}: val {row['val']:.4f} test {row['test']:.4f}", file=sys.stderr, flush=True)
+    return row
+
+
+def scratch_one(job: tuple) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from compressor.training import TrainConfig
+
+    path, hidden, seed, a = job
+    cfg = TrainConfig(epochs=a["epochs"] + a["finetune_epochs"], batch_size=128, lr=1e-3, seed=seed)
+    ck, sec = train_or_load(Path(path), "smnist", {"data": a["data"]}, "lstm", hidden, 1, cfg, quiet=True)
+    return {"hidden": hidden, "seed": seed, "test": ck.metrics["test_accuracy"], "val": ck.metrics["val_accuracy"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(SHARED / "mnist"))
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--strength", type=float, default=3.0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--keeps", type=float, nargs="+", default=[0.5, 0.25, 0.125])
+    ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--finetune-lr", type=float, default=5e-4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--parents", type=Path, default=ROOT / "runs" / "smnist")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "lattice")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lattice_pruning.md")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    a = {"data": args.data, "hidden": args.hidden, "epochs": args.epochs, "strength": args.strength,
+         "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr}
+    t0 = time.monotonic()
+    parents = {s: str(args.parents / f"torus-0.9-{args.strength:g}-s{s}.pt") for s in args.seeds}
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        list(pool.map(train_parent, [(p, s, a) for s, p in parents.items()]))
+        jobs = []
+        for keep in args.keeps:
+            for method, variant in METHODS:
+                for s in args.seeds:
+                    name = f"{method}-{variant}-{keep:g}-s{s}.pt"
+                    jobs.append((parents[s], str(args.work / name), method, variant, keep, s, a))
+        for s in args.seeds:
+            jobs.append((parents[s], str(args.work / f"lattice-binary-auto-s{s}.pt"), "lattice", "binary", "auto", s, a))
+        rows = list(pool.map(prune_one, jobs))
+        sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
+        scratch = list(pool.map(scratch_one, [(str(args.work / f"scratch-{h}-s{s}.pt"), h, s, a)
+                                               for h in sizes for s in args.seeds]))
+
+    def cell(vals: list[float]) -> str:
+        m, _ = mean_sd(vals)
+        spread = (max(vals) - min(vals)) / 2 if len(vals) > 1 else 0.0
+        return f"{m * 100:.2f} ± {spread * 100:.2f}"
+
+    table = []
+    for keep in args.keeps:
+        h = max(1, round(keep * args.hidden))
+        for method, variant in METHODS:
+            sel = [r for r in rows if r["keep"] == keep and r["method"] == method and r["variant"] == variant]
+            label = f"{method} ({variant})" if method == "lattice" else method
+            table.append((f"{keep:g} ({h})", label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
+                          cell([r["shrink_only"] for r in sel])))
+        sc = [r for r in scratch if r["hidden"] == h]
+        table.append((f"{keep:g} ({h})", f"dense {h} from scratch ({args.epochs + args.finetune_epochs} epochs)",
+                      cell([r["val"] for r in sc]), cell([r["test"] for r in sc]), "-"))
+    auto = [r for r in rows if r["keep"] == "auto"]
+    table.append((f"auto ({'/'.join(str(r['kept'][0]) for r in auto)})", "lattice (binary), meet-irreducible set",
+                  cell([r["val"] for r in auto]), cell([r["test"] for r in auto]), cell([r["shrink_only"] for r in auto])))
+    body = (f"Parents: LSTM {args.hidden}, torus regularizer (strength {args.strength:g}), 90% recurrent sparsity, "
+            f"{args.epochs} epochs, seeds {args.seeds}. Each pruned model: {args.finetune_epochs} fine-tuning epochs "
+            f"at lr {args.finetune_lr} (regularizer and masks in force). Accuracy % as mean ± half-range over seeds:\n\n"
+            + md_table(["kept (neurons)", "policy", "val accuracy", "test accuracy", "test before fine-tuning"], table))
+    write_report(args.out, "Lattice pruning of the seq-MNIST LSTM", "python " + " ".join(sys.argv), body,
+                 time.monotonic() - t0)
+
+
+if __name__ == "__main__":
+    main()

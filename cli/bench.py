@@ -1,0 +1,77 @@
+"""``rnncompress bench``: latency, size and accuracy in onnxruntime, as a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.common import echo_json, handle_errors, progress_for, quiet_option
+from runtime.bench import BenchConfig, bench as run_bench
+from runtime.report import check_out_dir, markdown, write_report
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="MODEL...")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Model the ratios are relative to (checkpoint or .onnx), timed in the same interleaved loop. "
+                   "Default: the dense model of the first checkpoint given (else the first MODEL).")
+@click.option("--name", "names", multiple=True,
+              help="Report name of each MODEL, in order (repeat once per MODEL; default: the file names).")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+              help="Directory for report.json, report.md and the PNG plots (created if missing).")
+@click.option("--threads", type=int, default=BenchConfig.threads, show_default=True,
+              help="onnxruntime intra-op threads (and torch threads for the reference line).")
+@click.option("--runs", type=int, default=BenchConfig.runs, show_default=True,
+              help="Timed rounds; each round calls every model once, in a seeded shuffled order "
+                   "(p99 needs a few hundred).")
+@click.option("--warmup", type=int, default=BenchConfig.warmup, show_default=True, help="Untimed rounds first.")
+@click.option("--no-step", is_flag=True,
+              help="Do not measure the streaming step model of checkpoints (.step.onnx files given are still "
+                   "measured per step).")
+@click.option("--no-torch", is_flag=True, help="Do not time the torch eager reference line.")
+@click.option("--no-accuracy", is_flag=True, help="Latency and size only: skip the task metric.")
+@click.option("--max-eval", type=int, default=BenchConfig.max_eval, show_default=True,
+              help="Test sequences for the metric (the first ones of the test split).")
+@click.option("--seq-len", type=int, default=None,
+              help="Length of the random input sequence for models that record no task (.onnx files without "
+                   "rnncompress metadata, checkpoints without a task); they get latency only.")
+@click.option("--seed", type=int, default=BenchConfig.seed, show_default=True,
+              help="Seed of the interleaving order and of random inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (without raw samples) as JSON.")
+@quiet_option
+@handle_errors
+def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
+          runs: int, warmup: int, no_step: bool, no_torch: bool, no_accuracy: bool, max_eval: int,
+          seq_len: int | None, seed: int, as_json: bool, quiet: bool) -> None:
+    """Measure checkpoints and ONNX files in onnxruntime: latency, size, accuracy.
+
+    Batch 1, onnxruntime CPU, graph optimizations on. Each checkpoint is measured as its
+    dense full model (one call = the whole sequence) and its step model (one call = one
+    streaming step, state carried between calls), plus the torch eager model as a
+    reference line. An .onnx file with rnncompress metadata is measured as what it is
+    (full or step model) and scored on its task's test data; one without metadata gets
+    latency only, on random inputs (--seq-len sets dynamic sequence axes).
+
+    All models and the baseline are timed in one loop, interleaved, so machine drift
+    hits them alike: the ratios to the baseline are the numbers to compare; the
+    milliseconds depend on the machine. Writes report.json (schema
+    rnncompress-report/1), report.md and PNG plots to --out-dir.
+
+    \b
+    Example:
+      rnncompress bench lstm.pt onnx/lstm.int8.onnx onnx/small.onnx --out-dir bench/
+    """
+    config = BenchConfig(threads=threads, warmup=warmup, runs=runs, step=not no_step, torch_reference=not no_torch,
+                         accuracy=not no_accuracy, max_eval=max_eval, seed=seed, seq_len=seq_len)
+    check_out_dir(out_dir)
+    report = run_bench(list(paths), baseline=baseline, config=config, names=list(names) or None,
+                       progress=progress_for(quiet or as_json))
+    written = write_report(report, out_dir)
+    if as_json:
+        echo_json({**report, "models": [{k: v for k, v in e.items() if k != "samples_us"} for e in report["models"]]})
+        return
+    click.echo(markdown(report).rstrip())
+    click.echo("")
+    for p in written:
+        click.echo(f"wrote {p}")

@@ -1,0 +1,91 @@
+"""``rnncompress check``: a benchmark report against budgets, as an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from cli.common import CliError, echo_json, fmt_table, handle_errors
+from models.errors import BudgetExceeded, ConfigError
+from runtime.check import Budgets, check_report, describe_failure, write_junit
+from runtime.report import load_report
+
+OPTIONS = {"max_p50_ms": "--max-p50-ms", "max_p99_ms": "--max-p99-ms", "max_latency_ratio": "--max-latency-ratio",
+           "min_metric": "--min-metric", "max_metric_drop": "--max-metric-drop", "max_size_kb": "--max-size-kb"}
+
+
+def _budgets(limits: dict[str, float | None]) -> Budgets:
+    """``Budgets`` from the options, with errors naming the option rather than the field."""
+    for name, value in limits.items():
+        try:
+            Budgets(**{name: value})
+        except ConfigError as e:
+            raise CliError(str(e).replace(f"The '{name}' parameter", f"{OPTIONS[name]}")) from None
+    return Budgets(**limits)
+
+
+@click.command()
+@click.argument("report", type=click.Path(path_type=Path), metavar="REPORT.json")
+@click.option("--max-p50-ms", type=float, default=None,
+              help="Full-sequence p50 latency in ms (per-step for step-only models). Machine-dependent.")
+@click.option("--max-p99-ms", type=float, default=None,
+              help="Full-sequence p99 latency in ms (per-step for step-only models). Machine-dependent.")
+@click.option("--max-latency-ratio", type=float, default=None,
+              help="p50 latency / the baseline's p50, from the same interleaved run (full-sequence and per-step "
+                   "ratios, each checked when measured). The robust gate on noisy CI machines.")
+@click.option("--min-metric", type=float, default=None,
+              help="Worst acceptable onnxruntime metric: metric >= value for higher-is-better metrics (accuracy), "
+                   "metric <= value for lower-is-better ones (mse, bpc, position error).")
+@click.option("--max-metric-drop", type=float, default=None,
+              help="How much worse than the baseline's onnxruntime metric the model's may be, in the metric's "
+                   "units (accuracy as a fraction: 0.01 = one point; direction as for --min-metric).")
+@click.option("--max-size-kb", type=float, default=None, help="Model size in KB (1 KB = 1024 bytes).")
+@click.option("--model", "models", multiple=True,
+              help="Check this model (repeatable). Default: every model except the baseline.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None,
+              help="Also write JUnit XML (one testcase per model and budget) for CI systems.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bool, **limits: float | None) -> None:
+    """Check a benchmark report against budgets; the exit code says whether it passes.
+
+    Latency ratios to the baseline (--max-latency-ratio) are measured in one interleaved
+    run, so drift and noise on a shared CI machine cancel out: they are the robust
+    gate. Absolute --max-p50-ms / --max-p99-ms budgets depend on the machine and its
+    load; use them only on dedicated hardware.
+
+    Prints one row per model and budget. Exit codes: 0 every budget passes, 1 a budget
+    is broken, 2 bad input (unreadable or foreign report, incompatible schema version,
+    a budget that is not a number, an unknown --model, no budget given, or a budget the
+    report cannot answer, e.g. --min-metric on a report made with --no-accuracy).
+
+    \b
+    Example:
+      rnncompress check bench/report.json --max-latency-ratio 0.8 --max-metric-drop 0.01 --junit check.xml
+    """
+    budgets = _budgets(limits)
+    if not budgets.given():
+        raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
+    if junit is not None and not junit.absolute().parent.is_dir():
+        raise CliError(f"Directory {junit.absolute().parent} for --junit does not exist.")
+    if junit is not None and junit.resolve() == report.resolve():
+        raise CliError("--junit must differ from the report (inputs are never overwritten).")
+    results = check_report(load_report(report), budgets, list(models) or None)
+    if junit is not None:
+        write_junit(results, junit)
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        echo_json([asdict(r) for r in results])
+    else:
+        rows = [[r.model, OPTIONS[r.budget], f"{r.comparison} {r.limit:.6g}", f"{r.measured:.6g}",
+                 "pass" if r.passed else "FAIL", r.what + (f" ({r.note})" if r.note else "")] for r in results]
+        click.echo(fmt_table(rows, ["model", "budget", "limit", "measured", "result", "what"]))
+        if junit is not None:
+            click.echo(f"wrote {junit}")
+    if failed:
+        first = "; ".join(describe_failure(r) for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        raise BudgetExceeded(f"{len(failed)} of {len(results)} budgets broken: {first}")
+    if not as_json:
+        click.echo(f"all {len(results)} budgets pass")

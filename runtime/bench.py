@@ -1,0 +1,549 @@
+"""Benchmark checkpoints and ONNX files in onnxruntime: latency, size, accuracy.
+
+What is measured for each input:
+
+| input | latency | metric |
+|---|---|---|
+| checkpoint (``.pt``, anything not ``.onnx``) | its dense full model and its step model, both built in memory with ``exporters.build_variant``; plus the torch eager model as a reference line | onnxruntime (dense full model) and torch, on the task's test split |
+| ``.onnx`` with rnncompress metadata, full model | full sequence | onnxruntime, on the test split of the task in the metadata |
+| ``.onnx`` with rnncompress metadata, step model | per step (state carried between calls) | onnxruntime, run step by step (not for models with an init layer: the step graph has none) |
+| ``.onnx`` without our metadata | one ``session.run`` on seeded random inputs shaped from the graph's inputs (dynamic non-batch axes need ``seq_len``) | none |
+
+Latency inputs are batch 1 and a real test sequence (the first of the test split); a
+model whose checkpoint recorded no task is timed on a seeded random sequence of
+``seq_len`` steps, without a metric. The baseline (default: the dense model of the first checkpoint given, else the first input)
+and every candidate are timed in one interleaved loop: all full-sequence runners
+together, then all step runners together; ratios are candidate / baseline percentiles.
+A checkpoint's in-memory ONNX models are checked against torch on one test sequence
+first, so a broken model cannot silently report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from exporters.export import ExportOptions, Variant, build_variant, provenance_metadata, read_onnx
+from exporters.verify import (
+    MODEL_CONFIG_KEY,
+    TorchReference,
+    check_fp32,
+    check_step,
+    evaluate_onnx,
+    is_step_session,
+    make_session,
+    torch_initial_states,
+)
+from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
+from models.errors import DataError, ExportError, ParityError, RnnCompressError, param_error
+from models.io import sha256_file
+from models.progress import SILENT, Progress
+from models.sequence import ModelConfig, count_parameters, sparsity_report
+from models.tasks import Split, Task, evaluate, task_from_checkpoint
+from runtime.environment import environment
+from runtime.report import SCHEMA
+from runtime.latency import (
+    NUMPY_TYPES,
+    Runner,
+    measure_interleaved,
+    ort_feeds_runner,
+    ort_full_runner,
+    ort_step_runner,
+    summarize,
+    torch_full_runner,
+    torch_step_runner,
+    torch_threads,
+)
+
+KINDS = ("checkpoint", "onnx")
+TORCH = "\0torch"  # runner-name suffix of a model's torch reference line
+PARITY_ATOL = 1e-4  # export verified to 1e-5; this only catches a broken model
+TASK_KEY, SPARSITY_KEY, FORMAT_KEY = "rnncompress.task", "rnncompress.sparsity", "rnncompress.format"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How a benchmark runs.
+
+    Args:
+        threads: onnxruntime intra-op threads (and torch threads for the reference line).
+        warmup: untimed rounds before timing.
+        runs: timed rounds (every runner is called once per round); p99 needs >= 100.
+        step: also measure the streaming step model of checkpoints.
+        torch_reference: also time the torch eager model of checkpoints.
+        accuracy: compute the task metric in onnxruntime (and torch for checkpoints).
+        max_eval: test sequences used for the metric (the first ones of the test split).
+        seed: seeds the interleaving order and random inputs.
+        seq_len: sequence length for ONNX files without rnncompress metadata whose
+            inputs have dynamic sequence axes.
+    """
+
+    threads: int = 1
+    warmup: int = 50
+    runs: int = 300
+    step: bool = True
+    torch_reference: bool = True
+    accuracy: bool = True
+    max_eval: int = 10000
+    seed: int = 0
+    seq_len: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("threads", 1), ("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+                raise param_error(name, f"an int >= {minimum}", v)
+        for name in ("step", "torch_reference", "accuracy"):
+            if not isinstance(getattr(self, name), bool):
+                raise param_error(name, "a bool", getattr(self, name))
+        v = self.seq_len
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise param_error("seq_len", "an int >= 1 or None", v)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BenchInput:
+    """One model to benchmark: its report name, file and kind ("checkpoint" or "onnx")."""
+
+    name: str
+    path: Path
+    kind: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise param_error("name", "a non-empty string", self.name)
+        if self.kind not in KINDS:
+            raise param_error("kind", f"one of {list(KINDS)}", self.kind)
+
+
+def input_kind(path: Path) -> str:
+    """``.onnx`` files are ONNX models; anything else is read as a checkpoint."""
+    return "onnx" if Path(path).suffix.lower() == ".onnx" else "checkpoint"
+
+
+def bench_inputs(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None) -> list[BenchInput]:
+    """Paths (and optional names, default the file names) -> inputs with unique names."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise param_error("paths", "a non-empty list of checkpoints or .onnx files", [])
+    if names is not None:
+        names = list(names)
+        if len(names) != len(paths):
+            raise param_error("names", f"a list of {len(paths)} names, one per model", names)
+    out = [BenchInput(names[i] if names is not None else p.name, p, input_kind(p)) for i, p in enumerate(paths)]
+    seen: set[str] = set()
+    for inp in out:
+        if inp.name in seen:
+            raise param_error("names", "unique per model (give names with --name when two files share a name)",
+                              inp.name)
+        seen.add(inp.name)
+    return out
+
+
+# ------------------------------------------------------------------ preparation
+@dataclass
+class _Prepared:
+    """A model ready to time: its static report fields and its runners."""
+
+    inp: BenchInput
+    entry: dict[str, Any]
+    session: Any = None
+    full: Runner | None = None
+    step: Runner | None = None
+    torch_full: Runner | None = None
+    torch_step: Runner | None = None
+
+
+class _TaskCache:
+    """Each task's data is loaded once, however many inputs share it."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[Task, Split]] = {}
+
+    def test_split(self, task_dict: dict[str, Any], config: ModelConfig, source: Path) -> tuple[Task, Split]:
+        key = json.dumps(task_dict, sort_keys=True, default=str)
+        if key not in self._cache:
+            try:
+                task = task_from_checkpoint(task_dict)
+                data = task.load()
+            except RnnCompressError as e:
+                raise DataError(f"Cannot load the test data of {source} (task "
+                                f"{task_dict.get('name', '?')!r}): {str(e).rstrip('.')}.") from None
+            self._cache[key] = (task, data.test)
+        task, test = self._cache[key]
+        _check_fits(test, config, task, source)
+        return task, test
+
+
+def _check_fits(test: Split, c: ModelConfig, task: Task, source: Path) -> None:
+    if c.input_layer == "embedding":
+        ok = test.x.dim() == 2 and not test.x.is_floating_point()
+    else:
+        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
+    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
+        raise DataError(f"The test data of task '{task.name}' (x {tuple(test.x.shape)}) does not fit the model "
+                        f"{source} (input size {c.input_size}, input layer {c.input_layer}).")
+    if len(test) == 0:
+        raise DataError(f"The test split of task '{task.name}' for {source} is empty.")
+
+
+def parameter_count(c: ModelConfig) -> int:
+    """Parameters of a ``SequenceModel`` with config ``c`` (without building it)."""
+    n = 0
+    if c.input_layer == "linear":
+        n += c.input_size * c.input_dim + c.input_dim
+    elif c.input_layer == "embedding":
+        n += c.input_size * c.input_dim
+    size = c.rnn_input_size
+    for h in c.hidden_sizes:
+        n += c.gates * h * (size + h) + (2 * c.gates * h if c.bias else 0)
+        size = h
+    n += size * c.output_size + c.output_size
+    n += c.init_size * sum(c.hidden_sizes)
+    return n
+
+
+def _metric(task: Task, ort_value: float | None, torch_value: float | None, samples: int) -> dict[str, Any]:
+    return {"name": task.metric_name, "higher_is_better": bool(task.higher_is_better),
+            "onnxruntime": ort_value, "torch": torch_value, "samples": int(samples)}
+
+
+def _entry(inp: BenchInput, **fields_: Any) -> dict[str, Any]:
+    base = {"name": inp.name, "source": str(inp.path), "kind": inp.kind, "format": None, "sha256": None,
+            "source_sha256": None, "size_bytes": None, "task": None, "cell": None, "hidden_sizes": None,
+            "parameters": None, "sparsity": None, "inputs": None, "metric": None, "notes": []}
+    base.update(fields_)
+    return base
+
+
+def _random_sequence(c: ModelConfig, steps: int, seed: int) -> Split:
+    """One seeded random sequence the model accepts (tokens 0 for an embedding input)."""
+    g = torch.Generator().manual_seed(seed)
+    if c.input_layer == "embedding":
+        x = torch.zeros(1, steps, dtype=torch.int64)
+    else:
+        x = torch.randn(1, steps, c.input_size, generator=g)
+    init = torch.randn(1, c.init_size, generator=g) if c.init_size else None
+    return Split(x, torch.zeros(1), init)
+
+
+def _data(task_dict: dict[str, Any] | None, c: ModelConfig, source: Path, config: BenchConfig,
+          tasks: _TaskCache) -> tuple[Task | None, Split | None, Split, dict[str, Any]]:
+    """(task, test split, the latency sequence, the report's ``inputs``): the task's first
+    test sequence, or, when the model records no task, a random one of ``seq_len`` steps."""
+    if task_dict:
+        task, test = tasks.test_split(task_dict, c, source)
+        seq = test.take(slice(0, 1))
+        return task, test, seq, {"data": "task test split", "seq_len": int(seq.x.shape[1])}
+    if config.seq_len is None:
+        raise param_error("seq_len", f"an int >= 1 for {source}, which records no task and so has no test data "
+                                     f"(--seq-len T times it on random inputs)", None)
+    return None, None, _random_sequence(c, config.seq_len, config.seed), {"data": "random", "seq_len": config.seq_len}
+
+
+def _ort(source: Path, what: str, fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; an onnxruntime failure (wrong shapes, metadata that does not match the
+    graph) becomes one ``ExportError`` line instead of a traceback."""
+    try:
+        return fn()
+    except RnnCompressError:
+        raise
+    except Exception as e:  # onnxruntime raises its own pybind exception types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"onnxruntime cannot run {source} ({what}): {first[:300]}") from None
+
+
+def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
+    ckpt = load_checkpoint(inp.path)
+    check_finite(ckpt)
+    model = ckpt.build_model().eval()
+    c = ckpt.config
+    task, test, seq, inputs = _data(ckpt.task, c, inp.path, config, tasks)
+    meta = provenance_metadata(ckpt, model, Variant(), ExportOptions())
+    blob = build_variant(model, Variant(), meta).SerializeToString()
+    full = make_session(blob, config.threads)
+    reference = TorchReference(model)
+    one = {"the first test sequence" if task else "a random sequence": seq}
+    checks = [check_fp32(full, reference, one, PARITY_ATOL)]
+    step = None
+    if config.step:
+        step = make_session(build_variant(model, Variant(step=True)), config.threads)
+        checks.append(check_step(step, reference, one, PARITY_ATOL))
+    for parity in checks:
+        if not parity.passed:
+            raise ParityError(f"The ONNX model built from {inp.path} disagrees with its torch model: "
+                              f"{parity.describe()}; refusing to benchmark it.")
+    metric, notes = None, []
+    if config.accuracy and task is not None:
+        progress.message(f"{inp.name}: {task.metric_name} in onnxruntime and torch")
+        split = test.take(slice(0, config.max_eval))
+        ort_value = evaluate_onnx(full, task, split)[task.metric_name]
+        torch_value = evaluate(model, task, split)[task.metric_name]
+        metric = _metric(task, ort_value, torch_value, len(split))
+    elif config.accuracy:
+        notes.append("no metric: the checkpoint records no task")
+    sp = sparsity_report(model)
+    entry = _entry(
+        inp, format="dense", sha256=ckpt.sha256, source_sha256=ckpt.sha256, size_bytes=len(blob),
+        task=task.to_dict() if task else None, cell=c.cell, hidden_sizes=list(c.hidden_sizes),
+        parameters=count_parameters(model),
+        sparsity={"recurrent": sp["recurrent"], "overall": sp["overall"]}, inputs=inputs, metric=metric, notes=notes,
+    )
+    prepared = _Prepared(inp, entry, full, full=ort_full_runner(full, seq.x, seq.init))
+    if step is not None:
+        prepared.step = ort_step_runner(step, seq.x, torch_initial_states(model, seq))
+    if config.torch_reference:
+        prepared.torch_full = torch_full_runner(model, seq.x, seq.init)
+        if config.step:
+            prepared.torch_step = torch_step_runner(model, seq.x, seq.init)
+    return prepared
+
+
+def _json_meta(meta: dict[str, str], key: str, path: Path) -> Any:
+    try:
+        return json.loads(meta[key]) if meta.get(key) else None
+    except json.JSONDecodeError:
+        raise ExportError(f"{path} has corrupt rnncompress metadata: {key} is not JSON.") from None
+
+
+def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
+    proto = read_onnx(inp.path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    session = make_session(inp.path, config.threads)
+    size, sha = inp.path.stat().st_size, sha256_file(inp.path)
+    model_config = _json_meta(meta, MODEL_CONFIG_KEY, inp.path)
+    if not model_config:
+        return _prepare_foreign(inp, proto, session, size, sha, config)
+    try:
+        c = ModelConfig.from_dict(dict(model_config))
+    except (RnnCompressError, TypeError) as e:
+        raise ExportError(f"{inp.path} has an invalid rnncompress.model_config: {e}") from None
+    step = is_step_session(session)
+    task, test, seq, inputs = _data(_json_meta(meta, TASK_KEY, inp.path), c, inp.path, config, tasks)
+    notes: list[str] = []
+    prepared = _Prepared(inp, {}, session)
+    # One call now, so a graph that does not match its metadata fails here, in one line.
+    if step:
+        prepared.step = ort_step_runner(session, seq.x)
+        _ort(inp.path, "one step", prepared.step)
+    else:
+        prepared.full = ort_full_runner(session, seq.x, seq.init)
+        _ort(inp.path, "one sequence", prepared.full)
+    metric = None
+    if config.accuracy and task is None:
+        notes.append("no metric: the model's metadata records no task")
+    elif config.accuracy and step and c.init_size:
+        notes.append("no metric: the step model has no init layer, so the initial states of the test sequences "
+                     "are unknown")
+    elif config.accuracy:
+        progress.message(f"{inp.name}: {task.metric_name} in onnxruntime")
+        split = test.take(slice(0, config.max_eval))
+        value = _ort(inp.path, "the test split", lambda: evaluate_onnx(session, task, split, head=c.head))
+        metric = _metric(task, value[task.metric_name], None, len(split))
+    if step and c.init_size:
+        notes.append("step latency starts every sequence from zero states (no init layer in the step graph)")
+    sparsity = _json_meta(meta, SPARSITY_KEY, inp.path) or {}
+    prepared.entry = _entry(
+        inp, format=meta.get(FORMAT_KEY) or None, sha256=sha,
+        source_sha256=meta.get("rnncompress.source_sha256") or None, size_bytes=size,
+        task=task.to_dict() if task else None, cell=c.cell, hidden_sizes=list(c.hidden_sizes),
+        parameters=parameter_count(c),
+        sparsity={"recurrent": sparsity.get("recurrent"), "overall": sparsity.get("overall")} if sparsity else None,
+        inputs=inputs, metric=metric, notes=notes,
+    )
+    return prepared
+
+
+def random_feeds(session, seq_len: int | None, seed: int, source: Path) -> dict[str, np.ndarray]:
+    """Seeded inputs shaped from the graph's input signature: dynamic axes named like a
+    batch (or axis 0) become 1, other dynamic axes ``seq_len``; floats are standard
+    normal, integers and booleans zeros (valid token ids for any embedding)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i in session.get_inputs():
+        if i.type not in NUMPY_TYPES:
+            raise ExportError(f"{source}: input {i.name!r} has type {i.type}, which bench cannot generate.")
+        shape = []
+        for axis, d in enumerate(i.shape):
+            if isinstance(d, int) and d >= 0:
+                shape.append(d)
+            elif axis == 0 or (isinstance(d, str) and "batch" in d.lower()):
+                shape.append(1)
+            elif seq_len is None:
+                raise param_error(
+                    "seq_len", f"an int >= 1 for {source}, which has no rnncompress metadata and a dynamic "
+                               f"axis {d or '?'!r} (axis {axis}) on input {i.name!r} (--seq-len T)", None)
+            else:
+                shape.append(seq_len)
+        dtype = NUMPY_TYPES[i.type]
+        if np.issubdtype(dtype, np.floating):
+            feeds[i.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[i.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+def _initializer_count(proto) -> int:
+    n = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
+    return n + sum(int(np.prod(t.dims)) for t in proto.graph.sparse_initializer)
+
+
+def _prepare_foreign(inp: BenchInput, proto, session, size: int, sha: str, config: BenchConfig) -> _Prepared:
+    feeds = random_feeds(session, config.seq_len, config.seed, inp.path)
+    shapes = {k: list(v.shape) for k, v in feeds.items()}
+    runner = ort_feeds_runner(session, feeds)
+    _ort(inp.path, f"random inputs of shapes {shapes}", runner)
+    entry = _entry(
+        inp, sha256=sha, size_bytes=size, parameters=_initializer_count(proto),
+        inputs={"data": "random", "seq_len": config.seq_len, "shapes": shapes},
+        notes=["no rnncompress metadata: latency of one session.run on seeded random inputs (reported as 'full'); "
+               "no metric; parameters = initializer elements"],
+    )
+    return _Prepared(inp, entry, session, full=runner)
+
+
+def _prepare(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
+    progress.message(f"{inp.name}: loading {inp.kind} {inp.path}")
+    if inp.kind == "checkpoint":
+        return _prepare_checkpoint(inp, config, tasks, progress)
+    return _prepare_onnx(inp, config, tasks, progress)
+
+
+# ------------------------------------------------------------------------ report
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
+    if not a or not b or not b.get(key):
+        return None
+    return round(a[key] / b[key], 4)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-native values only (lists, not tuples; no NaN/Inf, which JSON cannot hold)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _us(samples_ms: np.ndarray) -> list[float]:
+    return [round(float(v) * 1000.0, 1) for v in samples_ms]
+
+
+def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | None) -> tuple[list[BenchInput], str]:
+    if baseline is None:
+        first = next((i for i in inputs if i.kind == "checkpoint"), inputs[0])
+        return inputs, first.name
+    path = Path(baseline)
+    for i in inputs:
+        if i.path.resolve() == path.resolve():
+            return inputs, i.name
+    names = {i.name for i in inputs}
+    name = path.name if path.name not in names else f"baseline:{path.name}"
+    return [BenchInput(name, path, input_kind(path)), *inputs], name
+
+
+def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None = None,
+          config: BenchConfig | None = None, names: Sequence[str] | None = None,
+          progress: Progress | None = None) -> dict[str, Any]:
+    """Measure latency, size and accuracy of checkpoints and ONNX files in onnxruntime.
+
+    Args:
+        paths: checkpoints and/or ``.onnx`` files (see the module docstring).
+        baseline: the model ratios are relative to (checkpoint or ``.onnx``; measured in
+            the same interleaved loop). Default: the dense model of the first checkpoint
+            in ``paths``, or the first path when there is none. A baseline that is one of
+            ``paths`` is that entry; otherwise it is added as an extra model, named after
+            its file (prefixed ``baseline:`` if that name is taken).
+        config: measurement settings (``BenchConfig()``).
+        names: report names, one per path (default: the file names).
+        progress: progress messages and bars (default silent).
+
+    Returns:
+        The report dict (schema in ``runtime.report``); write it with ``write_report``.
+
+    Raises:
+        ConfigError: bad settings or names. CheckpointError / ExportError: an input that
+        cannot be read. DataError: task data that cannot be loaded. ParityError: a
+        checkpoint whose ONNX model disagrees with torch.
+
+    Example:
+        >>> report = bench(["lstm.pt", "onnx/lstm.int8.onnx"], config=BenchConfig(runs=500))
+        >>> write_report(report, Path("bench/"))
+    """
+    config = config or BenchConfig()
+    progress = progress or SILENT
+    inputs = bench_inputs(paths, names)
+    inputs, baseline_name = _resolve_baseline(inputs, baseline)
+    tasks = _TaskCache()
+    prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]
+    runners: dict[str, dict[str, Runner]] = {"full": {}, "step": {}}
+    for p in prepared:
+        for kind, ours, ref in (("full", p.full, p.torch_full), ("step", p.step, p.torch_step)):
+            if ours is not None:
+                runners[kind][p.inp.name] = ours
+            if ref is not None:
+                runners[kind][p.inp.name + TORCH] = ref
+    ms: dict[str, dict[str, np.ndarray]] = {"full": {}, "step": {}}
+    labels = {"full": "full-sequence latency", "step": "per-step latency"}
+    with torch_threads(config.threads):
+        for i, kind in enumerate(("full", "step")):  # full-sequence runners together, then step runners
+            if runners[kind]:
+                ms[kind] = measure_interleaved(runners[kind], config.warmup, config.runs, config.seed + i, progress,
+                                               f"{labels[kind]} ({len(runners[kind])} runners)")
+    models = []
+    for p in prepared:
+        e, n = p.entry, p.inp.name
+        e["latency_ms"] = {k: summarize(ms[k][n]) if n in ms[k] else None for k in ("full", "step")}
+        ref = {k: summarize(ms[k][n + TORCH]) if n + TORCH in ms[k] else None for k in ("full", "step")}
+        e["torch_latency_ms"] = ref if any(ref.values()) else None
+        e["samples_us"] = {k: _us(ms[k][n]) for k in ("full", "step") if n in ms[k]}
+        e["samples_us"].update({f"torch_{k}": _us(ms[k][n + TORCH]) for k in ("full", "step") if n + TORCH in ms[k]})
+        m = e.get("metric")
+        if m and any(v is not None and not math.isfinite(v) for v in (m["onnxruntime"], m["torch"])):
+            e["notes"].append("the metric is not finite (NaN or Inf outputs); recorded as null")
+        models.append(e)
+    base = next(e for e in models if e["name"] == baseline_name)
+    for e in models:
+        if e is base:
+            e["ratio_to_baseline"] = None
+            continue
+        lat, bl = e["latency_ms"], base["latency_ms"]
+        e["ratio_to_baseline"] = {"p50": _ratio(lat["full"], bl["full"], "p50"),
+                                  "p99": _ratio(lat["full"], bl["full"], "p99"),
+                                  "step_p50": _ratio(lat["step"], bl["step"], "p50"),
+                                  "step_p99": _ratio(lat["step"], bl["step"], "p99")}
+    session = next((p.session for p in prepared if p.session is not None), None)
+    settings = config.to_dict()
+    settings["interleaved"] = True
+    report = {
+        "schema": SCHEMA,
+        "rnncompress_version": package_version(),
+        "created": now_iso(),
+        "environment": environment(config.threads, session),
+        "settings": settings,
+        "baseline": baseline_name,
+        "models": models,
+    }
+    return _plain(report)
+
+
+__all__ = ["BenchConfig", "BenchInput", "bench", "bench_inputs", "input_kind", "parameter_count", "random_feeds",
+           "KINDS"]

@@ -1,0 +1,218 @@
+"""Budgets over a benchmark report: one pass/fail row per (model, budget), JUnit XML.
+
+Which models are checked: by default every model except the baseline (when the report
+holds the baseline alone, the baseline); ``models`` chooses others by name.
+
+What each budget compares (measured <= limit unless said otherwise):
+
+| budget | measured |
+|---|---|
+| ``max_p50_ms`` / ``max_p99_ms`` | the model's full-sequence p50 / p99 in ms; its per-step one when only the step model was measured (ONNX step files). Machine-dependent. |
+| ``max_latency_ratio`` | p50 ratio to the baseline from the same interleaved run: the full-sequence ratio and the per-step ratio, one row each, whichever were measured. The robust gate on noisy CI machines. |
+| ``min_metric`` | the onnxruntime metric must be no worse than the limit: metric >= limit for higher-is-better metrics (accuracy), metric <= limit for lower-is-better ones (mse, bpc, position error). The table shows the direction. |
+| ``max_metric_drop`` | how much worse the model's onnxruntime metric is than the baseline's, in the metric's units (accuracy is a fraction: 0.01 = one point): baseline - model for higher-is-better, model - baseline for lower-is-better. Negative = better than the baseline. |
+| ``max_size_kb`` | ``size_bytes`` / 1024 |
+
+A budget that cannot be evaluated for a chosen model (no metric measured, the baseline's
+own ratio, different tasks) is a ``ReportError``, not a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Sequence
+
+from models.errors import ConfigError, ReportError, param_error
+from models.io import atomic_path
+from runtime.report import validate_report
+
+_POSITIVE = ("max_p50_ms", "max_p99_ms", "max_latency_ratio", "max_size_kb")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits a report must meet; ``None`` = not checked. See the module docstring."""
+
+    max_p50_ms: float | None = None
+    max_p99_ms: float | None = None
+    max_latency_ratio: float | None = None
+    min_metric: float | None = None
+    max_metric_drop: float | None = None
+    max_size_kb: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            positive = f.name in _POSITIVE
+            rule = "a positive finite number" if positive else "a finite number"
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise param_error(f.name, rule, v)
+            if positive and v <= 0:
+                raise param_error(f.name, rule, v)
+
+    def given(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """One checked budget. ``comparison``: measured ``<=`` or ``>=`` limit passes;
+    ``what``: the quantity measured (e.g. "full-sequence p50 ms")."""
+
+    model: str
+    budget: str
+    limit: float
+    measured: float
+    passed: bool
+    comparison: str = "<="
+    what: str = ""
+    note: str = ""
+
+
+def _select(report: dict[str, Any], models: Sequence[str] | None) -> list[dict[str, Any]]:
+    by_name = {e["name"]: e for e in report["models"]}
+    if models:
+        unknown = [m for m in models if m not in by_name]
+        if unknown:
+            raise ConfigError(f"Model {unknown[0]!r} is not in the report; its models are: {', '.join(by_name)}.")
+        return [by_name[m] for m in dict.fromkeys(models)]
+    chosen = [e for e in report["models"] if e["name"] != report["baseline"]]
+    return chosen or list(report["models"])
+
+
+def _result(model: str, budget: str, limit: float, measured: float, comparison: str, what: str,
+            note: str = "") -> BudgetResult:
+    passed = measured <= limit if comparison == "<=" else measured >= limit
+    return BudgetResult(model, budget, float(limit), float(measured), bool(passed), comparison, what, note)
+
+
+def _latency(e: dict[str, Any], budget: str, key: str, limit: float) -> BudgetResult:
+    lat = e["latency_ms"]
+    kind = "full" if lat.get("full") else "step" if lat.get("step") else None
+    if kind is None:
+        raise ReportError(f"Budget {budget} cannot be checked for model {e['name']!r}: the report has no latency "
+                          f"for it.")
+    what = f"{'full-sequence' if kind == 'full' else 'per-step'} {key} ms"
+    note = "" if kind == "full" else "only the step model was measured"
+    return _result(e["name"], budget, limit, lat[kind][key], "<=", what, note)
+
+
+def _ratios(e: dict[str, Any], baseline: str, limit: float) -> list[BudgetResult]:
+    if e["name"] == baseline:
+        raise ReportError(f"Budget max_latency_ratio cannot be checked for {e['name']!r}: it is the baseline the "
+                          f"ratios are relative to (choose other models with --model).")
+    r = e["ratio_to_baseline"] or {}
+    out = [_result(e["name"], "max_latency_ratio", limit, r[k], "<=", what, f"vs {baseline}")
+           for k, what in (("p50", "full-sequence p50 / baseline"), ("step_p50", "per-step p50 / baseline"))
+           if r.get(k) is not None]
+    if not out:
+        raise ReportError(f"Budget max_latency_ratio cannot be checked for {e['name']!r}: it has no latency of the "
+                          f"same kind (full sequence or step) as the baseline {baseline!r}.")
+    return out
+
+
+def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
+    m = e.get("metric")
+    if not m or m.get("onnxruntime") is None:
+        raise ReportError(f"Budget {budget} cannot be checked for {e['name']!r}: the report has no onnxruntime "
+                          f"metric for it (bench ran with --no-accuracy, or the model has no task metadata).")
+    return m
+
+
+def _min_metric(e: dict[str, Any], limit: float) -> BudgetResult:
+    m = _metric(e, "min_metric")
+    comparison = ">=" if m["higher_is_better"] else "<="
+    return _result(e["name"], "min_metric", limit, m["onnxruntime"], comparison,
+                   f"{m['name']} in onnxruntime, {'higher' if m['higher_is_better'] else 'lower'} is better")
+
+
+def _metric_drop(e: dict[str, Any], base: dict[str, Any], limit: float) -> BudgetResult:
+    m = _metric(e, "max_metric_drop")
+    try:
+        b = _metric(base, "max_metric_drop")
+    except ReportError:
+        raise ReportError(f"Budget max_metric_drop cannot be checked for {e['name']!r}: the baseline "
+                          f"{base['name']!r} has no onnxruntime metric in the report.") from None
+    if (m["name"], e.get("task")) != (b["name"], base.get("task")):
+        raise ReportError(f"Budget max_metric_drop cannot be checked for {e['name']!r}: its task or metric differs "
+                          f"from the baseline {base['name']!r}'s, so the metrics are not comparable.")
+    drop = b["onnxruntime"] - m["onnxruntime"] if m["higher_is_better"] else m["onnxruntime"] - b["onnxruntime"]
+    better = "higher" if m["higher_is_better"] else "lower"
+    return _result(e["name"], "max_metric_drop", limit, drop, "<=", f"{m['name']} worse than {base['name']}",
+                   f"{better} is better; baseline {b['onnxruntime']:.6g}, model {m['onnxruntime']:.6g}")
+
+
+def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str] | None = None) -> list[BudgetResult]:
+    """Evaluate every given budget for the chosen models (default: all but the baseline).
+
+    Returns:
+        One ``BudgetResult`` per (model, budget) — two for ``max_latency_ratio`` when
+        both the full-sequence and the per-step ratio were measured.
+
+    Raises:
+        ConfigError: no budget given, or a model name not in the report.
+        ReportError: an invalid report, or a budget the report cannot answer for a model.
+
+    Example:
+        >>> results = check_report(load_report("bench/report.json"), Budgets(max_latency_ratio=0.8))
+        >>> all(r.passed for r in results)
+    """
+    validate_report(report)
+    given = budgets.given()
+    if not given:
+        raise ConfigError("No budget given: set at least one of " + ", ".join(f.name for f in fields(Budgets)) + ".")
+    baseline = report["baseline"]
+    base = next(e for e in report["models"] if e["name"] == baseline)
+    out: list[BudgetResult] = []
+    for e in _select(report, models):
+        for budget, limit in given.items():
+            if budget == "max_p50_ms":
+                out.append(_latency(e, budget, "p50", limit))
+            elif budget == "max_p99_ms":
+                out.append(_latency(e, budget, "p99", limit))
+            elif budget == "max_latency_ratio":
+                out += _ratios(e, baseline, limit)
+            elif budget == "min_metric":
+                out.append(_min_metric(e, limit))
+            elif budget == "max_metric_drop":
+                out.append(_metric_drop(e, base, limit))
+            elif budget == "max_size_kb":
+                if e["size_bytes"] is None:
+                    raise ReportError(f"Budget max_size_kb cannot be checked for {e['name']!r}: no size in the report.")
+                out.append(_result(e["name"], budget, limit, e["size_bytes"] / 1024.0, "<=", "size KB (1 KB = 1024 B)"))
+    return out
+
+
+def describe_failure(r: BudgetResult) -> str:
+    """e.g. ``m.int8.onnx: full-sequence p50 / baseline 1.31 > 1.2``."""
+    op = ">" if r.comparison == "<=" else "<"
+    return f"{r.model}: {r.what} {r.measured:.4g} {op} {r.limit:.4g}"
+
+
+def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite: str = "rnncompress.check") -> None:
+    """JUnit XML: one testsuite, one testcase per result, a ``failure`` for each broken
+    budget. Written atomically.
+
+    Raises:
+        RnnCompressError: the directory of ``path`` does not exist.
+    """
+    failures = sum(not r.passed for r in results)
+    root = ET.Element("testsuites", name=suite, tests=str(len(results)), failures=str(failures), errors="0")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0",
+                       skipped="0", time="0")
+    for r in results:
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.{r.model}", name=f"{r.budget}: {r.what}", time="0")
+        text = (f"measured {r.measured:.6g}, budget {r.comparison} {r.limit:.6g}"
+                + (f" ({r.note})" if r.note else ""))
+        if r.passed:
+            ET.SubElement(case, "system-out").text = text
+        else:
+            ET.SubElement(case, "failure", message=describe_failure(r), type="BudgetExceeded").text = text
+    ET.indent(root)
+    with atomic_path(path) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)

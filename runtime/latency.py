@@ -1,0 +1,216 @@
+"""Latency measurement the way a real-time user sees it: batch 1, one call at a time.
+
+``measure_interleaved`` times several *runners* (zero-argument callables, one call = one
+inference) in rounds: every round calls each runner once, in an order shuffled by a
+seeded generator. A machine that drifts (another job starts, the CPU clocks down) then
+slows every runner alike, so ratios between runners measured in one loop stay meaningful
+on a noisy machine where absolute milliseconds do not.
+
+Runner builders:
+
+- ``ort_full_runner(session, x, init)``: one full-sequence call on a fixed batch-1 input.
+- ``ort_step_runner(session, x, states)``: one streaming step per call; the state is carried
+  from call to call and reset after the last step of the sequence, so the states stay
+  those of a real sequence of length T.
+- ``torch_full_runner`` / ``torch_step_runner``: the torch eager model under
+  ``torch.inference_mode`` (measure them inside ``torch_threads(n)`` so torch uses the
+  same number of threads as onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from models.errors import param_error
+from models.progress import SILENT, Progress
+
+Runner = Callable[[], Any]
+
+NUMPY_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise param_error(name, f"an int >= {minimum}", value)
+    return int(value)
+
+
+def measure_interleaved(runners: Mapping[str, Runner], warmup: int, runs: int, seed: int = 0,
+                        progress: Progress | None = None, label: str = "latency") -> dict[str, np.ndarray]:
+    """Time each runner ``runs`` times, interleaved, after ``warmup`` untimed rounds.
+
+    Every round calls each runner once, in a seeded shuffled order (a new order each
+    round), so slow drift of the machine hits all runners equally. The garbage collector
+    is paused while timing.
+
+    Args:
+        runners: name -> zero-argument callable; one call is one inference.
+        warmup: untimed rounds first (caches, allocator, onnxruntime's first-run work).
+        runs: timed rounds.
+        seed: seeds the order of the calls within each round.
+        progress: reports the rounds done (default silent).
+        label: the progress label.
+
+    Returns:
+        name -> float64 array of ``runs`` latencies in milliseconds, in round order.
+
+    Raises:
+        ConfigError: no runners, or a negative / non-int count.
+
+    Example:
+        >>> ms = measure_interleaved({"a": fa, "b": fb}, warmup=10, runs=200)
+        >>> np.median(ms["b"]) / np.median(ms["a"])
+    """
+    if not runners:
+        raise param_error("runners", "a non-empty mapping of name -> callable", dict(runners))
+    warmup = _check_count("warmup", warmup, 0)
+    runs = _check_count("runs", runs, 1)
+    names = list(runners)
+    calls = [runners[n] for n in names]
+    rng = np.random.default_rng(seed)
+    progress = progress or SILENT
+    for _ in range(warmup):
+        for i in rng.permutation(len(calls)):
+            calls[i]()
+    out = np.empty((len(calls), runs), dtype=np.int64)
+    clock = time.perf_counter_ns
+    progress.start(label, runs)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(runs):
+            for i in rng.permutation(len(calls)):
+                fn = calls[i]
+                t0 = clock()
+                fn()
+                out[i, r] = clock() - t0
+            progress.update(r + 1)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {n: out[i].astype(np.float64) / 1e6 for i, n in enumerate(names)}
+
+
+def summarize(samples_ms: Any) -> dict[str, float | int]:
+    """p50, p90, p99, mean, min, max (ms, rounded to 0.1 us) and the number of runs."""
+    a = np.asarray(samples_ms, dtype=np.float64).ravel()
+    if a.size == 0:
+        raise param_error("samples_ms", "a non-empty sequence of latencies", list(a))
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    r = lambda v: round(float(v), 4)  # noqa: E731  (ms with 0.1 us resolution)
+    return {"p50": r(p50), "p90": r(p90), "p99": r(p99), "mean": r(a.mean()), "min": r(a.min()),
+            "max": r(a.max()), "runs": int(a.size)}
+
+
+# ------------------------------------------------------------------------ runners
+def _feed(array: Any, onnx_type: str) -> np.ndarray:
+    a = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    return np.ascontiguousarray(a.astype(NUMPY_TYPES.get(onnx_type, np.float32), copy=False))
+
+
+def _input_types(session) -> dict[str, str]:
+    return {i.name: i.type for i in session.get_inputs()}
+
+
+def ort_feeds_runner(session, feeds: Mapping[str, np.ndarray]) -> Runner:
+    """One ``session.run`` of every output on fixed feeds (for models we know nothing about)."""
+    fixed = dict(feeds)
+    return lambda: session.run(None, fixed)
+
+
+def ort_full_runner(session, x: Any, init: Any = None) -> Runner:
+    """One full-sequence call of an rnncompress full model on ``x`` [1, T, F] (tokens [1, T]).
+
+    The feeds are converted once, so a call times ``session.run`` only.
+    """
+    types = _input_types(session)
+    feeds = {"x": _feed(x, types["x"])}
+    if "init" in types:
+        if init is None:
+            raise param_error("init", "the init features of the sequence (the model has an 'init' input)", None)
+        feeds["init"] = _feed(init, types["init"])
+    return lambda: session.run(["y"], feeds)
+
+
+def ort_step_runner(session, x: Any, initial_states: Mapping[str, Any] | None = None) -> Runner:
+    """One streaming step per call of an rnncompress step model, over ``x`` [1, T, F].
+
+    Call k feeds step ``k mod T`` with the states the previous call returned; after step
+    T-1 the states go back to ``initial_states`` (default zeros), so every call sees the
+    state of a real sequence of length T.
+    """
+    types = _input_types(session)
+    xs = _feed(x, types["x"])
+    steps = [np.ascontiguousarray(xs[:, t]) for t in range(xs.shape[1])]
+    if not steps:
+        raise param_error("x", "a sequence of at least one step", tuple(xs.shape))
+    batch = xs.shape[0]
+    start = {i.name: np.zeros((1, batch, int(i.shape[-1])), dtype=np.float32)
+             for i in session.get_inputs() if i.name != "x"}
+    for k, v in (initial_states or {}).items():
+        start[k] = _feed(v, "tensor(float)")
+    outputs = [o.name for o in session.get_outputs()]
+    state_out = [n[: -len("_out")] for n in outputs[1:]]  # h0_out -> h0
+    cursor = {"t": 0, "states": dict(start)}
+
+    def run() -> Any:
+        t = cursor["t"]
+        out = session.run(outputs, {"x": steps[t], **cursor["states"]})
+        if t + 1 == len(steps):
+            cursor["t"], cursor["states"] = 0, dict(start)
+        else:
+            cursor["t"], cursor["states"] = t + 1, dict(zip(state_out, out[1:]))
+        return out[0]
+
+    return run
+
+
+def torch_full_runner(model: torch.nn.Module, x: torch.Tensor, init: torch.Tensor | None = None) -> Runner:
+    """One full-sequence forward of the torch eager model (``torch.inference_mode``)."""
+    model.eval()
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return model(x, init)
+
+    return run
+
+
+def torch_step_runner(model: torch.nn.Module, x: torch.Tensor, init: torch.Tensor | None = None) -> Runner:
+    """One ``model.step`` per call, state carried and reset after step T-1 (as the ORT one)."""
+    model.eval()
+    steps = [x[:, t].contiguous() for t in range(x.shape[1])]
+    with torch.inference_mode():
+        start = model.initial_states(init, x.shape[0])
+    cursor = {"t": 0, "states": start}
+
+    def run() -> Any:
+        t = cursor["t"]
+        with torch.inference_mode():
+            y, states = model.step(steps[t], cursor["states"])
+        cursor["t"], cursor["states"] = (0, start) if t + 1 == len(steps) else (t + 1, states)
+        return y
+
+    return run
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op threads inside the block; restore afterwards."""
+    threads = _check_count("threads", threads, 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,288 @@
+"""``rnncompress run``: train -> prune -> export -> bench -> check, as one resumable job.
+
+Every stage writes its artifacts atomically into the output directory and records them in
+``manifest.json`` (file, sha256, bytes, the stage that produced it, the stage's input hash).
+A stage whose input hash — its own settings plus the hashes of the files it reads — matches
+the manifest, and whose outputs are still present and unchanged, is skipped. Training
+writes a checkpoint every epoch, so a run interrupted during training resumes where it
+stopped; every other stage is short and simply runs again. Nothing half-written is ever
+used: files appear only complete (temp file + rename) and the manifest is updated last.
+
+Layout of the output directory::
+
+    manifest.json
+    model/trained.pt          train
+    model/pruned.pt           prune  (when the pipeline has a [prune] table)
+    onnx/model.*.onnx         export (the final model in every requested format)
+    onnx/baseline.onnx        export (dense ONNX of the trained model, when pruned)
+    bench/report.json|md|png  bench  (baseline: the trained model)
+    check/check.json, junit.xml  check
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from compressor.prune import prune_checkpoint
+from compressor.training import model_config_for, resume_training, train_new
+from models.checkpoint import load_checkpoint, package_version
+from models.errors import ConfigError, DataError, RnnCompressError
+from models.io import atomic_write_text, check_writable_dir, sha256_file
+from models.progress import SILENT, Progress
+from models.tasks import make_task, task_from_checkpoint
+from runtime.pipeline_config import Pipeline
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = "rnncompress-manifest/1"
+STAGES = ("train", "prune", "export", "bench", "check")
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class StagePlan:
+    name: str
+    inputs: dict[str, str]  # label -> path (hashed into the input hash)
+    outputs: list[str]  # paths relative to the output directory
+    settings: dict[str, Any]
+    action: str = "run"  # run | skip | resume
+    reason: str = ""
+    input_hash: str = ""
+
+
+@dataclass
+class PipelineResult:
+    out_dir: Path
+    stages: list[StagePlan]
+    report: dict[str, Any] | None = None
+    check: list[Any] = field(default_factory=list)
+    budgets_ok: bool = True
+
+
+class Manifest:
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / MANIFEST
+        self.out_dir = out_dir
+        self.data: dict[str, Any] = {"schema": MANIFEST_SCHEMA, "stages": {}}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = None
+            if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
+                raise ConfigError(f"{self.path} is not an rnncompress manifest; choose another --out directory.")
+            self.data = data
+
+    def stage(self, name: str) -> dict[str, Any] | None:
+        return self.data["stages"].get(name)
+
+    def up_to_date(self, plan: StagePlan) -> bool:
+        rec = self.stage(plan.name)
+        if not rec or rec.get("input_hash") != plan.input_hash or not rec.get("complete"):
+            return False
+        for f in rec.get("outputs", []):
+            p = self.out_dir / f["file"]
+            if not p.exists() or p.stat().st_size != f["bytes"] or sha256_file(p) != f["sha256"]:
+                return False
+        return True
+
+    def record(self, plan: StagePlan, seconds: float, extra: dict[str, Any] | None = None) -> None:
+        outputs = []
+        for rel in plan.outputs:
+            p = self.out_dir / rel
+            if p.exists():
+                outputs.append({"file": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size,
+                                "produced_by": plan.name})
+        self.data["stages"][plan.name] = {
+            "input_hash": plan.input_hash, "complete": True, "outputs": outputs, "seconds": round(seconds, 2),
+            "settings": plan.settings, **(extra or {}),
+        }
+        # Stages after this one must rerun: their inputs changed.
+        later = STAGES[STAGES.index(plan.name) + 1:]
+        for name in later:
+            if name in self.data["stages"]:
+                self.data["stages"][name]["complete"] = False
+        self.save()
+
+    def save(self) -> None:
+        self.data["rnncompress"] = package_version()
+        atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
+
+
+def _file_hash(path: Path) -> str:
+    return sha256_file(path) if path.exists() else "missing"
+
+
+def export_files(p: Pipeline) -> list[tuple[str, Any]]:
+    """(path relative to the output directory, variant) of every file the export stage writes;
+    the variant is None for the baseline (dense export of the trained model)."""
+    from exporters.export import parse_formats
+
+    files: list[tuple[str, Any]] = [(f"onnx/{v.filename('model')}", v) for v in parse_formats(p.export["formats"])]
+    if p.prune:
+        files.append(("onnx/baseline.onnx", None))
+    return files
+
+
+def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
+    """The stages to run, each with its input hash and whether it can be skipped."""
+    manifest = Manifest(out_dir) if (out_dir / MANIFEST).exists() else None
+    task = make_task(p.task["name"], p.task["params"])
+    data_hashes = {Path(f).name: _file_hash(Path(f)) for f in task.source_files()}
+    final = "model/pruned.pt" if p.prune else "model/trained.pt"
+    stages = [StagePlan("train", {}, ["model/trained.pt"],
+                        {"task": p.task, "model": p.model, "train": p.train.to_dict(), "data": data_hashes})]
+    if p.prune:
+        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt"}, ["model/pruned.pt"], p.prune.to_dict()))
+    onnx_files = [f for f, _ in export_files(p)]
+    stages.append(StagePlan("export", {"checkpoint": final, "baseline": "model/trained.pt"}, onnx_files, p.export))
+    stages.append(StagePlan("bench", {"checkpoint": final, "baseline": "model/trained.pt",
+                                      **{f: f for f in onnx_files}},
+                            ["bench/report.json", "bench/report.md"], p.bench))
+    if p.check is not None:
+        stages.append(StagePlan("check", {"report": "bench/report.json"}, ["check/check.json", "check/junit.xml"],
+                                p.check))
+    upstream_changed = False
+    for s in stages:
+        s.input_hash = _hash({"settings": s.settings, "version": package_version(),
+                              "inputs": {k: _file_hash(out_dir / v) for k, v in s.inputs.items()}})
+        rec = manifest.stage(s.name) if manifest else None
+        if s.name == "check":
+            s.action, s.reason = "run", "budgets are always checked"
+        elif upstream_changed:
+            s.action, s.reason = "run", "an earlier stage reruns"
+        elif manifest is not None and manifest.up_to_date(s):
+            s.action, s.reason = "skip", "inputs and outputs unchanged"
+        elif s.name == "train" and (out_dir / "model/trained.pt").exists() and (
+                rec is None or rec.get("input_hash") == s.input_hash):
+            # Training writes its checkpoint every epoch; _train resumes it when the stored
+            # run has the same settings and starts over otherwise.
+            s.action, s.reason = "resume", "an interrupted training run is on disk"
+        elif rec is not None:
+            s.action, s.reason = "run", "settings or inputs changed"
+        else:
+            s.action, s.reason = "run", "new output directory" if manifest is None else "not run yet"
+        if s.action != "skip":
+            upstream_changed = True
+    return stages
+
+
+def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
+    path = out_dir / "model/trained.pt"
+    task = make_task(p.task["name"], p.task["params"])
+    data = task.load()
+    if plan.action == "resume" and path.exists():
+        try:
+            ckpt = load_checkpoint(path)
+        except RnnCompressError:
+            ckpt = None
+        if ckpt is not None and ckpt.state == "training" and ckpt.training == p.train.to_dict() \
+                and ckpt.task == task.to_dict():
+            progress.message(f"train: resuming after epoch {ckpt.resume['epoch']}")
+            resume_training(ckpt, task, data, path, progress)
+            return
+    mc = model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
+    train_new(task, data, mc, p.train, path, progress, provenance={"pipeline": p.source})
+
+
+def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
+    ckpt = load_checkpoint(out_dir / "model/trained.pt")
+    task = task_from_checkpoint(ckpt.task)
+    res = prune_checkpoint(ckpt, p.prune, task, task.load(), out_dir / "model/pruned.pt", progress)
+    r = res.report
+    progress.message(f"prune: {[l['before'] for l in r['layers']]} -> {[l['after'] for l in r['layers']]} neurons, "
+                     f"test {r['metric']} {r['test_before']:.4f} -> {r['test_after_finetune']:.4f}")
+
+
+def _export(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
+    from exporters.export import ExportOptions, export_checkpoint
+
+    options = ExportOptions(verify_data=p.export["verify_data"], atol=p.export["atol"])
+    final = out_dir / plan.inputs["checkpoint"]
+    results = export_checkpoint(load_checkpoint(final), p.export["formats"], out_dir / "onnx", name="model",
+                                options=options, force=True, progress=progress)
+    if p.prune:
+        results += export_checkpoint(load_checkpoint(out_dir / "model/trained.pt"), ["dense"], out_dir / "onnx",
+                                     name="baseline", options=options, force=True, progress=progress)
+    for r in results:
+        progress.message(f"export: {r.path.name} {r.bytes:,} bytes, {r.parity.describe()}")
+
+
+def _bench(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> dict[str, Any]:
+    from runtime.bench import BenchConfig, bench
+    from runtime.report import write_report
+
+    config = BenchConfig(**p.bench)
+    # Candidates: the final model (dense, built from its checkpoint, with its step model),
+    # then every other full-sequence file the export wrote (sparse, int8, ...).
+    extra = [(f, v) for f, v in export_files(p) if v is not None and not v.step and v.name != "dense"]
+    paths = [out_dir / plan.inputs["checkpoint"]] + [out_dir / f for f, _ in extra]
+    names = ["final"] + [f"final {v.name}" for _, v in extra]
+    report = bench(paths, baseline=out_dir / "model/trained.pt", config=config, names=names, progress=progress)
+    write_report(report, out_dir / "bench")
+    return report
+
+
+def _check(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> list[Any]:
+    from runtime.check import Budgets, check_report, write_junit
+    from runtime.report import load_report
+
+    report = load_report(out_dir / "bench/report.json")
+    results = check_report(report, Budgets(**p.check))
+    (out_dir / "check").mkdir(exist_ok=True)
+    atomic_write_text(out_dir / "check/check.json",
+                      json.dumps([asdict(r) for r in results], indent=2, sort_keys=True, default=str))
+    write_junit(results, out_dir / "check/junit.xml")
+    return results
+
+
+def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_run: bool = False,
+                 on_plan: Callable[[list[StagePlan]], None] | None = None) -> PipelineResult:
+    """Run (or, with ``dry_run``, only plan) every stage of ``p`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    if not dry_run:
+        check_writable_dir(out_dir)
+        for sub in ("model", "onnx", "bench"):
+            (out_dir / sub).mkdir(exist_ok=True)
+    stages = plan_pipeline(p, out_dir)
+    if on_plan:
+        on_plan(stages)
+    result = PipelineResult(out_dir, stages)
+    if dry_run:
+        return result
+    manifest = Manifest(out_dir)
+    runners = {"train": _train, "prune": _prune, "export": _export, "bench": _bench, "check": _check}
+    for s in stages:
+        # Recompute: an earlier stage may have just rewritten this stage's inputs.
+        s.input_hash = _hash({"settings": s.settings, "version": package_version(),
+                              "inputs": {k: _file_hash(out_dir / v) for k, v in s.inputs.items()}})
+        if s.action == "skip":
+            progress.message(f"[{s.name}] skipped: {s.reason}")
+            if s.name == "bench":
+                from runtime.report import load_report
+
+                result.report = load_report(out_dir / "bench/report.json")
+            continue
+        for label, rel in s.inputs.items():
+            if not (out_dir / rel).exists():
+                raise DataError(f"Stage '{s.name}' needs {rel} ({label}), which is missing; rerun the pipeline "
+                                "without skipping earlier stages.")
+        progress.message(f"[{s.name}] {s.action}: {s.reason}")
+        t0 = time.monotonic()
+        out = runners[s.name](p, out_dir, s, progress)
+        extra = None
+        if s.name == "bench":
+            result.report = out
+        if s.name == "check":
+            result.check = out
+            result.budgets_ok = all(r.passed for r in out)
+            extra = {"passed": result.budgets_ok}
+        manifest.record(s, time.monotonic() - t0, extra)
+    return result

@@ -1,0 +1,240 @@
+"""Pipeline configuration: one TOML file, validated with line-precise errors.
+
+    [pipeline]  name = "..."                      (optional)
+    [task]      name = "smnist", data = "...", and any parameter of that task
+    [model]     cell, hidden, layers, nonlinearity
+    [train]     epochs, batch_size, lr, lr_schedule, optimizer, weight_decay, grad_clip, seed,
+                space, inhibitor, invert, strength, p, learn_embedding,
+                sparsity, schedule, prune_mode, prune_scope, prune_start, prune_end
+    [prune]     method, variant, keep, quantile, threshold, thresholds, feed_forward,
+                edge_prune, finetune_epochs, finetune_lr, seed          (omit to skip)
+    [export]    formats, verify_data, atol                               (omit: dense + step)
+    [bench]     threads, warmup, runs, step, torch_reference, accuracy, max_eval
+    [check]     max_p50_ms, max_p99_ms, max_latency_ratio, min_metric, max_metric_drop,
+                max_size_kb                                              (omit to skip)
+
+Relative paths (the task's ``data``) are relative to the TOML file. Every value is checked
+where it enters: a typo'd key is named with its line and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from compressor.magnitude import PruneSchedule
+from compressor.moduli import ModuliConfig
+from compressor.prune import PruneConfig
+from compressor.selection import parse_keep
+from compressor.training import TrainConfig
+from models.errors import ConfigError, RnnCompressError
+from models.tasks import TASKS, make_task
+
+NUM = (int, float)
+SCHEMA: dict[str, dict[str, tuple]] = {
+    "pipeline": {"name": (str,)},
+    "model": {"cell": (str,), "hidden": (int,), "layers": (int,), "nonlinearity": (str,)},
+    "train": {
+        "epochs": (int,), "batch_size": (int,), "lr": NUM, "lr_schedule": (str,), "optimizer": (str,),
+        "weight_decay": NUM, "grad_clip": NUM, "seed": (int,), "space": (str,), "inhibitor": (str,),
+        "invert": (bool,), "strength": NUM, "p": NUM, "learn_embedding": (bool,), "sparsity": NUM,
+        "schedule": (str,), "prune_mode": (str,), "prune_scope": (str,), "prune_start": NUM, "prune_end": NUM,
+    },
+    "prune": {
+        "method": (str,), "variant": (str,), "keep": (int, float, str), "quantile": NUM, "threshold": NUM,
+        "thresholds": (int,), "feed_forward": (bool,), "edge_prune": (bool,), "finetune_epochs": (int,),
+        "finetune_lr": NUM, "seed": (int,),
+    },
+    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM},
+    "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),
+              "accuracy": (bool,), "max_eval": (int,)},
+    "check": {"max_p50_ms": NUM, "max_p99_ms": NUM, "max_latency_ratio": NUM, "min_metric": NUM,
+              "max_metric_drop": NUM, "max_size_kb": NUM},
+}
+REQUIRED_TABLES = ("task", "model", "train")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A validated pipeline: plain data, one field per stage (None = stage skipped)."""
+
+    name: str
+    source: str  # the file it came from ("<default>" for the embedded one)
+    task: dict[str, Any]
+    model: dict[str, Any]
+    train: TrainConfig
+    prune: PruneConfig | None
+    export: dict[str, Any]
+    bench: dict[str, Any]
+    check: dict[str, Any] | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class _Locator:
+    """Line numbers of tables and keys in the TOML text, for error messages."""
+
+    def __init__(self, text: str, source: str):
+        self.lines = text.splitlines()
+        self.source = source
+
+    def line(self, table: str, key: str | None = None) -> int | None:
+        header = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
+        start = None
+        for i, ln in enumerate(self.lines):
+            if header.match(ln):
+                start = i
+                break
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for i in range(start + 1, len(self.lines)):
+            if re.match(r"^\s*\[", self.lines[i]):
+                break
+            if key_re.match(self.lines[i]):
+                return i + 1
+        return start + 1
+
+    def error(self, table: str, key: str | None, message: str) -> ConfigError:
+        ln = self.line(table, key)
+        where = f"{self.source}:{ln}" if ln else self.source
+        what = f"[{table}] {key}" if key else f"[{table}]"
+        return ConfigError(f"{where}: {what}: {message}")
+
+
+def _check_types(doc: dict[str, Any], loc: _Locator) -> None:
+    for table, value in doc.items():
+        if table not in SCHEMA and table != "task":
+            close = difflib.get_close_matches(table, list(SCHEMA) + ["task"], n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise loc.error(table, None, f"unknown table{hint} Known tables: {sorted(list(SCHEMA) + ['task'])}.")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{loc.source}: '{table}' must be a table ([{table}]), not a value.")
+        if table == "task":
+            continue
+        for key, v in value.items():
+            allowed = SCHEMA[table]
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {sorted(allowed)}"
+                raise loc.error(table, key, f"unknown key{hint}")
+            types = allowed[key]
+            ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+            if not ok:
+                names = " or ".join("number" if t in NUM and types == NUM else t.__name__ for t in dict.fromkeys(types))
+                raise loc.error(table, key, f"must be {names}; got {v!r}.")
+
+
+def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwargs):
+    """Run a constructor; turn its ConfigError into one with the TOML line."""
+    try:
+        return fn(*args, **kwargs)
+    except RnnCompressError as e:
+        m = re.search(r"The '([a-z_/]+)' parameter", str(e))
+        key = key_of_error or (m.group(1).split("/")[0] if m else None)
+        raise loc.error(table, key, str(e)) from None
+    except TypeError as e:
+        raise loc.error(table, key_of_error, f"invalid value ({e}).") from None
+
+
+def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None = None) -> Pipeline:
+    """Parse and validate pipeline TOML text (see the module docstring for the keys)."""
+    loc = _Locator(text, source)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from None
+    _check_types(doc, loc)
+    for t in REQUIRED_TABLES:
+        if t not in doc:
+            raise ConfigError(f"{source}: missing required table [{t}].")
+    base_dir = base_dir or Path(".")
+
+    task = dict(doc["task"])
+    if "name" not in task:
+        raise loc.error("task", None, "needs name = one of " + ", ".join(sorted(TASKS)) + ".")
+    name = task.pop("name")
+    if name not in TASKS:
+        raise loc.error("task", "name", f"unknown task {name!r}; one of {sorted(TASKS)}.")
+    if "data" in task:
+        if not isinstance(task["data"], str):
+            raise loc.error("task", "data", f"must be a path string; got {task['data']!r}.")
+        p = Path(task["data"])
+        task["data"] = str(p if p.is_absolute() else (base_dir / p))
+    t = _build("task", None, loc, make_task, name, task)  # validates the parameters (not the data)
+    task_dict = t.to_dict()
+
+    m = doc["model"]
+    model = {"cell": m.get("cell", "lstm"), "hidden": m.get("hidden", 128), "layers": m.get("layers", 1),
+             "nonlinearity": m.get("nonlinearity")}
+    if model["cell"] not in ("rnn", "lstm", "gru"):
+        raise loc.error("model", "cell", f"must be one of ['gru', 'lstm', 'rnn']; got {model['cell']!r}.")
+    for k in ("hidden", "layers"):
+        if model[k] < 1:
+            raise loc.error("model", k, f"must be a positive int; got {model[k]}.")
+
+    tr = dict(doc["train"])
+    reg_keys = {"space": "space", "inhibitor": "inhibitor", "invert": "invert", "strength": "strength", "p": "p",
+                "learn_embedding": "learn_embedding"}
+    prune_keys = {"sparsity": "sparsity", "schedule": "schedule", "prune_mode": "mode", "prune_scope": "scope",
+                  "prune_start": "start", "prune_end": "end"}
+    seed = tr.get("seed", 0)
+    reg = _build("train", None, loc, ModuliConfig, seed=seed,
+                 **{v: tr.pop(k) for k, v in reg_keys.items() if k in tr})
+    sched = _build("train", None, loc, PruneSchedule, **{v: tr.pop(k) for k, v in prune_keys.items() if k in tr})
+    train = _build("train", None, loc, TrainConfig, regularizer=reg, pruning=sched, **tr)
+
+    prune = None
+    if "prune" in doc:
+        pr = dict(doc["prune"])
+        if "keep" in pr:
+            pr["keep"] = _build("prune", "keep", loc, parse_keep, pr["keep"])
+        prune = _build("prune", None, loc, PruneConfig, **pr)
+
+    ex = {"formats": ["dense", "step"], "verify_data": "task", "atol": 1e-5, **doc.get("export", {})}
+    if not ex["formats"] or not all(isinstance(f, str) for f in ex["formats"]):
+        raise loc.error("export", "formats", f"must be a non-empty list of format names; got {ex['formats']!r}.")
+    from exporters.export import ExportOptions, parse_formats
+
+    _build("export", "formats", loc, parse_formats, ex["formats"])
+    _build("export", None, loc, ExportOptions, verify_data=ex["verify_data"], atol=ex["atol"])
+
+    bench = dict(doc.get("bench", {}))
+    from runtime.bench import BenchConfig
+
+    _build("bench", None, loc, BenchConfig, **bench)
+
+    check = None
+    if "check" in doc:
+        check = dict(doc["check"])
+        if not check:
+            raise loc.error("check", None, "has no budget; give at least one (e.g. max_latency_ratio = 0.5).")
+        from runtime.check import Budgets
+
+        _build("check", None, loc, Budgets, **check)
+
+    return Pipeline(
+        name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,
+        train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc,
+    )
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Pipeline file {p} does not exist.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Pipeline file {p} cannot be read ({type(e).__name__}).") from None
+    return parse_pipeline(text, str(p), p.parent)

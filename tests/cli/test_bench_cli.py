@@ -1,0 +1,84 @@
+"""The bench command: files written, the printed table, JSON, bad input as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import TINY, assert_one_line_error, run
+
+FAST = ["--runs", "3", "--warmup", "1"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bench_cli")
+    ckpt = root / "m.pt"
+    assert run(["train", *TINY, "--out", str(ckpt)]).exit_code == 0
+    r = run(["export", str(ckpt), "--format", "dense,step", "--out-dir", str(root / "onnx"), "-q"])
+    assert r.exit_code == 0, r.output
+    return {"ckpt": ckpt, "dense": root / "onnx" / "m.onnx", "step": root / "onnx" / "m.step.onnx"}
+
+
+def test_bench_writes_the_report_and_prints_the_table(models, tmp_path):
+    out = tmp_path / "bench"
+    r = run(["bench", str(models["ckpt"]), str(models["dense"]), str(models["step"]), "--out-dir", str(out), *FAST])
+    assert r.exit_code == 0, r.output
+    for name in ("report.json", "report.md", "latency_full.png", "latency_step.png", "accuracy_latency.png",
+                 "accuracy_sparsity.png"):
+        assert (out / name).is_file(), name
+        assert f"wrote {out / name}" in r.stdout
+    assert "| model | kind | format | size KB | mse (ORT) | mse (torch) |" in r.stdout
+    assert "| m.pt | checkpoint | dense |" in r.stdout and "m.pt (torch)" in r.stdout
+    assert "per-step latency" in r.stderr  # progress while measuring
+    report = json.loads((out / "report.json").read_text())
+    assert report["baseline"] == "m.pt" and [e["name"] for e in report["models"]] == ["m.pt", "m.onnx", "m.step.onnx"]
+    # the report feeds check: sizes and metrics are not timings
+    r = run(["check", str(out / "report.json"), "--max-size-kb", "1000", "--min-metric", "100"])
+    assert r.exit_code == 0, r.output
+
+
+def test_bench_json_names_and_quiet(models, tmp_path):
+    r = run(["bench", str(models["ckpt"]), str(models["step"]), "--name", "base", "--name", "stream",
+             "--out-dir", str(tmp_path), "--no-torch", "--no-accuracy", "--threads", "1", "--seed", "3", "--json",
+             *FAST])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert [e["name"] for e in rep["models"]] == ["base", "stream"] and rep["settings"]["seed"] == 3
+    assert all("samples_us" not in e and e["metric"] is None for e in rep["models"])
+    assert r.stderr == ""
+    r = run(["bench", str(models["dense"]), "--out-dir", str(tmp_path / "q"), "-q", *FAST])
+    assert r.exit_code == 0 and r.stderr == ""
+
+
+def test_bench_baseline_option(models, tmp_path):
+    r = run(["bench", str(models["dense"]), "--baseline", str(models["ckpt"]), "--out-dir", str(tmp_path),
+             "--no-step", "--no-torch", "--no-accuracy", "--json", *FAST])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["baseline"] == "m.pt" and [e["name"] for e in rep["models"]] == ["m.pt", "m.onnx"]
+    assert rep["models"][1]["ratio_to_baseline"]["p50"] > 0
+
+
+def test_bad_bench_input(models, tmp_path):
+    out = tmp_path / "out"
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\x01garbage")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [
+        ([str(tmp_path / "missing.pt")], "does not exist"),
+        ([str(garbage)], "is not an ONNX model"),
+        ([str(models["ckpt"]), "--runs", "0"], "'runs' parameter must be an int >= 1"),
+        ([str(models["ckpt"]), "--threads", "0"], "'threads' parameter must be an int >= 1"),
+        ([str(models["ckpt"]), "--runs", "many"], "Invalid value for '--runs'"),
+        ([str(models["ckpt"]), str(models["dense"]), "--name", "a"], "'names' parameter must be a list of 2 names"),
+        ([str(models["dense"]), str(models["dense"])], "unique per model"),
+    ]
+    for args, match in cases:
+        assert_one_line_error(run(["bench", *FAST, *args, "--out-dir", str(out), "-q"]), match=match)
+    assert not out.exists()
+    assert_one_line_error(run(["bench", str(models["dense"]), "--out-dir", str(a_file), "-q"]),
+                          match="is not a directory")
+    assert_one_line_error(run(["bench", "--out-dir", str(out)]), match="Missing argument 'MODEL...'")

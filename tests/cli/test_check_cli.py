@@ -1,0 +1,125 @@
+"""The check command on hand-built reports: exit 0 / 1 for each budget, the table,
+JUnit XML, and exit 2 for bad input. No timing is measured here."""
+
+from __future__ import annotations
+
+import copy
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from helpers import assert_one_line_error, run
+
+SAMPLE = Path(__file__).resolve().parents[1] / "runtime" / "sample_report.json"
+
+
+@pytest.fixture
+def report_dict() -> dict:
+    """See tests/runtime/sample_report.json: baseline "dense"; "int8" (full p50 1.5 ms,
+    p99 2.367, ratio 0.75, accuracy 0.94 vs 0.95, 2 KB); "stream" (step only, p50 0.12 ms,
+    step ratio 1.2, accuracy 0.95, 4.1 KB)."""
+    return copy.deepcopy(json.loads(SAMPLE.read_text()))
+
+
+@pytest.fixture
+def report(tmp_path, report_dict) -> Path:
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report_dict))
+    return path
+
+
+@pytest.mark.parametrize("option, ok, bad", [
+    ("--max-p50-ms", "1.6", "1.4"),
+    ("--max-p99-ms", "2.4", "2.3"),
+    ("--max-latency-ratio", "0.8", "0.7"),
+    ("--min-metric", "0.93", "0.945"),
+    ("--max-metric-drop", "0.011", "0.009"),
+    ("--max-size-kb", "2", "1.99"),
+])
+def test_each_budget_exit_codes(report, option, ok, bad):
+    r = run(["check", str(report), option, ok, "--model", "int8"])
+    assert r.exit_code == 0, r.output
+    assert "pass" in r.stdout and "all 1 budgets pass" in r.stdout and option in r.stdout
+    r = run(["check", str(report), option, bad, "--model", "int8"])
+    assert r.exit_code == 1, r.output
+    assert "FAIL" in r.stdout
+    assert r.stderr.startswith("error: 1 of 1 budgets broken: int8: ") and len(r.stderr.splitlines()) == 1
+
+
+def test_table_lists_every_model_except_the_baseline(report):
+    r = run(["check", str(report), "--max-latency-ratio", "1.1", "--max-size-kb", "5"])
+    assert r.exit_code == 1
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["model", "budget", "limit", "measured", "result", "what"]
+    rows = [ln.split()[:5] for ln in lines[2:]]
+    assert rows == [["int8", "--max-latency-ratio", "<=", "1.1", "0.75"],
+                    ["int8", "--max-size-kb", "<=", "5", "2"],
+                    ["stream", "--max-latency-ratio", "<=", "1.1", "1.2"],
+                    ["stream", "--max-size-kb", "<=", "5", "4.10156"]]
+    assert [ln.split()[5] for ln in lines[2:]] == ["pass", "pass", "FAIL", "pass"]
+    assert "stream: per-step p50 / baseline 1.2 > 1.1" in r.stderr
+
+
+def test_lower_is_better_metric(tmp_path, report_dict):
+    for e, value in zip(report_dict["models"], (0.10, 0.12, 0.09)):
+        e["metric"].update(name="mse", higher_is_better=False, onnxruntime=value)
+    path = tmp_path / "mse.json"
+    path.write_text(json.dumps(report_dict))
+    r = run(["check", str(path), "--min-metric", "0.11", "--model", "int8"])
+    assert r.exit_code == 1 and "<= 0.11" in r.stdout and "lower is better" in r.stdout
+    assert run(["check", str(path), "--min-metric", "0.13", "--model", "int8"]).exit_code == 0
+    assert run(["check", str(path), "--max-metric-drop", "0.015", "--model", "stream"]).exit_code == 0
+    assert run(["check", str(path), "--max-metric-drop", "0.015", "--model", "int8"]).exit_code == 1
+
+
+def test_junit(report, tmp_path):
+    junit = tmp_path / "ci" / "check.xml"
+    junit.parent.mkdir()
+    r = run(["check", str(report), "--max-p50-ms", "1.55", "--max-size-kb", "3", "--junit", str(junit)])
+    assert r.exit_code == 1 and f"wrote {junit}" in r.stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"
+    assert len(suite.findall("testcase/failure")) == 1
+    r = run(["check", str(report), "--max-size-kb", "5", "--junit", str(junit), "--json"])
+    assert r.exit_code == 0 and ET.parse(junit).getroot().get("failures") == "0"
+    assert [x["passed"] for x in json.loads(r.stdout)] == [True, True]
+
+
+def test_help_says_ratios_are_the_robust_gate():
+    text = " ".join(run(["check", "--help"]).stdout.split())
+    assert "robust gate" in text and "noisy CI machines" in text and "depend on the machine" in text
+    assert "0 every budget passes, 1 a budget is broken, 2 bad input" in text
+
+
+def test_bad_check_input(report, tmp_path, report_dict):
+    def write(name: str, content: str | bytes) -> str:
+        p = tmp_path / name
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+        return str(p)
+
+    other = copy.deepcopy(report_dict)
+    other["schema"] = "rnncompress-report/2"
+    foreign = {"schema": "something-else/1", "models": []}
+    no_metric = copy.deepcopy(report_dict)
+    no_metric["models"][1]["metric"] = None
+    cases = [
+        ([write("v2.json", json.dumps(other)), "--max-size-kb", "1"], "this rnncompress reads 'rnncompress-report/1'"),
+        ([write("foreign.json", json.dumps(foreign)), "--max-size-kb", "1"], "is not an rnncompress report"),
+        ([write("cut.json", report.read_text()[:300]), "--max-size-kb", "1"], "is not valid JSON"),
+        ([write("bin.json", b"\x89PNG\r\n\x1a\n\xff"), "--max-size-kb", "1"], "not a JSON text file"),
+        ([str(tmp_path / "missing.json"), "--max-size-kb", "1"], "does not exist"),
+        ([str(report), "--max-p50-ms", "fast"], "Invalid value for '--max-p50-ms': 'fast' is not a valid float"),
+        ([str(report), "--max-latency-ratio", "nan"], "--max-latency-ratio must be a positive finite number"),
+        ([str(report), "--max-size-kb", "-3"], "--max-size-kb must be a positive finite number"),
+        ([str(report)], "No budget given: pass at least one of --max-p50-ms"),
+        ([str(report), "--max-size-kb", "1", "--model", "nope"], "Model 'nope' is not in the report"),
+        ([str(report), "--max-latency-ratio", "1", "--model", "dense"], "it is the baseline"),
+        ([write("nometric.json", json.dumps(no_metric)), "--min-metric", "0.5"], "no onnxruntime metric"),
+        ([str(report), "--max-size-kb", "1", "--junit", str(tmp_path / "no" / "j.xml")], "for --junit does not exist"),
+        ([str(report), "--max-size-kb", "1", "--junit", str(report)], "--junit must differ from the report"),
+    ]
+    before = report.read_bytes()
+    for args, match in cases:
+        assert_one_line_error(run(["check", *args]), code=2, match=match)
+    assert report.read_bytes() == before

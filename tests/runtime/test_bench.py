@@ -1,0 +1,196 @@
+"""bench on a tiny checkpoint and its exports: the report's content (not its timings),
+baselines, foreign ONNX files, and refusals."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.errors import CheckpointError, ConfigError, DataError, ExportError, ParityError
+from models.sequence import ModelConfig, SequenceModel, count_parameters
+from runtime.bench import BenchConfig, bench, parameter_count
+from runtime.report import load_report, validate_report, write_report
+
+FAST = BenchConfig(runs=5, warmup=1)
+LATENCY_ONLY = BenchConfig(runs=3, warmup=0, step=False, torch_reference=False, accuracy=False)
+
+
+def test_checkpoint_and_onnx_inputs(tiny, tmp_path):
+    report = bench([tiny["ckpt"], tiny["dense"], tiny["step"], tiny["int8"]], config=FAST)
+    validate_report(report)
+    assert report["baseline"] == "m.pt"
+    m = {e["name"]: e for e in report["models"]}
+    assert list(m) == ["m.pt", "m.onnx", "m.step.onnx", "m.int8.onnx"]
+    ck, dense, step, int8 = m.values()
+    sha = load_checkpoint(tiny["ckpt"]).sha256
+
+    assert (ck["kind"], ck["format"], ck["sha256"]) == ("checkpoint", "dense", sha)
+    assert ck["latency_ms"]["full"]["runs"] == ck["latency_ms"]["step"]["runs"] == 5
+    assert ck["torch_latency_ms"]["full"]["runs"] == ck["torch_latency_ms"]["step"]["runs"] == 5
+    assert ck["ratio_to_baseline"] is None
+    assert sorted(ck["samples_us"]) == ["full", "step", "torch_full", "torch_step"]
+    assert all(len(v) == 5 for v in ck["samples_us"].values())
+    metric = ck["metric"]
+    assert (metric["name"], metric["higher_is_better"], metric["samples"]) == ("mse", False, 24)
+    assert metric["onnxruntime"] == pytest.approx(metric["torch"], abs=1e-5)
+
+    # the in-memory dense model is the exported file: same bytes, same metric
+    assert dense["size_bytes"] == ck["size_bytes"] == tiny["dense"].stat().st_size
+    assert dense["metric"]["onnxruntime"] == pytest.approx(metric["onnxruntime"], abs=1e-6)
+    assert dense["metric"]["torch"] is None and dense["source_sha256"] == sha
+    assert dense["latency_ms"]["step"] is None and dense["torch_latency_ms"] is None
+    assert dense["ratio_to_baseline"]["p50"] > 0 and dense["ratio_to_baseline"]["step_p50"] is None
+
+    assert (step["format"], step["latency_ms"]["full"]) == ("step", None)
+    assert step["latency_ms"]["step"]["runs"] == 5 and step["ratio_to_baseline"]["step_p50"] > 0
+    assert step["ratio_to_baseline"]["p50"] is None
+    assert step["metric"]["onnxruntime"] == pytest.approx(metric["onnxruntime"], abs=1e-5)
+
+    assert int8["format"] == "int8" and int8["metric"]["onnxruntime"] == pytest.approx(metric["onnxruntime"], rel=0.05)
+    for e in m.values():
+        assert e["hidden_sizes"] == [6] and e["cell"] == "lstm" and e["sparsity"]["recurrent"] == 0.0
+        assert e["parameters"] == ck["parameters"] and e["task"]["name"] == "adding"
+        assert e["inputs"] == {"data": "task test split", "seq_len": 6}
+    env = report["environment"]
+    assert env["intra_op_threads"] == 1 and env["graph_optimization_level"] == "ORT_ENABLE_ALL"
+    assert env["onnxruntime"] and env["cpu"] and env["logical_cores"] >= 1
+    assert report["settings"]["runs"] == 5 and report["settings"]["interleaved"] is True
+
+    paths = write_report(report, tmp_path / "out")
+    assert load_report(paths[0]) == report
+
+
+@pytest.mark.parametrize("config", [
+    dict(cell="lstm", hidden_sizes=(5, 3)),
+    dict(cell="gru", hidden_sizes=(4,), input_layer="embedding", input_dim=3, input_size=7),
+    dict(cell="rnn", hidden_sizes=(4, 4), input_layer="linear", input_dim=3, bias=False, init_size=5),
+])
+def test_parameter_count_matches_torch(config):
+    cfg = ModelConfig(**{"input_size": 2, "output_size": 3, **config})
+    assert parameter_count(cfg) == count_parameters(SequenceModel(cfg))
+
+
+def test_options_switch_measurements_off(tiny):
+    report = bench([tiny["ckpt"]], config=LATENCY_ONLY)
+    [e] = report["models"]
+    assert e["latency_ms"]["full"]["runs"] == 3 and e["latency_ms"]["step"] is None
+    assert e["torch_latency_ms"] is None and e["metric"] is None and list(e["samples_us"]) == ["full"]
+    [e] = bench([tiny["ckpt"]], config=BenchConfig(runs=2, warmup=0, step=False, max_eval=5))["models"]
+    assert e["metric"]["samples"] == 5 and e["torch_latency_ms"]["step"] is None
+
+
+def test_baselines(tiny):
+    r = bench([tiny["dense"], tiny["int8"]], baseline=tiny["ckpt"], config=LATENCY_ONLY)
+    assert [e["name"] for e in r["models"]] == ["m.pt", "m.onnx", "m.int8.onnx"] and r["baseline"] == "m.pt"
+    r = bench([tiny["dense"], tiny["int8"]], config=LATENCY_ONLY)
+    assert r["baseline"] == "m.onnx" and r["models"][0]["ratio_to_baseline"] is None
+    r = bench([tiny["ckpt"], tiny["int8"]], baseline=tiny["int8"], config=LATENCY_ONLY, names=["dense", "q"])
+    assert r["baseline"] == "q" and [e["name"] for e in r["models"]] == ["dense", "q"]
+    assert r["models"][0]["ratio_to_baseline"]["p50"] > 0
+
+
+def _strip_metadata(src, dst):
+    model = onnx.load(str(src))
+    del model.metadata_props[:]
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_foreign_onnx_gets_latency_only(tiny, tmp_path):
+    foreign = _strip_metadata(tiny["dense"], tmp_path / "foreign.onnx")
+    r = bench([foreign], config=BenchConfig(runs=3, warmup=0, seq_len=6))
+    [e] = r["models"]
+    assert e["format"] is None and e["metric"] is None and e["task"] is None and e["sparsity"] is None
+    assert e["inputs"] == {"data": "random", "seq_len": 6, "shapes": {"x": [1, 6, 2]}}
+    assert e["latency_ms"]["full"]["runs"] == 3 and e["parameters"] > 0 and "no rnncompress metadata" in e["notes"][0]
+    with pytest.raises(ConfigError, match="'seq_len' parameter must be an int >= 1 for .*foreign.onnx.*'seq'"):
+        bench([foreign], config=LATENCY_ONLY)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"threads": 0}, "'threads' parameter must be an int >= 1"),
+    ({"runs": 0}, "'runs' parameter must be an int >= 1"),
+    ({"warmup": -1}, "'warmup' parameter must be an int >= 0"),
+    ({"max_eval": 0}, "'max_eval' parameter must be an int >= 1"),
+    ({"seq_len": 0}, "'seq_len' parameter must be an int >= 1 or None"),
+    ({"runs": 2.0}, "'runs' parameter must be an int >= 1. Got 2.0"),
+    ({"step": "no"}, "'step' parameter must be a bool"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        BenchConfig(**kwargs)
+
+
+def test_bad_inputs(tiny, tmp_path):
+    with pytest.raises(ConfigError, match="'names' parameter must be a list of 2 names"):
+        bench([tiny["ckpt"], tiny["dense"]], names=["a"], config=LATENCY_ONLY)
+    with pytest.raises(ConfigError, match="unique per model"):
+        bench([tiny["dense"], tiny["dense"]], config=LATENCY_ONLY)
+    with pytest.raises(ConfigError, match="'paths' parameter"):
+        bench([], config=LATENCY_ONLY)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        bench([tmp_path / "missing.pt"], config=LATENCY_ONLY)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(ExportError, match="garbage.onnx is not"):
+        bench([garbage], config=LATENCY_ONLY)
+    ckpt = load_checkpoint(tiny["ckpt"])
+    ckpt.task = {"name": "npz", "params": {"data": str(tmp_path / "gone.npz")}}
+    save_checkpoint(tmp_path / "nodata.pt", ckpt)
+    with pytest.raises(DataError, match="Cannot load the test data of .*nodata.pt \\(task 'npz'\\)"):
+        bench([tmp_path / "nodata.pt"], config=LATENCY_ONLY)
+
+
+def test_a_model_that_disagrees_with_torch_is_refused(tiny, monkeypatch):
+    import runtime.bench as rb
+
+    original = rb.build_variant
+
+    def broken(model, variant, metadata=None):
+        torch.manual_seed(123)
+        return original(SequenceModel(model.config), variant, metadata)  # other weights
+
+    monkeypatch.setattr(rb, "build_variant", broken)
+    with pytest.raises(ParityError, match="disagrees with its torch model.*refusing to benchmark"):
+        bench([tiny["ckpt"]], config=LATENCY_ONLY)
+
+
+def _with_metadata(src, dst, **changes):
+    model = onnx.load(str(src))
+    meta = {p.key: p.value for p in model.metadata_props}
+    meta.update({f"rnncompress.{k}": v for k, v in changes.items()})
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, meta)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_models_without_a_task_are_timed_on_random_inputs(tiny, tmp_path):
+    ckpt = load_checkpoint(tiny["ckpt"])
+    ckpt.task = {}
+    save_checkpoint(tmp_path / "notask.pt", ckpt)
+    notask_onnx = _with_metadata(tiny["dense"], tmp_path / "notask.onnx", task="")
+    config = BenchConfig(runs=2, warmup=0, seq_len=4)
+    r = bench([tmp_path / "notask.pt", notask_onnx], config=config)
+    for e in r["models"]:
+        assert e["inputs"] == {"data": "random", "seq_len": 4} and e["metric"] is None and e["task"] is None
+        assert "records no task" in e["notes"][0] and e["latency_ms"]["full"]["runs"] == 2
+    assert r["models"][0]["latency_ms"]["step"]["runs"] == 2
+    with pytest.raises(ConfigError, match="'seq_len' parameter must be an int >= 1 for .*notask.pt, which records no"):
+        bench([tmp_path / "notask.pt"], config=LATENCY_ONLY)
+
+
+def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
+    import json
+
+    meta = {p.key: p.value for p in onnx.load(str(tiny["dense"])).metadata_props}
+    config = json.loads(meta["rnncompress.model_config"])
+    lying = _with_metadata(tiny["dense"], tmp_path / "lying.onnx", task="",
+                           model_config=json.dumps({**config, "input_size": 3}))
+    with pytest.raises(ExportError, match="onnxruntime cannot run .*lying.onnx \\(one sequence\\)"):
+        bench([lying], config=BenchConfig(runs=2, warmup=0, seq_len=4))
+    corrupt = _with_metadata(tiny["dense"], tmp_path / "corrupt.onnx", sparsity="{not json")
+    with pytest.raises(ExportError, match="corrupt rnncompress metadata: rnncompress.sparsity is not JSON"):
+        bench([corrupt], config=LATENCY_ONLY)

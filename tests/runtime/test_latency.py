@@ -1,0 +1,107 @@
+"""Interleaved measurement and the runners: call order, state handling, summaries.
+No assertion depends on how long anything takes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from exporters.verify import make_session, run_full, run_steps
+from models.checkpoint import load_checkpoint
+from models.errors import ConfigError
+from models.tasks import task_from_checkpoint
+from runtime.latency import (
+    measure_interleaved,
+    ort_full_runner,
+    ort_step_runner,
+    summarize,
+    torch_full_runner,
+    torch_step_runner,
+    torch_threads,
+)
+
+
+def logging_runners(names, log):
+    return {n: (lambda n=n: log.append(n)) for n in names}
+
+
+def test_every_round_calls_every_runner_once_in_a_shuffled_order():
+    log: list[str] = []
+    names = ["a", "b", "c", "d"]
+    out = measure_interleaved(logging_runners(names, log), warmup=3, runs=40, seed=7)
+    assert len(log) == (3 + 40) * 4
+    rounds = [tuple(log[i:i + 4]) for i in range(0, len(log), 4)]
+    assert all(sorted(r) == names for r in rounds)  # each runner once per round
+    assert len(set(rounds)) > 5  # the order changes from round to round
+    firsts = {r[0] for r in rounds}
+    assert firsts == set(names)  # no runner is always first
+    assert set(out) == set(names)
+    for v in out.values():
+        assert v.shape == (40,) and v.dtype == np.float64 and (v >= 0).all()
+
+
+def test_the_order_is_seeded():
+    logs = []
+    for seed in (0, 0, 1):
+        log: list[str] = []
+        measure_interleaved(logging_runners("xyz", log), warmup=0, runs=20, seed=seed)
+        logs.append(log)
+    assert logs[0] == logs[1] != logs[2]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"runners": {}}, "'runners' parameter must be a non-empty mapping"),
+    ({"runs": 0}, "'runs' parameter must be an int >= 1"),
+    ({"runs": 2.5}, "'runs' parameter must be an int >= 1"),
+    ({"runs": True}, "'runs' parameter must be an int >= 1"),
+    ({"warmup": -1}, "'warmup' parameter must be an int >= 0"),
+])
+def test_bad_measurement_arguments(kwargs, match):
+    args = {"runners": {"a": lambda: None}, "warmup": 0, "runs": 3, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        measure_interleaved(**args)
+
+
+def test_summarize():
+    s = summarize(np.arange(1, 101, dtype=float))  # 1..100 ms
+    assert s == {"p50": 50.5, "p90": 90.1, "p99": 99.01, "mean": 50.5, "min": 1.0, "max": 100.0, "runs": 100}
+    with pytest.raises(ConfigError, match="'samples_ms' parameter"):
+        summarize([])
+
+
+def _model_and_sequence(tiny):
+    ckpt = load_checkpoint(tiny["ckpt"])
+    test = task_from_checkpoint(ckpt.task).load().test
+    return ckpt.build_model(), test.take(slice(0, 1))
+
+
+def test_step_runner_carries_the_state_and_resets_after_the_sequence(tiny):
+    model, seq = _model_and_sequence(tiny)
+    session = make_session(tiny["step"])
+    expected, _ = run_steps(session, seq.x)  # [1, T, out]
+    steps = seq.x.shape[1]
+    run, run_torch = ort_step_runner(session, seq.x), torch_step_runner(model, seq.x)
+    got = [run() for _ in range(2 * steps)]
+    got_torch = [run_torch().numpy() for _ in range(2 * steps)]
+    for t in range(2 * steps):  # the second pass starts again from the initial state
+        np.testing.assert_allclose(got[t], expected[:, t % steps], atol=1e-6)
+        np.testing.assert_allclose(got_torch[t], expected[:, t % steps], atol=1e-5)
+
+
+def test_full_runners_give_the_model_outputs(tiny):
+    model, seq = _model_and_sequence(tiny)
+    session = make_session(tiny["dense"])
+    [y] = ort_full_runner(session, seq.x)()
+    np.testing.assert_allclose(y, run_full(session, seq.x), atol=1e-7)
+    np.testing.assert_allclose(torch_full_runner(model, seq.x)().numpy(), y, atol=1e-5)
+
+
+def test_torch_threads_are_restored():
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="'threads' parameter must be an int >= 1"):
+        with torch_threads(0):
+            pass

@@ -1,0 +1,170 @@
+"""The pipeline: configs parse with line-precise errors; unchanged stages are skipped,
+changed ones rerun; an interrupted run resumes to the uninterrupted result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compressor.training import Trainer
+from helpers import assert_one_line_error, run
+from models.errors import ConfigError
+from runtime.default_pipeline import DEFAULT_PIPELINE
+from runtime.pipeline import run_pipeline
+from runtime.pipeline_config import load_pipeline, parse_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = """\
+[task]
+name = "adding"
+seq_len = 6
+samples = 200
+val_samples = 50
+test_samples = 50
+
+[model]
+cell = "gru"
+hidden = 12
+
+[train]
+epochs = 3
+batch_size = 50
+lr = 1e-2
+space = "torus"
+sparsity = 0.5
+
+[prune]
+keep = 0.5
+finetune_epochs = 1
+
+[export]
+formats = ["dense", "step", "int8"]
+
+[bench]
+runs = 5
+warmup = 1
+torch_reference = false
+
+[check]
+max_size_kb = 1000
+"""
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_example_configs_parse(path: Path) -> None:
+    p = load_pipeline(path)
+    assert p.train.epochs >= 1 and p.export["formats"]
+
+
+def test_default_pipeline_parses() -> None:
+    p = parse_pipeline(DEFAULT_PIPELINE, "<default>")
+    assert p.task["name"] == "navigation" and p.prune is not None and p.check
+
+
+@pytest.mark.parametrize("edit, match", [
+    (("lr = 1e-2", "lrr = 1e-2"), "<t>:15: [train] lrr: unknown key; did you mean 'lr'?"),
+    (("[bench]", "[bnech]"), "<t>:26: [bnech]: unknown table; did you mean [bench]?"),
+    (("hidden = 12", 'hidden = "12"'), "<t>:10: [model] hidden: must be int; got '12'."),
+    (("sparsity = 0.5", "sparsity = 1.5"), "<t>:17: [train] sparsity: The 'sparsity' parameter must be a float in [0, 1)"),
+    (("keep = 0.5", 'keep = "most"'), "<t>:20: [prune] keep:"),
+    (("space = \"torus\"", "space = \"donut\""), "<t>:16: [train] space:"),
+    (("samples = 200", "sampels = 200"), "has no parameter 'sampels'"),
+    (("max_size_kb = 1000", "max_size_kb = true"), "<t>:32: [check] max_size_kb: must be number"),
+    (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "fp16"]'), "<t>:24: [export] formats:"),
+    (("[train]", "[train\n"), "invalid TOML"),
+])
+def test_bad_config_names_the_line(edit, match: str) -> None:
+    text = TINY.replace(*edit)
+    with pytest.raises(ConfigError) as e:
+        parse_pipeline(text, "<t>")
+    assert match in str(e.value)
+
+
+def test_missing_required_table() -> None:
+    with pytest.raises(ConfigError, match="missing required table \\[model\\]"):
+        parse_pipeline(TINY.replace('[model]\ncell = "gru"\nhidden = 12\n', ""), "<t>")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("pipe") / "out"
+    res = run_pipeline(parse_pipeline(TINY, "<t>"), out)
+    assert [s.action for s in res.stages] == ["run"] * 5
+    return out, json.loads((out / "manifest.json").read_text())
+
+
+def test_manifest_lists_every_artifact(first_run) -> None:
+    out, manifest = first_run
+    files = {f["file"]: f for s in manifest["stages"].values() for f in s["outputs"]}
+    for rel in ("model/trained.pt", "model/pruned.pt", "onnx/model.onnx", "onnx/model.step.onnx",
+                "onnx/model.int8.onnx", "onnx/baseline.onnx", "bench/report.json", "check/junit.xml"):
+        assert rel in files and (out / rel).exists(), rel
+    assert files["model/pruned.pt"]["produced_by"] == "prune"
+    assert manifest["stages"]["check"]["passed"] is True
+
+
+def test_unchanged_stages_are_skipped_and_changed_ones_rerun(first_run, tmp_path: Path) -> None:
+    out, _ = first_run
+    before = {p: (out / p).read_bytes() for p in ("model/trained.pt", "model/pruned.pt")}
+    again = run_pipeline(parse_pipeline(TINY, "<t>"), out)
+    assert [s.action for s in again.stages] == ["skip", "skip", "skip", "skip", "run"]
+    changed = run_pipeline(parse_pipeline(TINY.replace("keep = 0.5", "keep = 0.25"), "<t>"), out)
+    assert [s.action for s in changed.stages] == ["skip", "run", "run", "run", "run"]
+    assert (out / "model/trained.pt").read_bytes() == before["model/trained.pt"]
+    assert (out / "model/pruned.pt").read_bytes() != before["model/pruned.pt"]
+
+
+def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Path, monkeypatch) -> None:
+    reference, _ = first_run
+    out = tmp_path / "out"
+    original = Trainer.fit
+
+    def fit_then_die(self, *args, **kwargs):
+        def stop(entry):
+            if entry["epoch"] == 2:
+                raise KeyboardInterrupt
+
+        self.on_epoch = stop
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(parse_pipeline(TINY, "<t>"), out)
+    monkeypatch.setattr(Trainer, "fit", original)
+    assert (out / "model/trained.pt").exists() and not (out / "model/pruned.pt").exists()
+    resumed = run_pipeline(parse_pipeline(TINY, "<t>"), out)
+    assert resumed.stages[0].action == "resume"
+    assert (out / "model/trained.pt").read_bytes() == (reference / "model/trained.pt").read_bytes()
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    r = run(["run", str(cfg), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "train" in r.stdout and "new output directory" in r.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_inputs(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace("lr = 1e-2", "lrr = 1e-2"))
+    assert_one_line_error(run(["run", str(cfg), "--out", str(tmp_path / "o")]), match="p.toml:15: [train] lrr")
+    assert_one_line_error(run(["run", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o")]),
+                          match="does not exist")
+    npz = tmp_path / "npz.toml"
+    npz.write_text(TINY.replace('name = "adding"\nseq_len = 6\nsamples = 200\nval_samples = 50\ntest_samples = 50',
+                                'name = "npz"\ndata = "missing.npz"'))
+    r = run(["run", str(npz), "--out", str(tmp_path / "o2"), "-q"])
+    assert_one_line_error(r, match="missing.npz does not exist")
+
+
+def test_broken_budget_exits_1(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace("max_size_kb = 1000", "max_size_kb = 0.001"))
+    r = run(["run", str(cfg), "--out", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 1
+    assert "FAIL" in r.stdout

@@ -1,0 +1,159 @@
+"""report.json / report.md / PNGs: the schema round trip and refusals of foreign,
+incompatible or damaged reports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from models.errors import ReportError
+from runtime.report import SCHEMA, dumps, load_report, markdown, validate_report, write_report
+
+SAMPLE = Path(__file__).with_name("sample_report.json")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def report() -> dict:
+    return copy.deepcopy(json.loads(SAMPLE.read_text()))
+
+
+def test_round_trip(report, tmp_path):
+    paths = write_report(report, tmp_path / "out")
+    names = [p.name for p in paths]
+    assert names == ["report.json", "report.md", "latency_full.png", "latency_step.png", "accuracy_latency.png",
+                     "accuracy_sparsity.png"]
+    assert load_report(paths[0]) == report
+    for p in paths[2:]:
+        assert p.read_bytes()[:8] == PNG
+    md = paths[1].read_text()
+    assert "| model | kind | format | size KB | accuracy (ORT) | accuracy (torch) | full p50 ms" in md
+    assert "| int8 | onnx | int8 | 2.0 | 0.94 | - | 1.5 |" in md and "| dense |" in md and "baseline" in md
+    assert "![latency_full](latency_full.png)" in md
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_samples_are_one_line_each(report):
+    text = dumps(report)
+    assert json.loads(text) == report
+    sample_lines = [ln for ln in text.splitlines() if ln.strip().startswith(('"full": [', '"step": ['))]
+    assert len(sample_lines) == 4 and all(ln.rstrip(",").endswith("]") for ln in sample_lines)
+
+
+def test_plots_need_data(report, tmp_path):
+    for e in report["models"]:
+        e["metric"] = None
+    names = [p.name for p in write_report(report, tmp_path / "a")]
+    assert names == ["report.json", "report.md", "latency_full.png", "latency_step.png"]
+    report["models"] = report["models"][:2]
+    report["models"][0]["metric"] = {"name": "mse", "higher_is_better": False, "onnxruntime": 0.1, "torch": 0.1}
+    names = [p.name for p in write_report(report, tmp_path / "b")]
+    assert "accuracy_latency.png" in names and "accuracy_sparsity.png" not in names  # one scored model
+
+
+def test_markdown_mixed_metrics(report):
+    report["models"][1]["metric"]["name"] = "mse"
+    report["models"][1]["metric"]["higher_is_better"] = False
+    md = markdown(report)
+    assert "| metric (ORT) |" in md and "mse 0.94" in md and "mse (lower is better)" in md
+
+
+def test_minor_versions_are_compatible(report):
+    report["schema"] = "rnncompress-report/1.3"
+    report["future_key"] = {"ignored": True}
+    assert validate_report(report) is report
+
+
+def _mutate(report: dict, how: str) -> dict:
+    r = copy.deepcopy(report)
+    if how == "no schema":
+        del r["schema"]
+    elif how == "foreign schema":
+        r["schema"] = "pytest-report/1"
+    elif how == "version 2":
+        r["schema"] = "rnncompress-report/2"
+    elif how == "garbage version":
+        r["schema"] = "rnncompress-report/x"
+    elif how == "no models":
+        del r["models"]
+    elif how == "empty models":
+        r["models"] = []
+    elif how == "duplicate names":
+        r["models"][1]["name"] = "dense"
+    elif how == "unknown baseline":
+        r["baseline"] = "gone"
+    elif how == "no latency":
+        del r["models"][1]["latency_ms"]
+    elif how == "string p50":
+        r["models"][1]["latency_ms"]["full"]["p50"] = "fast"
+    elif how == "string ratio":
+        r["models"][1]["ratio_to_baseline"]["p50"] = "0.7"
+    elif how == "negative size":
+        r["models"][1]["size_bytes"] = -1
+    elif how == "metric without direction":
+        del r["models"][1]["metric"]["higher_is_better"]
+    return r
+
+
+@pytest.mark.parametrize("how, match", [
+    ("no schema", "not an rnncompress report (schema None"),
+    ("foreign schema", "not an rnncompress report (schema 'pytest-report/1'"),
+    ("version 2", "has report schema 'rnncompress-report/2'; this rnncompress reads 'rnncompress-report/1'"),
+    ("garbage version", "has report schema 'rnncompress-report/x'"),
+    ("no models", "incomplete: missing key 'models'"),
+    ("empty models", "'models' must be a non-empty list"),
+    ("duplicate names", "duplicate name 'dense'"),
+    ("unknown baseline", "baseline 'gone' is not one of its models"),
+    ("no latency", "models[1] has no 'latency_ms'"),
+    ("string p50", "latency_ms.full without numbers"),
+    ("string ratio", "ratio_to_baseline.p50 = '0.7'"),
+    ("negative size", "size_bytes -1"),
+    ("metric without direction", "metric without 'name' and 'higher_is_better'"),
+])
+def test_load_report_refuses(report, tmp_path, how, match):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(_mutate(report, how)))
+    with pytest.raises(ReportError, match=re.escape(match)):
+        load_report(path)
+
+
+def test_load_report_refuses_files_that_are_not_reports(report, tmp_path):
+    cases = {
+        "truncated.json": (dumps(report)[:200], "is not valid JSON (line"),
+        "list.json": ("[1, 2]", "a JSON object is expected, got list"),
+        "empty.json": ("", "is not valid JSON"),
+    }
+    for name, (text, match) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ReportError, match=re.escape(match)):
+            load_report(tmp_path / name)
+    (tmp_path / "binary.json").write_bytes(b"PK\x03\x04\xff\xfe\x00")
+    with pytest.raises(ReportError, match="not a JSON text file"):
+        load_report(tmp_path / "binary.json")
+    with pytest.raises(ReportError, match="does not exist"):
+        load_report(tmp_path / "missing.json")
+    with pytest.raises(ReportError, match="is not a file"):
+        load_report(tmp_path)
+
+
+def test_write_report_refuses_invalid_reports_and_writes_nothing(report, tmp_path):
+    report["schema"] = "other"
+    with pytest.raises(ReportError, match="not an rnncompress report"):
+        write_report(report, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert SCHEMA == "rnncompress-report/1"
+
+
+def test_write_report_keeps_an_old_report_when_it_fails(report, tmp_path):
+    out = tmp_path / "out"
+    write_report(report, out)
+    before = (out / "report.json").read_bytes()
+    bad = copy.deepcopy(report)
+    bad["models"][1]["parameters"] = float("nan")  # JSON cannot hold NaN
+    with pytest.raises(ReportError, match="cannot be written as JSON"):
+        write_report(bad, out)
+    assert (out / "report.json").read_bytes() == before
