@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import fmt_table, handle_errors, progress_for, quiet_option
+from cli.common import fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import run_pipeline
 from runtime.pipeline_config import load_pipeline, parse_pipeline
@@ -24,9 +24,10 @@ def _print_plan(stages) -> None:
               help="Output directory: artifacts, manifest.json, report. Rerunning into the same directory "
                    "skips unchanged stages and resumes an interrupted training run.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (what runs, what is skipped, why) and stop.")
+@threads_option
 @quiet_option
 @handle_errors
-def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool) -> None:
+def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool, threads: int) -> None:
     """Run train -> prune -> export -> bench -> check from PIPELINE.toml.
 
     Without PIPELINE, runs the embedded default: a synthetic navigation task (no download),
@@ -41,6 +42,7 @@ def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool) -> Non
       rnncompress run --out runs/default
       rnncompress run examples/smnist_lstm.toml --out runs/smnist --dry-run
     """
+    set_threads(threads)
     if pipeline is None:
         p = parse_pipeline(DEFAULT_PIPELINE, "<embedded default>")
     else:
