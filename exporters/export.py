@@ -55,9 +55,9 @@ from exporters.verify import (
 )
 from models.checkpoint import Checkpoint, check_finite, package_version
 from models.errors import ConfigError, DataError, ExportError, ParityError, RnnCompressError, param_error
-from models.io import atomic_path
+from models.io import atomic_path, probe_writable_dir
 from models.progress import SILENT, Progress
-from models.sequence import SequenceModel, sparsity_report
+from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import Split, Task, task_from_checkpoint
 
 FORMATS = ("dense", "sparse", "step", "int8")
@@ -244,6 +244,20 @@ def random_inputs(model: SequenceModel, batch: int, steps: int, seed: int) -> Sp
     return Split(x, torch.zeros(batch), init)
 
 
+def check_data_fits(test: Split, c: ModelConfig, task_name: str, hint: str = "") -> None:
+    """Refuse test data whose shapes do not fit the model (e.g. a checkpoint whose task data
+    changed on disk): onnxruntime would fail with an opaque shape error otherwise."""
+    if c.input_layer == "embedding":
+        ok = test.x.dim() == 2 and not test.x.is_floating_point()
+    else:
+        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
+    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
+        raise DataError(f"The test data of task '{task_name}' (x {tuple(test.x.shape)}) does not fit the model "
+                        f"(input size {c.input_size}, input layer {c.input_layer}){'; ' + hint if hint else ''}.")
+    if len(test) == 0:
+        raise DataError(f"The test split of task '{task_name}' is empty.")
+
+
 def load_test_split(ckpt: Checkpoint) -> tuple[Task, Split]:
     """The checkpoint's task and its test split, checked against the model's shape.
 
@@ -256,15 +270,8 @@ def load_test_split(ckpt: Checkpoint) -> tuple[Task, Split]:
         data = task.load()
     except RnnCompressError as e:
         raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
-    test, c = data.test, ckpt.config
-    if c.input_layer == "embedding":
-        ok = test.x.dim() == 2 and not test.x.is_floating_point()
-    else:
-        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
-    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
-        raise DataError(f"The test data of task '{task.name}' (x {tuple(test.x.shape)}) does not fit the model "
-                        f"(input size {c.input_size}, input layer {c.input_layer}); {hint}.")
-    return task, test
+    check_data_fits(data.test, ckpt.config, task.name, hint)
+    return task, data.test
 
 
 @dataclass
@@ -315,22 +322,6 @@ def verify_variant(model_proto: onnx.ModelProto, variant: Variant, data: _Verify
 
 
 # ------------------------------------------------------------------------- writing
-def _check_out_dir(out_dir: Path) -> None:
-    """Fail before the (slow) verification if the files could not be written."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ExportError(f"Output path {out_dir} exists and is not a directory.")
-        probe = out_dir
-    else:
-        probe = out_dir.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise ExportError(f"Cannot create output directory {out_dir}: {probe} is not a directory.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ExportError(f"Output directory {out_dir} is not writable ({probe} does not allow writing).")
-
-
 def write_all(files: dict[Path, bytes]) -> None:
     """Write every file or none: all contents go to temporary files first, and they are
     renamed into place only once every one of them is complete."""
@@ -390,7 +381,7 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
         raise param_error("name", "a file stem without path separators", stem)
     targets = {v: out / v.filename(stem) for v in variants}
-    _check_out_dir(out)
+    probe_writable_dir(out, ExportError)  # before the (slow) verification
     existing = [p for p in targets.values() if p.exists()]
     if existing and not force:
         raise ExportError(f"{existing[0]} already exists; pass force=True (--force) to overwrite it.")

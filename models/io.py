@@ -64,6 +64,21 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def probe_writable_dir(path: str | os.PathLike, error: type[RnnCompressError] = RnnCompressError) -> Path:
+    """Fail early (before slow work) if ``path`` could not be created or written; creates nothing."""
+    d = Path(path)
+    if d.exists() and not d.is_dir():
+        raise error(f"Output path {d} exists and is not a directory.")
+    probe = d
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise error(f"Cannot create output directory {d}: {probe} is not a directory.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise error(f"Output directory {d} is not writable ({probe} does not allow writing).")
+    return d
+
+
 def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
     """Make sure ``path`` is a directory we can write into (creating it if asked)."""
     d = Path(path)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from exporters.export import ExportOptions, Variant, build_variant, provenance_metadata, read_onnx
+from exporters.export import ExportOptions, Variant, build_variant, check_data_fits, provenance_metadata, read_onnx
 from exporters.verify import (
     MODEL_CONFIG_KEY,
     TorchReference,
@@ -181,20 +181,8 @@ class _TaskCache:
                                 f"{task_dict.get('name', '?')!r}): {str(e).rstrip('.')}.") from None
             self._cache[key] = (task, data.test)
         task, test = self._cache[key]
-        _check_fits(test, config, task, source)
+        check_data_fits(test, config, task.name, f"model {source}")
         return task, test
-
-
-def _check_fits(test: Split, c: ModelConfig, task: Task, source: Path) -> None:
-    if c.input_layer == "embedding":
-        ok = test.x.dim() == 2 and not test.x.is_floating_point()
-    else:
-        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
-    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
-        raise DataError(f"The test data of task '{task.name}' (x {tuple(test.x.shape)}) does not fit the model "
-                        f"{source} (input size {c.input_size}, input layer {c.input_layer}).")
-    if len(test) == 0:
-        raise DataError(f"The test split of task '{task.name}' for {source} is empty.")
 
 
 def parameter_count(c: ModelConfig) -> int:

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import ReportError
-from models.io import atomic_write_text, check_writable_dir
+from models.io import atomic_write_text, check_writable_dir, probe_writable_dir
 
 SCHEMA = "rnncompress-report/1"
 SCHEMA_PREFIX = "rnncompress-report/"
@@ -181,17 +181,7 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """Fail before a (long) benchmark if ``out_dir`` could not be created or written;
     creates nothing."""
-    d = Path(out_dir)
-    if d.exists() and not d.is_dir():
-        raise ReportError(f"Output path {d} exists and is not a directory.")
-    probe = d
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ReportError(f"Cannot create output directory {d}: {probe} is not a directory.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ReportError(f"Output directory {d} is not writable ({probe} does not allow writing).")
-    return d
+    return probe_writable_dir(out_dir, ReportError)
 
 
 def _f(v: Any, digits: int = 4) -> str:

@@ -1,0 +1,98 @@
+"""The headline table: what compression buys for real-time (batch 1, streaming) CPU inference
+of the seq-MNIST LSTM, every row measured in ONE interleaved onnxruntime run.
+
+    .venv/bin/python benchmarks/headline.py
+
+Rows: the dense LSTM (baseline); onnxruntime int8 of it (what a user would pick instead);
+the 90% moduli + magnitude sparse model; the lattice-shrunk model; shrunk + int8; and a
+dense LSTM of the shrunk shape trained from scratch. Inputs are the checkpoints written by
+benchmarks/smnist_moduli.py and benchmarks/lattice_pruning.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, md_table, write_report
+
+from exporters.export import export_checkpoint
+from models.checkpoint import load_checkpoint
+from runtime.bench import BenchConfig, bench
+from runtime.report import write_report as write_bench_report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
+    ap.add_argument("--sparse", type=Path, default=ROOT / "runs/smnist/torus-0.9-3-s0.pt")
+    ap.add_argument("--shrunk", type=Path, default=ROOT / "runs/lattice/lattice-binary-0.25-s0.pt")
+    ap.add_argument("--scratch", type=Path, default=ROOT / "runs/lattice/scratch-64-s0.pt")
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "headline")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "headline.md")
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    onnx = args.work / "onnx"
+    onnx.mkdir(parents=True, exist_ok=True)
+    export_checkpoint(load_checkpoint(args.dense), "int8,step+int8", onnx, name="dense", force=True)
+    export_checkpoint(load_checkpoint(args.sparse), "sparse", onnx, name="moduli", force=True)
+    export_checkpoint(load_checkpoint(args.shrunk), "sparse,int8,int8+sparse,step+int8", onnx, name="shrunk",
+                      force=True)
+    # name -> (full-sequence input, step input, file whose size is reported)
+    rows = {
+        "dense LSTM (baseline)": (args.dense, None, None),
+        "int8 only (onnxruntime dynamic quantization)": (onnx / "dense.int8.onnx", onnx / "dense.step.int8.onnx", None),
+        "moduli + magnitude sparse (90%)": (args.sparse, None, onnx / "moduli.sparse.onnx"),
+        "lattice-shrunk": (args.shrunk, None, onnx / "shrunk.sparse.onnx"),
+        "shrunk + int8": (onnx / "shrunk.int8.onnx", onnx / "shrunk.step.int8.onnx", onnx / "shrunk.int8.sparse.onnx"),
+        "dense of the shrunk shape, from scratch": (args.scratch, None, None),
+    }
+    paths, names = [], []
+    for name, (full, step, _) in rows.items():
+        paths.append(full)
+        names.append(name)
+        if step is not None:
+            paths.append(step)
+            names.append(name + " [step]")
+    config = BenchConfig(threads=1, warmup=args.warmup, runs=args.runs, torch_reference=False)
+    report = bench(paths, baseline=args.dense, config=config, names=names)
+    write_bench_report(report, args.work / "bench")
+    by = {m["name"]: m for m in report["models"]}
+    base = by["dense LSTM (baseline)"]
+    table = []
+    for name, (full, step, size_file) in rows.items():
+        m = by[name]
+        s = by.get(name + " [step]", m)
+        size = size_file.stat().st_size if size_file else m["size_bytes"]
+        best_size = min(size, m["size_bytes"])
+        acc = m["metric"]["onnxruntime"]
+        step_p50 = s["latency_ms"]["step"]["p50"]
+        ratio = m["ratio_to_baseline"]["p50"] if m is not base else 1.0
+        step_ratio = s["ratio_to_baseline"]["step_p50"] if s is not base else 1.0
+        hidden = "/".join(str(h) for h in m.get("hidden_sizes") or [])
+        table.append((name, hidden, f"{acc * 100:.2f}", f"{m['latency_ms']['full']['p50']:.3f}",
+                      f"{m['latency_ms']['full']['p99']:.3f}", f"{step_p50 * 1000:.1f}", f"{ratio:.3f}",
+                      f"{step_ratio:.3f}", f"{best_size / 1024:.1f}", f"{base['size_bytes'] / best_size:.1f}x"))
+    env = report["environment"]
+    body = (f"onnxruntime {env.get('onnxruntime')}, batch 1, 1 intra-op thread, {args.warmup} warm-up + {args.runs} "
+            f"timed rounds, all rows interleaved in one run (seeded shuffled order each round). Accuracy: seq-MNIST "
+            f"test set (10 000 images) computed from onnxruntime outputs. Size: the smallest verified file of that "
+            f"model (sparse and/or int8 storage where it is smaller).\n\n"
+            + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
+                        "latency ratio", "step ratio", "file KB", "smaller by"], table)
+            + f"\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "
+            + ", ".join(f"`{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}`"
+                        for p in (args.dense, args.sparse, args.shrunk, args.scratch)))
+    write_report(args.out, "Headline: seq-MNIST LSTM in onnxruntime", "python " + " ".join(sys.argv), body,
+                 time.monotonic() - t0)
+    (args.work / "headline.json").write_text(json.dumps(table))
+
+
+if __name__ == "__main__":
+    main()
