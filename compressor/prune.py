@@ -17,7 +17,7 @@ from compressor.selection import Keep, LayerSelection, SelectionConfig, select_n
 from compressor.shrink import mask_neurons, shrink_model
 from compressor.training import finetune
 from models.checkpoint import Checkpoint, check_finite, save_checkpoint
-from models.errors import ConfigError, param_error
+from models.errors import ConfigError, InvariantError, param_error
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, count_parameters, sparsity_report
 from models.tasks import Task, TaskData, evaluate
@@ -78,7 +78,7 @@ def check_mask_equals_shrink(model: SequenceModel, small: SequenceModel, keep: l
     small.eval()
     err = float((masked(x, init) - small(x, init)).abs().max())
     if not err <= atol:
-        raise ConfigError(f"Internal check failed: shrunk model differs from the masked model by {err:.3g} "
+        raise InvariantError(f"Internal check failed: shrunk model differs from the masked model by {err:.3g} "
                           f"(tolerance {atol}); nothing written.")
     return err
 

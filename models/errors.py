@@ -31,6 +31,13 @@ class ParityError(ExportError):
     exit_code = 3
 
 
+class InvariantError(RnnCompressError):
+    """A self-check failed (e.g. the shrunk model differs from the masked one): a bug, not
+    bad input; nothing is written."""
+
+    exit_code = 3
+
+
 class ReportError(RnnCompressError):
     """A benchmark report is not ours, is from an incompatible version, or is corrupt."""
 

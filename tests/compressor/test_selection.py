@@ -139,3 +139,21 @@ def test_nan_weights_are_refused(tmp_path: Path, trained) -> None:
     with pytest.raises(CheckpointError, match="NaN or Inf"):
         prune_checkpoint(bad, PruneConfig(), task, data, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_surgery_bug_is_caught_before_anything_is_written(tmp_path: Path, trained, monkeypatch) -> None:
+    from compressor import prune as prune_module
+    from compressor.shrink import shrink_model
+    from models.errors import InvariantError
+
+    def buggy(model, keep):
+        small = shrink_model(model, keep)
+        with torch.no_grad():
+            small.head.weight.mul_(1.5)
+        return small
+
+    monkeypatch.setattr(prune_module, "shrink_model", buggy)
+    ckpt, task, data = trained
+    with pytest.raises(InvariantError, match="differs from the masked model"):
+        prune_checkpoint(ckpt, PruneConfig(keep=0.5, finetune_epochs=0), task, data, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
