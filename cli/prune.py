@@ -32,6 +32,10 @@ from models.tasks import task_from_checkpoint
               help="Continuous variant: number of threshold levels in the filtration.")
 @click.option("--feed-forward/--no-feed-forward", default=True, show_default=True,
               help="Count what a neuron drives downstream (next layer, head) as receivers too.")
+@click.option("--centrality", type=click.Choice(["degree", "out", "flow"]), default="degree", show_default=True,
+              help="Lattice ranking after irreducibility: weighted degree, out-strength (what a neuron drives, "
+                   "downstream included), or flow: importance flowing back from the layer's outputs along the "
+                   "recurrent graph (Katz-style).")
 @click.option("--edge-prune", is_flag=True, help="Also drop recurrent connections outside the relation.")
 @click.option("--finetune-epochs", type=int, default=3, show_default=True,
               help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force).")
@@ -63,6 +67,7 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
         raise CliError(f"Directory {out.parent} for --out does not exist.")
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
+                         centrality=o["centrality"],
                          edge_prune=o["edge_prune"], finetune_epochs=o["finetune_epochs"],
                          finetune_lr=o["finetune_lr"], seed=o["seed"])
     ckpt = load_checkpoint(checkpoint)

@@ -32,6 +32,7 @@ class PruneConfig:
     threshold: float | None = None
     thresholds: int = 16
     feed_forward: bool = True
+    centrality: str = "degree"
     edge_prune: bool = False
     seed: int = 0
     finetune_epochs: int = 3
@@ -46,7 +47,8 @@ class PruneConfig:
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(method=self.method, variant=self.variant, keep=self.keep, quantile=self.quantile,
-                               threshold=self.threshold, thresholds=self.thresholds, feed_forward=self.feed_forward, seed=self.seed)
+                               threshold=self.threshold, thresholds=self.thresholds, centrality=self.centrality,
+                               feed_forward=self.feed_forward, seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,9 +59,12 @@ class SelectionConfig:
     threshold: float | None = None  # absolute threshold instead of the quantile (binary)
     thresholds: int = 16
     feed_forward: bool = True
+    centrality: str = "degree"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.centrality not in CENTRALITIES:
+            raise param_error("centrality", f"one of {sorted(CENTRALITIES)}", self.centrality)
         if self.method not in METHODS:
             raise param_error("method", f"one of {list(METHODS)}", self.method)
         if self.variant not in VARIANTS:
@@ -124,21 +127,53 @@ def incoming_norm(model: SequenceModel, layer: int) -> np.ndarray:
     return (ih + hh).numpy().astype(np.float64)
 
 
-def degree_centrality(A: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """Weighted degree in the dependency graph: out-strength over every receiver block (each
-    block normalised to total 1, so recurrent and downstream count alike) plus in-strength
-    from the recurrent block."""
-    n = A.shape[1]
-    out = np.zeros(n)
+def out_strength(A: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """What each sender drives, over every receiver block (each block normalised to total 1,
+    so recurrent and downstream receivers count alike)."""
+    out = np.zeros(A.shape[1])
     for a, b in blocks:
         block = A[a:b].astype(np.float64)
         total = block.sum()
         if total > 0:
             out += block.sum(0) / total
+    return out
+
+
+def degree_centrality(A: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Weighted degree in the dependency graph: out-strength plus in-strength from the
+    recurrent block."""
+    n = A.shape[1]
     rec = A[:n].astype(np.float64)
     total = rec.sum()
     inn = rec.sum(1) / total if total > 0 else np.zeros(n)
-    return out + inn
+    return out_strength(A, blocks) + inn
+
+
+def flow_centrality(A: np.ndarray, blocks: tuple[tuple[int, int], ...], damping: float = 0.5,
+                    iterations: int = 200) -> np.ndarray:
+    """How much a neuron eventually drives what the layer feeds (next layer or head):
+    importance starts at the downstream receivers and flows back along the recurrent
+    graph, each receiver passing it to its senders in proportion to their influence,
+    decayed by ``damping`` per step (a Katz / personalised-PageRank fixed point,
+    s = seed + damping * shareᵀ s). Without downstream blocks the seed is the recurrent
+    out-strength."""
+    n = A.shape[1]
+    rec = A[:n].astype(np.float64)
+    rows = rec.sum(1, keepdims=True)
+    share = np.divide(rec, rows, out=np.zeros_like(rec), where=rows > 0)  # receiver i -> senders j
+    seed = out_strength(A, blocks[1:]) if len(blocks) > 1 else out_strength(A, blocks)
+    seed = seed / seed.sum() if seed.sum() > 0 else np.full(n, 1.0 / n)
+    score = seed.copy()
+    for _ in range(iterations):
+        nxt = seed + damping * (share.T @ score)
+        if np.abs(nxt - score).max() < 1e-12 * nxt.max():
+            score = nxt
+            break
+        score = nxt
+    return score / score.sum()
+
+
+CENTRALITIES = {"degree": degree_centrality, "out": out_strength, "flow": flow_centrality}
 
 
 def _top(order_keys: list[np.ndarray], k: int) -> torch.Tensor:
@@ -176,7 +211,7 @@ def select_layer(model: SequenceModel, layer: int, config: SelectionConfig) -> L
         return LayerSelection(layer, n, _top([magnitude], k), scores={"norm": magnitude})
     ff = (_downstream(model, layer),) if config.feed_forward else ()
     A, blocks = influence_blocks(weight_hh, model.config.gates, ff)
-    centrality = degree_centrality(A, blocks)
+    centrality = CENTRALITIES[config.centrality](A, blocks)
     irreducible = config.criterion().scores(A, blocks=blocks, prefer=centrality)
     relation = config.relation(A, blocks)[:n] if config.variant == "binary" else None
     mi_mask = irreducible >= 0.5
@@ -198,4 +233,5 @@ def select_neurons(model: SequenceModel, config: SelectionConfig) -> list[LayerS
 
 
 __all__ = ["METHODS", "VARIANTS", "SelectionConfig", "LayerSelection", "select_neurons", "select_layer",
-           "parse_keep", "incoming_norm", "degree_centrality", "meet_irreducible"]
+           "parse_keep", "incoming_norm", "degree_centrality", "out_strength", "flow_centrality",
+           "CENTRALITIES", "meet_irreducible"]

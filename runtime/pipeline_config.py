@@ -7,7 +7,7 @@
                 space, inhibitor, invert, strength, p, learn_embedding,
                 sparsity, schedule, prune_mode, prune_scope, prune_start, prune_end
     [prune]     method, variant, keep, quantile, threshold, thresholds, feed_forward,
-                edge_prune, finetune_epochs, finetune_lr, seed          (omit to skip)
+                centrality, edge_prune, finetune_epochs, finetune_lr, seed          (omit to skip)
     [export]    formats, verify_data, atol                               (omit: dense + step)
     [bench]     threads, warmup, runs, step, torch_reference, accuracy, max_eval
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, min_metric, max_metric_drop,
@@ -51,7 +51,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "prune": {
         "method": (str,), "variant": (str,), "keep": (int, float, str), "quantile": NUM, "threshold": NUM,
-        "thresholds": (int,), "feed_forward": (bool,), "edge_prune": (bool,), "finetune_epochs": (int,),
+        "thresholds": (int,), "feed_forward": (bool,), "centrality": (str,), "edge_prune": (bool,), "finetune_epochs": (int,),
         "finetune_lr": NUM, "seed": (int,),
     },
     "export": {"formats": (list,), "verify_data": (str,), "atol": NUM},

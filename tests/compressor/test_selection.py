@@ -157,3 +157,28 @@ def test_a_surgery_bug_is_caught_before_anything_is_written(tmp_path: Path, trai
     with pytest.raises(InvariantError, match="differs from the masked model"):
         prune_checkpoint(ckpt, PruneConfig(keep=0.5, finetune_epochs=0), task, data, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_centralities() -> None:
+    from compressor.selection import CENTRALITIES, flow_centrality, out_strength
+
+    rng = np.random.default_rng(0)
+    A = np.abs(rng.normal(size=(8, 6)))
+    A[:6][:, 2] = 0.0  # neuron 2 drives no neuron of the layer ...
+    A[6:, 2] = 10.0  # ... but dominates the head
+    A[:, 4] = 0.0  # neuron 4 drives nothing at all
+    blocks = ((0, 6), (6, 8))
+    out = out_strength(A, blocks)
+    assert out.sum() == pytest.approx(2.0) and out.argmax() == 2 and out[4] == 0
+    flow = flow_centrality(A, blocks, damping=0.5)
+    assert flow.sum() == pytest.approx(1.0) and flow[4] == 0 and flow.argmax() == 2
+    # The defining fixed point s = seed + damping * shareᵀ s (seed: downstream out-strength),
+    # solved directly.
+    rec = A[:6]
+    share = rec / rec.sum(1, keepdims=True)
+    s = np.linalg.solve(np.eye(6) - 0.5 * share.T, out_strength(A, blocks[1:]))
+    assert np.allclose(flow, s / s.sum(), atol=1e-9)
+    for fn in CENTRALITIES.values():
+        assert fn(A, blocks).shape == (6,)
+    with pytest.raises(ConfigError, match="'centrality' parameter"):
+        SelectionConfig(centrality="closeness")
