@@ -5,8 +5,9 @@ of the seq-MNIST LSTM, every row measured in ONE interleaved onnxruntime run.
 
 Rows: the dense LSTM (baseline); onnxruntime int8 of it (what a user would pick instead);
 the 90% moduli + magnitude sparse model; the lattice-shrunk model; shrunk + int8; and a
-dense LSTM of the shrunk shape trained from scratch. Inputs are the checkpoints written by
-benchmarks/smnist_moduli.py and benchmarks/lattice_pruning.py.
+dense LSTM of the shrunk shape trained from scratch with the same total epochs. The dense and
+sparse parents are the checkpoints of benchmarks/smnist_moduli.py; the shrunk model is pruned
+here from the sparse parent (lattice policy, ``--keep`` neurons, ``--finetune-epochs``).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, md_table, write_report
+from common import ROOT, md_table, train_or_load, write_report
 
+from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.training import TrainConfig
 from exporters.export import export_checkpoint
 from models.checkpoint import load_checkpoint
+from models.tasks import task_from_checkpoint
 from runtime.bench import BenchConfig, bench
 from runtime.report import write_report as write_bench_report
 
@@ -30,14 +33,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
     ap.add_argument("--sparse", type=Path, default=ROOT / "runs/smnist/torus-0.9-3-s0.pt")
-    ap.add_argument("--shrunk", type=Path, default=ROOT / "runs/lattice/lattice-binary-0.25-s0.pt")
-    ap.add_argument("--scratch", type=Path, default=ROOT / "runs/lattice/scratch-64-s0.pt")
+    ap.add_argument("--keep", type=int, default=64, help="neurons kept by the lattice policy")
+    ap.add_argument("--centrality", default="degree")
+    ap.add_argument("--finetune-epochs", type=int, default=10)
+    ap.add_argument("--finetune-lr", type=float, default=1e-3)
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "headline")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "headline.md")
     args = ap.parse_args()
     t0 = time.monotonic()
+    args.work.mkdir(parents=True, exist_ok=True)
+    parent = load_checkpoint(args.sparse)
+    args.shrunk = args.work / f"shrunk-{args.keep}-{args.centrality}-ft{args.finetune_epochs}.pt"
+    if not args.shrunk.exists():
+        task = task_from_checkpoint(parent.task)
+        prune_checkpoint(parent, PruneConfig(method="lattice", keep=args.keep, centrality=args.centrality,
+                                             finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr),
+                         task, task.load(), args.shrunk)
+    total_epochs = parent.training["epochs"] + args.finetune_epochs
+    args.scratch = args.work / f"scratch-{args.keep}-e{total_epochs}.pt"
+    train_or_load(args.scratch, "smnist", parent.task["params"], "lstm", args.keep, 1,
+                  TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))
     onnx = args.work / "onnx"
     onnx.mkdir(parents=True, exist_ok=True)
     export_checkpoint(load_checkpoint(args.dense), "int8,step+int8", onnx, name="dense", force=True)
@@ -51,7 +68,7 @@ def main() -> None:
         "moduli + magnitude sparse (90%)": (args.sparse, None, onnx / "moduli.sparse.onnx"),
         "lattice-shrunk": (args.shrunk, None, onnx / "shrunk.sparse.onnx"),
         "shrunk + int8": (onnx / "shrunk.int8.onnx", onnx / "shrunk.step.int8.onnx", onnx / "shrunk.int8.sparse.onnx"),
-        "dense of the shrunk shape, from scratch": (args.scratch, None, None),
+        f"dense of the shrunk shape, from scratch ({total_epochs} epochs)": (args.scratch, None, None),
     }
     paths, names = [], []
     for name, (full, step, _) in rows.items():
@@ -83,7 +100,9 @@ def main() -> None:
     body = (f"onnxruntime {env.get('onnxruntime')}, batch 1, 1 intra-op thread, {args.warmup} warm-up + {args.runs} "
             f"timed rounds, all rows interleaved in one run (seeded shuffled order each round). Accuracy: seq-MNIST "
             f"test set (10 000 images) computed from onnxruntime outputs. Size: the smallest verified file of that "
-            f"model (sparse and/or int8 storage where it is smaller).\n\n"
+            f"model (sparse and/or int8 storage where it is smaller). Shrunk: lattice policy ({args.centrality} "
+            f"centrality) keeping {args.keep} of 256 neurons of the 90% torus-regularized LSTM, then "
+            f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} (regularizer and masks in force).\n\n"
             + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
                         "latency ratio", "step ratio", "file KB", "smaller by"], table)
             + f"\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "

@@ -173,7 +173,10 @@ def flow_centrality(A: np.ndarray, blocks: tuple[tuple[int, int], ...], damping:
     return score / score.sum()
 
 
-CENTRALITIES = {"degree": degree_centrality, "out": out_strength, "flow": flow_centrality}
+CENTRALITIES = {"degree": degree_centrality, "out": out_strength, "flow": flow_centrality,
+                # degree weighted by the neuron's own incoming magnitude (the norm saliency):
+                # central *and* strongly driven; filled in by select_layer.
+                "degree-norm": degree_centrality}
 
 
 def _top(order_keys: list[np.ndarray], k: int) -> torch.Tensor:
@@ -212,6 +215,8 @@ def select_layer(model: SequenceModel, layer: int, config: SelectionConfig) -> L
     ff = (_downstream(model, layer),) if config.feed_forward else ()
     A, blocks = influence_blocks(weight_hh, model.config.gates, ff)
     centrality = CENTRALITIES[config.centrality](A, blocks)
+    if config.centrality == "degree-norm":
+        centrality = centrality / max(centrality.mean(), 1e-300) * (magnitude / max(magnitude.mean(), 1e-300))
     irreducible = config.criterion().scores(A, blocks=blocks, prefer=centrality)
     relation = config.relation(A, blocks)[:n] if config.variant == "binary" else None
     mi_mask = irreducible >= 0.5
