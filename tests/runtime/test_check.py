@@ -37,7 +37,8 @@ CASES = [
     ("max_metric_drop", 0.011, 0.009, "int8", 0.01),
     ("max_size_kb", 2.0, 1.99, "int8", 2.0),
     ("max_p50_ms", 0.13, 0.11, "stream", 0.12),  # step-only model: its per-step latency
-    ("max_latency_ratio", 1.25, 1.1, "stream", 1.2),  # step ratio
+    ("max_latency_ratio", 1.25, 1.1, "stream", 1.2),  # step-only model: its step ratio
+    ("max_step_latency_ratio", 1.25, 1.1, "stream", 1.2),
 ]
 
 
@@ -55,11 +56,14 @@ def test_latency_kind_is_named(report):
     assert by(results, "stream")[0].what == "per-step p50 ms" and "step model" in by(results, "stream")[0].note
 
 
-def test_both_ratios_are_checked_when_measured(report):
+def test_full_and_step_ratios_are_separate_budgets(report):
     report["models"][1]["ratio_to_baseline"]["step_p50"] = 1.5
-    rows = by(check_report(report, Budgets(max_latency_ratio=1.0)), "int8")
-    assert [(r.what, r.passed) for r in rows] == [("full-sequence p50 / baseline", True),
-                                                  ("per-step p50 / baseline", False)]
+    [full] = by(check_report(report, Budgets(max_latency_ratio=1.0)), "int8")
+    assert (full.what, full.passed) == ("full-sequence p50 / baseline", True)
+    [step] = by(check_report(report, Budgets(max_step_latency_ratio=1.0)), "int8")
+    assert (step.what, step.passed, step.measured) == ("per-step p50 / baseline", False, 1.5)
+    [ok] = by(check_report(report, Budgets(max_step_latency_ratio=1.6)), "int8")
+    assert ok.passed
 
 
 def test_default_models_are_all_but_the_baseline(report):
@@ -122,7 +126,7 @@ def test_refusals(report):
     with pytest.raises(ReportError, match="not comparable"):
         check_report(report, Budgets(max_metric_drop=0.1), ["stream"])
     report["models"][2]["ratio_to_baseline"] = {"p50": None, "p99": None, "step_p50": None, "step_p99": None}
-    with pytest.raises(ReportError, match="no latency of the same kind"):
+    with pytest.raises(ReportError, match="no latency ratio to the baseline"):
         check_report(report, Budgets(max_latency_ratio=1), ["stream"])
     with pytest.raises(ReportError, match="not an rnncompress report"):
         check_report({"schema": "other/1"}, Budgets(max_size_kb=1))
