@@ -20,7 +20,7 @@ from common import ROOT, md_table, mean_sd, write_report
 
 CANDIDATES = [  # (quantile, centrality)
     (0.5, "degree"), (0.5, "out"), (0.5, "flow"), (0.9, "degree"), (0.97, "degree"), (0.97, "flow"),
-    (0.5, "degree-norm"),
+    (0.5, "degree-norm"), (0.97, "degree-norm"),
 ]
 
 

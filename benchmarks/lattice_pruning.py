@@ -18,6 +18,8 @@ from pathlib import Path
 
 from common import ROOT, SHARED, md_table, mean_sd, train_or_load, write_report
 
+from compressor.prune import PruneConfig
+
 METHODS = [("lattice", "binary"), ("lattice", "continuous"), ("norm", "binary"), ("random", "binary")]
 
 
@@ -51,6 +53,7 @@ def prune_one(job: tuple) -> dict:
     from models.tasks import task_from_checkpoint
 
     parent, out, method, variant, keep, seed, a = job
+    policy = {"quantile": a["quantile"], "centrality": a["centrality"]} if method == "lattice" else {}
     out = Path(out)
     summary = out.with_suffix(".json")
     if summary.exists():
@@ -60,7 +63,8 @@ def prune_one(job: tuple) -> dict:
     data = task.load()
     t0 = time.monotonic()
     res = prune_checkpoint(ckpt, PruneConfig(method=method, variant=variant, keep=keep, seed=seed,
-                                             finetune_epochs=a["finetune_epochs"], finetune_lr=a["finetune_lr"]),
+                                             finetune_epochs=a["finetune_epochs"], finetune_lr=a["finetune_lr"],
+                                             **policy),
                            task, data, out)
     m = res.checkpoint.metrics
     row = {"method": method, "variant": variant, "keep": keep, "seed": seed,
@@ -93,6 +97,9 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=3.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--keeps", type=float, nargs="+", default=[0.5, 0.25, 0.125])
+    ap.add_argument("--quantile", type=float, default=PruneConfig.quantile,
+                    help="lattice relation quantile (default: the library default, chosen by lattice_policy.py)")
+    ap.add_argument("--centrality", default=PruneConfig.centrality)
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--finetune-lr", type=float, default=5e-4)
     ap.add_argument("--workers", type=int, default=2)
@@ -102,6 +109,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     a = {"data": args.data, "hidden": args.hidden, "epochs": args.epochs, "strength": args.strength,
+         "quantile": args.quantile, "centrality": args.centrality,
          "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr}
     t0 = time.monotonic()
     parents = {s: str(args.parents / f"torus-0.9-{args.strength:g}-s{s}.pt") for s in args.seeds}
@@ -111,10 +119,12 @@ def main() -> None:
         for keep in args.keeps:
             for method, variant in METHODS:
                 for s in args.seeds:
-                    name = f"{method}-{variant}-{keep:g}-s{s}.pt"
+                    policy = f"-q{args.quantile:g}-{args.centrality}" if method == "lattice" else ""
+                    name = f"{method}-{variant}{policy}-{keep:g}-s{s}.pt"
                     jobs.append((parents[s], str(args.work / name), method, variant, keep, s, a))
         for s in args.seeds:
-            jobs.append((parents[s], str(args.work / f"lattice-binary-auto-s{s}.pt"), "lattice", "binary", "auto", s, a))
+            jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{args.centrality}-auto-s{s}.pt"),
+                         "lattice", "binary", "auto", s, a))
         rows = list(pool.map(prune_one, jobs))
         sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
         scratch = list(pool.map(scratch_one, [(str(args.work / f"scratch-{h}-s{s}.pt"), h, s, a)
@@ -130,7 +140,7 @@ def main() -> None:
         h = max(1, round(keep * args.hidden))
         for method, variant in METHODS:
             sel = [r for r in rows if r["keep"] == keep and r["method"] == method and r["variant"] == variant]
-            label = f"{method} ({variant})" if method == "lattice" else method
+            label = f"{method} ({variant}, q {args.quantile:g}, {args.centrality})" if method == "lattice" else method
             table.append((f"{keep:g} ({h})", label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
                           cell([r["shrink_only"] for r in sel])))
         sc = [r for r in scratch if r["hidden"] == h]

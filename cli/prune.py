@@ -9,7 +9,7 @@ import click
 
 from cli.common import CliError, echo_json, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from compressor.prune import PruneConfig, prune_checkpoint
-from compressor.selection import METHODS, VARIANTS, parse_keep
+from compressor.selection import METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint
 from models.tasks import task_from_checkpoint
 
@@ -24,7 +24,7 @@ from models.tasks import task_from_checkpoint
 @click.option("--keep", default="0.5", show_default=True,
               help="Neurons kept per layer: a fraction in (0, 1], a count >= 1, or 'auto' (exactly the "
                    "meet-irreducible set; lattice only).")
-@click.option("--quantile", type=float, default=0.5, show_default=True,
+@click.option("--quantile", type=float, default=SelectionConfig.quantile, show_default=True,
               help="Binary relation threshold: this quantile of the nonzero influences (per receiver block).")
 @click.option("--threshold", type=float, default=None,
               help="Binary relation: an absolute influence threshold instead of --quantile.")

@@ -28,7 +28,7 @@ class PruneConfig:
     method: str = "lattice"
     variant: str = "binary"
     keep: Keep = 0.5
-    quantile: float = 0.5
+    quantile: float = SelectionConfig.quantile
     threshold: float | None = None
     thresholds: int = 16
     feed_forward: bool = True
