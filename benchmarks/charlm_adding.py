@@ -29,8 +29,8 @@ def grid(sparsities: list[float]) -> list[tuple[str, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--text", default=str(SHARED / "text" / "kjv.txt.gz"))
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--strength", type=float, default=3.0)
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.9, 0.98])
     ap.add_argument("--adding-len", type=int, default=100)

@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="train/prune the inputs and stop (run the timing later on a quiet machine)")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "headline")
@@ -55,6 +57,8 @@ def main() -> None:
     args.scratch = args.work / f"scratch-{args.keep}-e{total_epochs}.pt"
     train_or_load(args.scratch, "smnist", parent.task["params"], "lstm", args.keep, 1,
                   TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))
+    if args.prepare_only:
+        return
     onnx = args.work / "onnx"
     onnx.mkdir(parents=True, exist_ok=True)
     export_checkpoint(load_checkpoint(args.dense), "int8,step+int8", onnx, name="dense", force=True)

@@ -81,7 +81,7 @@ def main() -> None:
     rows = []
     for (label, sp), vals in by.items():
         m, s = mean_sd([v[0] for v in vals])
-        rows.append((label, f"{sp:.0%}", f"{m:.1f} ± {s:.1f}", " / ".join(f"{v[0]:.1f}" for v in vals),
+        rows.append((label, f"{sp:.1%}".replace(".0%", "%"), f"{m:.2f} ± {s:.2f}", " / ".join(f"{v[0]:.2f}" for v in vals),
                      f"{sum(v[1] for v in vals) / len(vals):.0f}"))
     body.append(f"`nn.RNN` (ReLU, no bias) hidden {args.hidden}, {args.epochs} epochs x 100 steps of batch 200, "
                 f"Adam lr {args.lr} cosine, cubic magnitude schedule on weight_hh, inverted-DoG penalty strength "
