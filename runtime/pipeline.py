@@ -204,7 +204,8 @@ def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
 def _export(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
     from exporters.export import ExportOptions, export_checkpoint
 
-    options = ExportOptions(verify_data=p.export["verify_data"], atol=p.export["atol"])
+    options = ExportOptions(verify_data=p.export["verify_data"], atol=p.export["atol"],
+                            rtol=p.export["rtol"])
     final = out_dir / plan.inputs["checkpoint"]
     results = export_checkpoint(load_checkpoint(final), p.export["formats"], out_dir / "onnx", name="model",
                                 options=options, force=True, progress=progress)

@@ -8,7 +8,7 @@
                 sparsity, schedule, prune_mode, prune_scope, prune_start, prune_end
     [prune]     method, variant, keep, quantile, threshold, thresholds, feed_forward,
                 centrality, edge_prune, finetune_epochs, finetune_lr, seed          (omit to skip)
-    [export]    formats, verify_data, atol                               (omit: dense + step)
+    [export]    formats, verify_data, atol, rtol                         (omit: dense + step)
     [bench]     threads, warmup, runs, step, torch_reference, accuracy, max_eval
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
                 max_size_kb                                              (omit to skip)
@@ -54,7 +54,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "thresholds": (int,), "feed_forward": (bool,), "centrality": (str,), "edge_prune": (bool,), "finetune_epochs": (int,),
         "finetune_lr": NUM, "seed": (int,),
     },
-    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM},
+    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),
               "accuracy": (bool,), "max_eval": (int,)},
     "check": {"max_p50_ms": NUM, "max_p99_ms": NUM, "max_latency_ratio": NUM, "max_step_latency_ratio": NUM,
@@ -202,13 +202,16 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
             pr["keep"] = _build("prune", "keep", loc, parse_keep, pr["keep"])
         prune = _build("prune", None, loc, PruneConfig, **pr)
 
-    ex = {"formats": ["dense", "step"], "verify_data": "task", "atol": 1e-5, **doc.get("export", {})}
-    if not ex["formats"] or not all(isinstance(f, str) for f in ex["formats"]):
-        raise loc.error("export", "formats", f"must be a non-empty list of format names; got {ex['formats']!r}.")
     from exporters.export import ExportOptions, parse_formats
 
+    ex = {"formats": ["dense", "step"], "verify_data": "task", "atol": ExportOptions.atol, "rtol": ExportOptions.rtol,
+          **doc.get("export", {})}
+    if not ex["formats"] or not all(isinstance(f, str) for f in ex["formats"]):
+        raise loc.error("export", "formats", f"must be a non-empty list of format names; got {ex['formats']!r}.")
+
     _build("export", "formats", loc, parse_formats, ex["formats"])
-    _build("export", None, loc, ExportOptions, verify_data=ex["verify_data"], atol=ex["atol"])
+    _build("export", None, loc, ExportOptions, verify_data=ex["verify_data"], atol=ex["atol"],
+           rtol=ex["rtol"])
 
     bench = dict(doc.get("bench", {}))
     from runtime.bench import BenchConfig

@@ -91,7 +91,8 @@ def test_missing_data_suggests_random(make_model, make_checkpoint, tmp_path):
 
 def test_parity_failure_exits_3(make_model, make_checkpoint, tmp_path):
     path = make_checkpoint(make_model("gru", (8,), 0.0, seed=1))
-    result = _run("export", path, "--format", "dense,sparse", "--atol", "1e-15", "--out-dir", tmp_path / "o", "-q")
+    result = _run("export", path, "--format", "dense,sparse", "--atol", "1e-15", "--rtol", "0",
+                  "--out-dir", tmp_path / "o", "-q")
     line = _one_error_line(result, code=3)
     assert result.stderr.strip() == line  # --quiet: the error is the only output
     assert "disagrees with the torch model" in line

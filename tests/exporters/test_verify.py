@@ -1,0 +1,52 @@
+"""The float32 parity rule: |onnx - torch| <= atol + rtol * |torch|, element by element."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporters.verify import _fp32_parity
+
+
+def _pair(ref: np.ndarray, diff: np.ndarray) -> dict:
+    return {"data": [(ref + diff, ref)]}
+
+
+def test_absolute_only_when_rtol_is_zero():
+    ref = np.array([[100.0, 0.0]])
+    assert _fp32_parity(_pair(ref, np.array([[0.9e-5, 0.0]])), 1e-5, 0.0).passed
+    assert not _fp32_parity(_pair(ref, np.array([[1.1e-5, 0.0]])), 1e-5, 0.0).passed
+
+
+def test_relative_part_scales_with_the_reference():
+    ref = np.array([[10.0, 0.1]])
+    # 1e-5 + 1e-6 * 10 = 2e-5 allowed on the large output ...
+    assert _fp32_parity(_pair(ref, np.array([[1.9e-5, 0.0]])), 1e-5, 1e-6).passed
+    # ... but not on the small one, which gets only 1e-5 + 1e-7.
+    bad = _fp32_parity(_pair(ref, np.array([[0.0, 1.9e-5]])), 1e-5, 1e-6)
+    assert not bad.passed
+    assert bad.error == pytest.approx(1.9e-5)
+    assert "1e-05 + 1e-06*|y|" in bad.describe()
+
+
+def test_nan_and_shape_mismatch_fail():
+    ref = np.zeros((2, 3))
+    assert not _fp32_parity(_pair(ref, np.full((2, 3), np.nan)), 1e-5, 1e-6).passed
+    assert not _fp32_parity({"data": [(np.zeros((2, 2)), ref)]}, 1e-5, 1e-6).passed
+
+
+def test_worst_names_the_tightest_input_set():
+    ref = np.ones((1, 2))
+    p = _fp32_parity({"a": [(ref + 1e-6, ref)], "b": [(ref + 5e-6, ref)]}, 1e-5, 0.0)
+    assert p.detail == "b" and p.passed
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-50, 50), min_size=1, max_size=20), st.floats(0, 1e-4), st.floats(0, 1e-5))
+def test_rule_matches_elementwise_allclose(values, atol, rtol):
+    ref = np.array(values)
+    got = ref + np.linspace(-3e-5, 3e-5, len(values))
+    expected = bool(np.all(np.abs(got - ref) <= atol + rtol * np.abs(ref)))
+    assert _fp32_parity({"x": [(got, ref)]}, atol, rtol).passed == expected
