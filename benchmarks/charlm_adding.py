@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=3.0)
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.9, 0.98])
     ap.add_argument("--adding-len", type=int, default=100)
-    ap.add_argument("--adding-epochs", type=int, default=15)
+    ap.add_argument("--adding-epochs", type=int, default=20)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "charlm_adding")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "charlm_adding.md")
     args = ap.parse_args()
@@ -59,7 +59,9 @@ def main() -> None:
 
     rows = []
     for space, sp in grid([0.9]):
-        cfg = TrainConfig(epochs=args.adding_epochs, batch_size=64, lr=2e-3,
+        # Constant lr 1e-3: with lr 2e-3 cosine the LSTM sat on the constant predictor's plateau
+        # (val MSE 0.159 after 15 epochs); at constant 1e-3 it leaves it around epoch 10.
+        cfg = TrainConfig(epochs=args.adding_epochs, batch_size=64, lr=1e-3, lr_schedule="constant",
                           regularizer=ModuliConfig(space=space, strength=args.strength if space != "none" else 0.0),
                           pruning=PruneSchedule(sparsity=sp))
         ck, sec = train_or_load(args.work / f"adding-{space}-{sp:g}.pt", "adding",
@@ -67,7 +69,8 @@ def main() -> None:
         rows.append(("dense" if sp == 0 else space, f"{sp:.0%}", f"{ck.metrics['test_mse']:.4f}",
                      f"{sec / 60:.1f}"))
     body.append(f"Adding problem, length {args.adding_len}, 20 000 training sequences: LSTM hidden 128, "
-                f"{args.adding_epochs} epochs, batch 64. A constant predictor scores MSE "
+                f"{args.adding_epochs} epochs, batch 64, Adam lr 1e-3 constant (with 2e-3 cosine it stayed on the "
+                f"constant predictor's plateau). A constant predictor scores MSE "
                 f"{CONSTANT_PREDICTOR_MSE:.3f}:\n\n"
                 + md_table(["regularizer", "recurrent sparsity", "test MSE", "min / run"], rows))
     write_report(args.out, "Character LM and the adding problem", "python " + " ".join(sys.argv),

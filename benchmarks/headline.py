@@ -6,8 +6,9 @@ of the seq-MNIST LSTM, every row measured in ONE interleaved onnxruntime run.
 Rows: the dense LSTM (baseline); onnxruntime int8 of it (what a user would pick instead);
 the 90% moduli + magnitude sparse model; the lattice-shrunk model; shrunk + int8; and a
 dense LSTM of the shrunk shape trained from scratch with the same total epochs. The dense and
-sparse parents are the checkpoints of benchmarks/smnist_moduli.py; the shrunk model is pruned
-here from the sparse parent (lattice policy, ``--keep`` neurons, ``--finetune-epochs``).
+sparse parents are the checkpoints of benchmarks/smnist_moduli.py; the shrunk models are pruned
+here from the sparse parent (lattice policy, each of ``--keep`` neurons, ``--finetune-epochs``),
+so several sizes show the accuracy / latency trade-off.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
     ap.add_argument("--sparse", type=Path, default=ROOT / "runs/smnist/torus-0.9-3-s0.pt")
-    ap.add_argument("--keep", type=int, default=64, help="neurons kept by the lattice policy")
+    ap.add_argument("--keep", type=int, nargs="+", default=[64, 96], help="neurons kept by the lattice policy")
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
@@ -47,33 +48,38 @@ def main() -> None:
     t0 = time.monotonic()
     args.work.mkdir(parents=True, exist_ok=True)
     parent = load_checkpoint(args.sparse)
-    args.shrunk = args.work / f"shrunk-{args.keep}-{args.centrality}-ft{args.finetune_epochs}.pt"
-    if not args.shrunk.exists():
-        task = task_from_checkpoint(parent.task)
-        prune_checkpoint(parent, PruneConfig(method="lattice", keep=args.keep, centrality=args.centrality,
-                                             finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr),
-                         task, task.load(), args.shrunk)
+    task = task_from_checkpoint(parent.task)
     total_epochs = parent.training["epochs"] + args.finetune_epochs
-    args.scratch = args.work / f"scratch-{args.keep}-e{total_epochs}.pt"
-    train_or_load(args.scratch, "smnist", parent.task["params"], "lstm", args.keep, 1,
-                  TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))
+    shrunk, scratch = {}, {}
+    for keep in args.keep:
+        shrunk[keep] = args.work / f"shrunk-{keep}-{args.centrality}-ft{args.finetune_epochs}.pt"
+        if not shrunk[keep].exists():
+            prune_checkpoint(parent, PruneConfig(method="lattice", keep=keep, centrality=args.centrality,
+                                                 finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr),
+                             task, task.load(), shrunk[keep])
+        scratch[keep] = args.work / f"scratch-{keep}-e{total_epochs}.pt"
+        train_or_load(scratch[keep], "smnist", parent.task["params"], "lstm", keep, 1,
+                      TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))
     if args.prepare_only:
         return
     onnx = args.work / "onnx"
     onnx.mkdir(parents=True, exist_ok=True)
     export_checkpoint(load_checkpoint(args.dense), "int8,step+int8", onnx, name="dense", force=True)
     export_checkpoint(load_checkpoint(args.sparse), "sparse", onnx, name="moduli", force=True)
-    export_checkpoint(load_checkpoint(args.shrunk), "sparse,int8,int8+sparse,step+int8", onnx, name="shrunk",
-                      force=True)
     # name -> (full-sequence input, step input, file whose size is reported)
     rows = {
         "dense LSTM (baseline)": (args.dense, None, None),
         "int8 only (onnxruntime dynamic quantization)": (onnx / "dense.int8.onnx", onnx / "dense.step.int8.onnx", None),
         "moduli + magnitude sparse (90%)": (args.sparse, None, onnx / "moduli.sparse.onnx"),
-        "lattice-shrunk": (args.shrunk, None, onnx / "shrunk.sparse.onnx"),
-        "shrunk + int8": (onnx / "shrunk.int8.onnx", onnx / "shrunk.step.int8.onnx", onnx / "shrunk.int8.sparse.onnx"),
-        f"dense of the shrunk shape, from scratch ({total_epochs} epochs)": (args.scratch, None, None),
     }
+    for keep in args.keep:
+        stem = f"shrunk{keep}"
+        export_checkpoint(load_checkpoint(shrunk[keep]), "sparse,int8,int8+sparse,step+int8", onnx, name=stem,
+                          force=True)
+        rows[f"lattice-shrunk to {keep}"] = (shrunk[keep], None, onnx / f"{stem}.sparse.onnx")
+        rows[f"shrunk to {keep} + int8"] = (onnx / f"{stem}.int8.onnx", onnx / f"{stem}.step.int8.onnx",
+                                           onnx / f"{stem}.int8.sparse.onnx")
+        rows[f"dense {keep} from scratch ({total_epochs} epochs)"] = (scratch[keep], None, None)
     paths, names = [], []
     for name, (full, step, _) in rows.items():
         paths.append(full)
@@ -105,13 +111,13 @@ def main() -> None:
             f"timed rounds, all rows interleaved in one run (seeded shuffled order each round). Accuracy: seq-MNIST "
             f"test set (10 000 images) computed from onnxruntime outputs. Size: the smallest verified file of that "
             f"model (sparse and/or int8 storage where it is smaller). Shrunk: lattice policy ({args.centrality} "
-            f"centrality) keeping {args.keep} of 256 neurons of the 90% torus-regularized LSTM, then "
+            f"centrality) keeping {' or '.join(map(str, args.keep))} of 256 neurons of the 90% torus-regularized LSTM, then "
             f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} (regularizer and masks in force).\n\n"
             + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
                         "latency ratio", "step ratio", "file KB", "smaller by"], table)
             + f"\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "
             + ", ".join(f"`{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}`"
-                        for p in (args.dense, args.sparse, args.shrunk, args.scratch)))
+                        for p in (args.dense, args.sparse, *shrunk.values(), *scratch.values())))
     write_report(args.out, "Headline: seq-MNIST LSTM in onnxruntime", "python " + " ".join(sys.argv), body,
                  time.monotonic() - t0)
     (args.work / "headline.json").write_text(json.dumps(table))
