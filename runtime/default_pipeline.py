@@ -30,7 +30,7 @@ seed = 0
 [prune]
 method = "lattice"
 keep = 0.25
-finetune_epochs = 3
+finetune_epochs = 10
 finetune_lr = 1e-3
 
 [export]
@@ -42,4 +42,5 @@ warmup = 30
 
 [check]
 max_latency_ratio = 0.5        # full sequence; add max_step_latency_ratio for streaming
+max_metric_drop = 1.5          # cm of position error the pruned model may add to the trained one
 """
