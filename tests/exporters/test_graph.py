@@ -8,23 +8,12 @@ import onnx
 import pytest
 import torch
 
-from exporters.export import IR_VERSION
+from exporters.export import IR_VERSION, random_inputs
 from exporters.graph import OPSET, build_full_graph, build_step_graph
 from exporters.passes import SetIrVersion, SparsifyInitializers
 from exporters.verify import make_session, run_full, run_steps, torch_initial_states
 
 ATOL = 1e-5
-
-
-def _inputs(model, batch=3, steps=7, seed=0):
-    c = model.config
-    g = torch.Generator().manual_seed(seed)
-    if c.input_layer == "embedding":
-        x = torch.randint(0, c.input_size, (batch, steps), generator=g)
-    else:
-        x = torch.randn(batch, steps, c.input_size, generator=g)
-    init = torch.randn(batch, c.init_size, generator=g) if c.init_size else None
-    return x, init
 
 
 def _check(model, sparse: bool = False):
@@ -41,22 +30,17 @@ def _check(model, sparse: bool = False):
         assert [(o.domain, o.version) for o in m.opset_import] == [("", OPSET)]
     full_s, step_s = make_session(full), make_session(step)
     for batch, steps in ((3, 7), (1, 1), (5, 2)):  # dynamic batch and sequence length
-        x, init = _inputs(model, batch, steps, seed=batch)
+        split = random_inputs(model, batch, steps, seed=batch)
+        x, init = split.x, split.init
         with torch.no_grad():
             ref = model(x, init).numpy()
         y = run_full(full_s, x, init)
         assert y.shape == ref.shape
         np.testing.assert_allclose(y, ref, rtol=0, atol=ATOL)
-        ys, states = run_steps(step_s, x, torch_initial_states(model, _split(x, init)))
+        ys, states = run_steps(step_s, x, torch_initial_states(model, split))
         got = ys[:, -1] if model.config.head == "last" else ys
         np.testing.assert_allclose(got, ref, rtol=0, atol=ATOL)
         assert set(states) == {i.name for i in step_s.get_inputs()} - {"x"}
-
-
-def _split(x, init):
-    from models.tasks import Split
-
-    return Split(x, torch.zeros(len(x)), init)
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.9])
