@@ -51,12 +51,15 @@ def main() -> None:
     task = task_from_checkpoint(parent.task)
     total_epochs = parent.training["epochs"] + args.finetune_epochs
     shrunk, scratch = {}, {}
+    data = None  # loaded once, and only if some shrunk model is not cached yet
     for keep in args.keep:
         shrunk[keep] = args.work / f"shrunk-{keep}-{args.centrality}-ft{args.finetune_epochs}.pt"
         if not shrunk[keep].exists():
+            if data is None:
+                data = task.load()
             prune_checkpoint(parent, PruneConfig(method="lattice", keep=keep, centrality=args.centrality,
                                                  finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr),
-                             task, task.load(), shrunk[keep])
+                             task, data, shrunk[keep])
         scratch[keep] = args.work / f"scratch-{keep}-e{total_epochs}.pt"
         train_or_load(scratch[keep], "smnist", parent.task["params"], "lstm", keep, 1,
                       TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))
