@@ -63,6 +63,11 @@ def info(checkpoint: Path, as_json: bool) -> None:
     if d["pruning"]:
         p = d["pruning"]
         click.echo(f"lattice pruning: method {p.get('method')} variant {p.get('variant')} keep {p.get('keep')}")
+        ft = (f"  fine-tuning: {p.get('finetune_epochs')} epochs at lr {p.get('finetune_lr')}, masks "
+              f"{'released' if p.get('release_masks') else 'kept'}")
+        if p.get("distill"):
+            ft += f", distilled from the parent (weight {p['distill']}, temperature {p.get('distill_temperature')})"
+        click.echo(ft)
         for layer in p.get("layers", []):
             click.echo(f"  layer {layer['layer']}: {layer['before']} -> {layer['after']} neurons "
                        f"({layer.get('meet_irreducible', '?')} meet-irreducible)")

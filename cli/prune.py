@@ -38,8 +38,18 @@ from models.tasks import task_from_checkpoint
                    "recurrent graph (Katz-style); degree-norm: degree times the incoming-weight norm.")
 @click.option("--edge-prune", is_flag=True, help="Also drop recurrent connections outside the relation.")
 @click.option("--finetune-epochs", type=int, default=3, show_default=True,
-              help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force).")
+              help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force, "
+                   "unless --release-masks).")
 @click.option("--finetune-lr", type=float, default=5e-4, show_default=True, help="Fine-tuning learning rate.")
+@click.option("--distill", type=float, default=0.0, show_default=True,
+              help="Weight w in [0, 1] of knowledge distillation from the unpruned parent while fine-tuning: "
+                   "loss = (1 - w) * task loss + w * KL(parent || pruned) on temperature-softened outputs "
+                   "(MSE to the parent's outputs for regression tasks). 0 = off.")
+@click.option("--distill-temperature", type=float, default=2.0, show_default=True,
+              help="Softmax temperature of the distillation term.")
+@click.option("--release-masks", is_flag=True,
+              help="Fine-tune every weight of the shrunk model instead of keeping the parent's magnitude masks "
+                   "(onnxruntime runs dense kernels either way; the sparse ONNX file gets larger).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random selection.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Pruned checkpoint to write.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
@@ -69,7 +79,9 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
                          centrality=o["centrality"],
                          edge_prune=o["edge_prune"], finetune_epochs=o["finetune_epochs"],
-                         finetune_lr=o["finetune_lr"], seed=o["seed"])
+                         finetune_lr=o["finetune_lr"], distill=o["distill"],
+                         distill_temperature=o["distill_temperature"], release_masks=o["release_masks"],
+                         seed=o["seed"])
     ckpt = load_checkpoint(checkpoint)
     task = task_from_checkpoint(ckpt.task)
     data = task.load()

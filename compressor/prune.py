@@ -37,6 +37,9 @@ class PruneConfig:
     seed: int = 0
     finetune_epochs: int = 3
     finetune_lr: float = 5e-4
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+    release_masks: bool = False
 
     def __post_init__(self) -> None:
         self.selection()  # validates
@@ -44,6 +47,10 @@ class PruneConfig:
             raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)
         if not self.finetune_lr > 0:
             raise param_error("finetune_lr", "a positive float", self.finetune_lr)
+        if not 0.0 <= self.distill <= 1.0:
+            raise param_error("distill", "a weight in [0, 1] (0 = off)", self.distill)
+        if not self.distill_temperature > 0:
+            raise param_error("distill_temperature", "a positive float", self.distill_temperature)
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(method=self.method, variant=self.variant, keep=self.keep, quantile=self.quantile,
@@ -116,6 +123,8 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     check_mask_equals_shrink(model, small, keep, sample.x, sample.init)
     for l, k in enumerate(keep):
         reg.shrink(l, k)
+    if config.release_masks:
+        small.clear_masks()  # fine-tuning may use every weight of the smaller dense model
     if config.edge_prune:
         prune_edges(small, config.selection())
     after_shrink = evaluate(small, task, data.test)[metric]
@@ -129,7 +138,8 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
                      f"test {metric} {before:.4f} -> {after_shrink:.4f} before fine-tuning")
     provenance = {**ckpt.provenance, "parent": str(ckpt.path) if ckpt.path else None, "parent_sha256": ckpt.sha256}
     result = finetune(small, reg, task, data, ckpt.training, config.finetune_epochs, config.finetune_lr,
-                      out=None, progress=progress, base={"provenance": provenance, "pruning": pruning})
+                      out=None, progress=progress, base={"provenance": provenance, "pruning": pruning},
+                      teacher=model, distill=config.distill, distill_temperature=config.distill_temperature)
     after = result.metrics[f"test_{metric}"]
     result.pruning["test_after_finetune"] = after
     if out is not None:

@@ -42,6 +42,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     eval_batch_size: int = 1000
+    distill: float = 0.0
+    distill_temperature: float = 2.0
     regularizer: ModuliConfig = field(default_factory=ModuliConfig)
     pruning: PruneSchedule = field(default_factory=PruneSchedule)
 
@@ -60,6 +62,10 @@ class TrainConfig:
             raise param_error("weight_decay", "a float >= 0", self.weight_decay)
         if self.grad_clip < 0:
             raise param_error("grad_clip", "a float >= 0 (0 = off)", self.grad_clip)
+        if not 0.0 <= self.distill <= 1.0:
+            raise param_error("distill", "a weight in [0, 1] (0 = off)", self.distill)
+        if not (self.distill_temperature > 0 and math.isfinite(self.distill_temperature)):
+            raise param_error("distill_temperature", "a positive float", self.distill_temperature)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -122,6 +128,8 @@ class Trainer:
         out: where checkpoints go (overwritten atomically every epoch).
         progress: progress reporter (``SILENT`` for none).
         base: fields carried into every checkpoint (provenance of a parent, pruning info).
+        teacher: a frozen model whose outputs the student also learns from when
+            ``config.distill > 0`` (the loss is ``(1 - distill) * task + distill * distill_loss``).
     """
 
     task: Task
@@ -131,6 +139,26 @@ class Trainer:
     progress: Progress = SILENT
     base: dict[str, Any] = field(default_factory=dict)
     on_epoch: Callable[[dict[str, Any]], None] | None = None
+    teacher: SequenceModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.config.distill > 0 and self.teacher is None:
+            raise ConfigError("distill > 0 needs a teacher model (distillation is used when fine-tuning a pruned "
+                              "model, its parent being the teacher).")
+        if self.teacher is not None:
+            self.teacher.eval()
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+
+    def _loss(self, out: torch.Tensor, batch) -> torch.Tensor:
+        loss = self.task.loss(out, batch)
+        alpha = self.config.distill
+        if alpha == 0 or self.teacher is None:
+            return loss
+        with torch.no_grad():
+            target = self.teacher(batch.x, batch.init)
+        soft = self.task.distill_loss(out, target, self.config.distill_temperature)
+        return (1.0 - alpha) * loss + alpha * soft
 
     def new_model(self, model_config: ModelConfig) -> tuple[SequenceModel, ModuliRegularizer]:
         torch.manual_seed(self.config.seed)
@@ -169,7 +197,7 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(cfg, step, total)
                 out = model(batch.x, batch.init)
-                loss = self.task.loss(out, batch)
+                loss = self._loss(out, batch)
                 pen = reg(model)
                 opt.zero_grad(set_to_none=True)
                 (loss + pen).backward()
@@ -250,17 +278,19 @@ def resume_training(ckpt: Checkpoint, task: Task, data: TaskData, out: Path | No
 def finetune(
     model: SequenceModel, reg: ModuliRegularizer, task: Task, data: TaskData, parent_training: dict[str, Any],
     epochs: int, lr: float, out: Path | None = None, progress: Progress = SILENT, base: dict[str, Any] | None = None,
+    teacher: SequenceModel | None = None, distill: float = 0.0, distill_temperature: float = 2.0,
 ) -> Checkpoint:
-    """Fine-tune a (shrunk) model with its regularizer and magnitude masks still in force.
+    """Fine-tune a (shrunk) model with its regularizer and the masks it carries in force.
 
-    The parent's training settings are reused except the epochs and learning rate; no new
-    magnitude pruning happens (the masks carried by the model stay enforced). With
-    ``epochs == 0`` the model is only evaluated."""
+    The parent's training settings are reused except the epochs, learning rate and
+    distillation; no new magnitude pruning happens (the masks carried by the model stay
+    enforced). With ``distill > 0`` the loss mixes in how far the model's outputs are from
+    ``teacher``'s. With ``epochs == 0`` the model is only evaluated."""
     parent = TrainConfig.from_dict(parent_training) if parent_training else TrainConfig()
     if epochs < 0:
         raise param_error("finetune_epochs", "an int >= 0", epochs)
     if epochs == 0:
-        config = replace(parent, pruning=PruneSchedule())
+        config = replace(parent, pruning=PruneSchedule(), distill=0.0)
         trainer = Trainer(task, data, config, out, progress, base=dict(base or {}))
         metric = task.metric_name
         test = evaluate(model, task, data.test, config.eval_batch_size)
@@ -272,6 +302,8 @@ def finetune(
         if out is not None:
             save_checkpoint(out, ckpt)
         return ckpt
-    config = replace(parent, epochs=epochs, lr=lr, pruning=PruneSchedule())
-    trainer = Trainer(task, data, config, out, progress, base=dict(base or {}))
+    config = replace(parent, epochs=epochs, lr=lr, pruning=PruneSchedule(), distill=distill,
+                     distill_temperature=distill_temperature)
+    trainer = Trainer(task, data, config, out, progress, base=dict(base or {}),
+                      teacher=teacher if distill > 0 else None)
     return trainer.fit(model, reg)

@@ -7,7 +7,8 @@
                 space, inhibitor, invert, strength, p, learn_embedding,
                 sparsity, schedule, prune_mode, prune_scope, prune_start, prune_end
     [prune]     method, variant, keep, quantile, threshold, thresholds, feed_forward,
-                centrality, edge_prune, finetune_epochs, finetune_lr, seed          (omit to skip)
+                centrality, edge_prune, finetune_epochs, finetune_lr, distill,
+                distill_temperature, release_masks, seed                         (omit to skip)
     [export]    formats, verify_data, atol, rtol                         (omit: dense + step)
     [bench]     threads, warmup, runs, step, torch_reference, accuracy, max_eval
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
@@ -52,7 +53,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "prune": {
         "method": (str,), "variant": (str,), "keep": (int, float, str), "quantile": NUM, "threshold": NUM,
         "thresholds": (int,), "feed_forward": (bool,), "centrality": (str,), "edge_prune": (bool,), "finetune_epochs": (int,),
-        "finetune_lr": NUM, "seed": (int,),
+        "finetune_lr": NUM, "distill": NUM, "distill_temperature": NUM, "release_masks": (bool,), "seed": (int,),
     },
     "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),

@@ -61,6 +61,8 @@ class AddingTask(Task):
         spec = ModelSpec(input_size=2, output_size=1, head="last")
         return TaskData(train, val, test, spec, {"train": p.samples, "baseline_mse": CONSTANT_PREDICTOR_MSE})
 
+    outputs_logits = False  # type: ignore[assignment]
+
     def loss(self, out: Tensor, batch: Split) -> Tensor:
         return F.mse_loss(out, batch.y)
 

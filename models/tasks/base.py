@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from models.errors import ConfigError, DataError
@@ -93,6 +94,25 @@ class Task:
     def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
         """(sum, count) of the metric over a batch, so batches aggregate exactly."""
         raise NotImplementedError
+
+    @property
+    def outputs_logits(self) -> bool:
+        """True when the model's outputs are logits of a softmax (the loss is a cross-entropy);
+        False when they are values regressed with MSE. Decides the distillation loss."""
+        return True
+
+    def distill_loss(self, out: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+        """How far a student's outputs are from a teacher's on the same batch.
+
+        Logits: KL(softmax(teacher / T) || softmax(out / T)) * T^2 (Hinton et al. 2015; the T^2
+        keeps gradient scale independent of T), averaged over every output position. Values:
+        the MSE between the two outputs (T plays no part)."""
+        if not self.outputs_logits:
+            return F.mse_loss(out, teacher)
+        t = float(temperature)
+        log_p = torch.log_softmax(out.reshape(-1, out.shape[-1]) / t, dim=-1)
+        log_q = torch.log_softmax(teacher.reshape(-1, teacher.shape[-1]) / t, dim=-1)
+        return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * (t * t)
 
     def source_files(self) -> list[str]:
         """Files the data comes from (hashed into provenance)."""

@@ -148,6 +148,10 @@ class NpzTask(Task):
     def higher_is_better(self) -> bool:  # type: ignore[override]
         return self.classification
 
+    @property
+    def outputs_logits(self) -> bool:  # type: ignore[override]
+        return self.classification
+
     def loss(self, out: Tensor, batch: Split) -> Tensor:
         if self.classification:
             return F.cross_entropy(out, batch.y)

@@ -37,6 +37,16 @@ def test_prune_json_and_auto(tmp_path: Path, trained: Path) -> None:
     assert rep["layers"][0]["after"] == rep["layers"][0]["meet_irreducible"]
 
 
+def test_prune_with_distillation_and_released_masks(tmp_path: Path, trained: Path) -> None:
+    out = tmp_path / "d.pt"
+    r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "1", "--distill", "0.5",
+             "--distill-temperature", "3", "--release-masks", "--out", str(out), "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["recurrent_sparsity_after"] < 0.05
+    info = json.loads(run(["info", str(out), "--json"]).stdout)
+    assert info["pruning"]["distill"] == 0.5 and info["pruning"]["release_masks"] is True
+
+
 def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
     out = tmp_path / "p.pt"
     cases = [
@@ -47,6 +57,8 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--variant", "fuzzy"], "Invalid value for '--variant'"),
         (["--threshold", "1e9"], "relation is empty"),
         (["--method", "random", "--keep", "auto"], "lattice only"),
+        (["--distill", "2"], "'distill' parameter"),
+        (["--distill", "0.5", "--distill-temperature", "0"], "'distill_temperature' parameter"),
     ]
     for args, match in cases:
         assert_one_line_error(run(["prune", str(trained), *args, "--out", str(out), "-q"]), match=match)

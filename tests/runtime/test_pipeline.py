@@ -83,6 +83,14 @@ def test_bad_config_names_the_line(edit, match: str) -> None:
     assert match in str(e.value)
 
 
+def test_fine_tuning_recipe_keys_reach_the_prune_stage() -> None:
+    text = TINY.replace("keep = 0.5", "keep = 0.5\ndistill = 0.8\ndistill_temperature = 4\nrelease_masks = true")
+    p = parse_pipeline(text, "<t>")
+    assert (p.prune.distill, p.prune.distill_temperature, p.prune.release_masks) == (0.8, 4, True)
+    with pytest.raises(ConfigError, match=r"\[prune\] distill: The 'distill' parameter must be a weight in \[0, 1\]"):
+        parse_pipeline(TINY.replace("keep = 0.5", "keep = 0.5\ndistill = 3"), "<t>")
+
+
 def test_missing_required_table() -> None:
     with pytest.raises(ConfigError, match="missing required table \\[model\\]"):
         parse_pipeline(TINY.replace('[model]\ncell = "gru"\nhidden = 12\n', ""), "<t>")

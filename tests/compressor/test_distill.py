@@ -1,0 +1,103 @@
+"""Distillation from the unpruned parent while fine-tuning, and fine-tuning with released masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compressor.magnitude import PruneSchedule
+from compressor.moduli import ModuliConfig
+from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.training import TrainConfig, Trainer, model_config_for, train_new
+from models.checkpoint import load_checkpoint
+from models.errors import ConfigError
+from models.sequence import sparsity_report
+from models.tasks import make_task
+from models.tasks.smnist import SmnistTask
+
+
+def logits_task() -> SmnistTask:
+    return SmnistTask(SmnistTask.Params(data="unused"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.5, 8.0), st.sampled_from([(5, 10), (3, 4, 7)]))
+def test_distillation_gradient_is_the_softened_probability_gap(seed: int, t: float, shape: tuple) -> None:
+    """d/ds [T^2 KL(softmax(q/T) || softmax(s/T))] = T (softmax(s/T) - softmax(q/T)) / rows:
+    zero exactly where the student matches the teacher, and the loss is >= 0."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
+    q = torch.randn(shape, generator=g, dtype=torch.float64)
+    loss = logits_task().distill_loss(s, q, t)
+    loss.backward()
+    rows = s[..., 0].numel()
+    expected = t * (torch.softmax(s.detach() / t, -1) - torch.softmax(q / t, -1)) / rows
+    assert float(loss.detach()) >= 0
+    torch.testing.assert_close(s.grad, expected)
+    assert float(logits_task().distill_loss(q, q, t)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_regression_tasks_distill_by_mse() -> None:
+    task = make_task("adding", {"seq_len": 4, "samples": 8})
+    assert not task.outputs_logits
+    a, b = torch.zeros(4, 1), torch.full((4, 1), 2.0)
+    assert float(task.distill_loss(a, b, 3.0)) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("field, value", [("distill", -0.1), ("distill", 1.5), ("distill_temperature", 0.0)])
+def test_bad_distillation_settings_name_the_parameter(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})
+    with pytest.raises(ConfigError, match=field):
+        PruneConfig(**{field: value})
+
+
+def test_distillation_needs_a_teacher() -> None:
+    task = make_task("adding", {"seq_len": 4, "samples": 8, "val_samples": 4, "test_samples": 4})
+    with pytest.raises(ConfigError, match="teacher"):
+        Trainer(task, task.load(), TrainConfig(distill=0.5))
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    path = tmp_path_factory.mktemp("d") / "parent.pt"
+    task = make_task("adding", {"seq_len": 8, "samples": 256, "val_samples": 64, "test_samples": 64})
+    data = task.load()
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.01, regularizer=ModuliConfig(space="torus"),
+                      pruning=PruneSchedule(sparsity=0.7))
+    train_new(task, data, model_config_for(data, "lstm", 12, 1), cfg, path)
+    return load_checkpoint(path), task, data
+
+
+def test_distilled_fine_tuning_is_recorded_deterministic_and_different(tmp_path: Path, parent) -> None:
+    ckpt, task, data = parent
+    cfg = PruneConfig(keep=6, finetune_epochs=2, finetune_lr=5e-3, distill=0.7, distill_temperature=3.0)
+    a = prune_checkpoint(ckpt, cfg, task, data, tmp_path / "a.pt")
+    prune_checkpoint(ckpt, cfg, task, data, tmp_path / "b.pt")
+    plain = prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=2, finetune_lr=5e-3), task, data, None)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    back = load_checkpoint(tmp_path / "a.pt")
+    assert back.training["distill"] == 0.7 and back.training["distill_temperature"] == 3.0
+    assert back.pruning["distill"] == 0.7
+    # The teacher term changes what is learned, from the same start.
+    assert a.checkpoint.history[-1]["train_loss"] != plain.checkpoint.history[-1]["train_loss"]
+    w = "rnn.0.weight_hh_l0"
+    assert not torch.equal(a.checkpoint.state_dict[w], plain.checkpoint.state_dict[w])
+    # The parent (teacher) is left as it was.
+    assert torch.equal(a.parent_model.state_dict()[w], ckpt.state_dict[w])
+
+
+def test_released_masks_let_fine_tuning_use_every_weight(parent) -> None:
+    ckpt, task, data = parent
+    kept = prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=1, finetune_lr=5e-3), task, data, None)
+    free = prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=1, finetune_lr=5e-3, release_masks=True),
+                            task, data, None)
+    assert kept.checkpoint.build_model().masks() and not free.checkpoint.build_model().masks()
+    assert sparsity_report(free.checkpoint.build_model())["recurrent"] < 0.05
+    assert sparsity_report(kept.checkpoint.build_model())["recurrent"] > 0.5
+    # Released or not, the masked == shrunk check ran on the same selection.
+    assert kept.report["test_after_shrink"] == free.report["test_after_shrink"]
