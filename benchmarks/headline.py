@@ -34,10 +34,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
     ap.add_argument("--sparse", type=Path, default=ROOT / "runs/smnist/torus-0.9-3-s0.pt")
-    ap.add_argument("--keep", type=int, nargs="+", default=[64, 96], help="neurons kept by the lattice policy")
+    ap.add_argument("--keep", type=int, nargs="+", default=[64, 96, 128], help="neurons kept by the lattice policy")
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
+    ap.add_argument("--release-masks", action=argparse.BooleanOptionalAction, default=True,
+                    help="fine-tune every weight of the shrunk model (chosen by benchmarks/finetune_recipe.py)")
+    ap.add_argument("--distill", type=float, default=0.9, help="distillation weight (finetune_recipe.py)")
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--prepare-only", action="store_true",
                     help="train/prune the inputs and stop (run the timing later on a quiet machine)")
     ap.add_argument("--runs", type=int, default=1000)
@@ -51,14 +55,22 @@ def main() -> None:
     task = task_from_checkpoint(parent.task)
     total_epochs = parent.training["epochs"] + args.finetune_epochs
     shrunk, scratch = {}, {}
+    recipe_tag = (("-rel" if args.release_masks else "")
+                  + (f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else ""))
+    recipe = (("regularizer in force, magnitude masks released" if args.release_masks
+               else "regularizer and masks in force")
+              + (f", distilled from the parent (weight {args.distill:g}, temperature {args.distill_temperature:g})"
+                 if args.distill else ""))
     data = None  # loaded once, and only if some shrunk model is not cached yet
     for keep in args.keep:
-        shrunk[keep] = args.work / f"shrunk-{keep}-{args.centrality}-ft{args.finetune_epochs}.pt"
+        shrunk[keep] = args.work / f"shrunk-{keep}-{args.centrality}-ft{args.finetune_epochs}{recipe_tag}.pt"
         if not shrunk[keep].exists():
             if data is None:
                 data = task.load()
             prune_checkpoint(parent, PruneConfig(method="lattice", keep=keep, centrality=args.centrality,
-                                                 finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr),
+                                                 finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
+                                                 release_masks=args.release_masks, distill=args.distill,
+                                                 distill_temperature=args.distill_temperature),
                              task, data, shrunk[keep])
         scratch[keep] = args.work / f"scratch-{keep}-e{total_epochs}.pt"
         train_or_load(scratch[keep], "smnist", parent.task["params"], "lstm", keep, 1,
@@ -115,7 +127,8 @@ def main() -> None:
             f"test set (10 000 images) computed from onnxruntime outputs. Size: the smallest verified file of that "
             f"model (sparse and/or int8 storage where it is smaller). Shrunk: lattice policy ({args.centrality} "
             f"centrality) keeping {' or '.join(map(str, args.keep))} of 256 neurons of the 90% torus-regularized LSTM, then "
-            f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} (regularizer and masks in force).\n\n"
+            f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} ({recipe}; the recipe chosen on "
+            f"the validation split by benchmarks/finetune_recipe.py).\n\n"
             + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
                         "latency ratio", "step ratio", "file KB", "smaller by"], table)
             + f"\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "
