@@ -83,6 +83,27 @@ def train_or_load(path: Path, task_name: str, task_params: dict[str, Any], cell:
     return ckpt, seconds
 
 
+def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0) -> None:
+    """The fine-tuning recipe options of ``rnncompress prune`` (see benchmarks/finetune_recipe.py)."""
+    import argparse
+
+    ap.add_argument("--release-masks", action=argparse.BooleanOptionalAction, default=release_masks,
+                    help="fine-tune every weight of the shrunk model instead of keeping the parent's masks")
+    ap.add_argument("--distill", type=float, default=distill, help="distillation weight (0 = off)")
+    ap.add_argument("--distill-temperature", type=float, default=temperature)
+
+
+def recipe(args) -> tuple[str, str]:
+    """(file-name tag, sentence) describing the fine-tuning recipe in ``args``."""
+    tag = ("-rel" if args.release_masks else "") + (
+        f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else "")
+    text = ("regularizer in force, magnitude masks released" if args.release_masks
+            else "regularizer and masks in force")
+    if args.distill:
+        text += f", distilled from the parent (weight {args.distill:g}, temperature {args.distill_temperature:g})"
+    return tag, text
+
+
 def write_report(path: Path, title: str, command: str, body: str, wall: float) -> None:
     text = (f"## {title}\n\n`{command}`\n\nMachine: {machine()}. "
             f"Wall time: {wall / 60:.1f} min.\n\n{body}\n")

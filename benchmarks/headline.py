@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, md_table, train_or_load, write_report
+from common import ROOT, add_recipe_args, md_table, recipe, train_or_load, write_report
 
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.training import TrainConfig
@@ -38,10 +38,7 @@ def main() -> None:
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
-    ap.add_argument("--release-masks", action=argparse.BooleanOptionalAction, default=True,
-                    help="fine-tune every weight of the shrunk model (chosen by benchmarks/finetune_recipe.py)")
-    ap.add_argument("--distill", type=float, default=0.9, help="distillation weight (finetune_recipe.py)")
-    ap.add_argument("--distill-temperature", type=float, default=4.0)
+    add_recipe_args(ap, release_masks=True, distill=0.9)  # chosen by benchmarks/finetune_recipe.py
     ap.add_argument("--prepare-only", action="store_true",
                     help="train/prune the inputs and stop (run the timing later on a quiet machine)")
     ap.add_argument("--runs", type=int, default=1000)
@@ -55,12 +52,7 @@ def main() -> None:
     task = task_from_checkpoint(parent.task)
     total_epochs = parent.training["epochs"] + args.finetune_epochs
     shrunk, scratch = {}, {}
-    recipe_tag = (("-rel" if args.release_masks else "")
-                  + (f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else ""))
-    recipe = (("regularizer in force, magnitude masks released" if args.release_masks
-               else "regularizer and masks in force")
-              + (f", distilled from the parent (weight {args.distill:g}, temperature {args.distill_temperature:g})"
-                 if args.distill else ""))
+    recipe_tag, recipe_text = recipe(args)
     data = None  # loaded once, and only if some shrunk model is not cached yet
     for keep in args.keep:
         shrunk[keep] = args.work / f"shrunk-{keep}-{args.centrality}-ft{args.finetune_epochs}{recipe_tag}.pt"
@@ -127,7 +119,7 @@ def main() -> None:
             f"test set (10 000 images) computed from onnxruntime outputs. Size: the smallest verified file of that "
             f"model (sparse and/or int8 storage where it is smaller). Shrunk: lattice policy ({args.centrality} "
             f"centrality) keeping {' or '.join(map(str, args.keep))} of 256 neurons of the 90% torus-regularized LSTM, then "
-            f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} ({recipe}; the recipe chosen on "
+            f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} ({recipe_text}; the recipe chosen on "
             f"the validation split by benchmarks/finetune_recipe.py).\n\n"
             + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
                         "latency ratio", "step ratio", "file KB", "smaller by"], table)

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, SHARED, md_table, mean_sd, train_or_load, write_report
+from common import ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, train_or_load, write_report
 
 from compressor.prune import PruneConfig
 
@@ -64,7 +64,8 @@ def prune_one(job: tuple) -> dict:
     t0 = time.monotonic()
     res = prune_checkpoint(ckpt, PruneConfig(method=method, variant=variant, keep=keep, seed=seed,
                                              finetune_epochs=a["finetune_epochs"], finetune_lr=a["finetune_lr"],
-                                             **policy),
+                                             release_masks=a["release_masks"], distill=a["distill"],
+                                             distill_temperature=a["distill_temperature"], **policy),
                            task, data, out)
     m = res.checkpoint.metrics
     row = {"method": method, "variant": variant, "keep": keep, "seed": seed,
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--centrality", default=PruneConfig.centrality)
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--finetune-lr", type=float, default=5e-4)
+    add_recipe_args(ap)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--parents", type=Path, default=ROOT / "runs" / "smnist")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "lattice")
@@ -110,7 +112,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     a = {"data": args.data, "hidden": args.hidden, "epochs": args.epochs, "strength": args.strength,
          "quantile": args.quantile, "centrality": args.centrality,
-         "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr}
+         "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
+         "release_masks": args.release_masks, "distill": args.distill, "distill_temperature": args.distill_temperature}
+    recipe_tag, recipe_text = recipe(args)
     t0 = time.monotonic()
     parents = {s: str(args.parents / f"torus-0.9-{args.strength:g}-s{s}.pt") for s in args.seeds}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -120,10 +124,10 @@ def main() -> None:
             for method, variant in METHODS:
                 for s in args.seeds:
                     policy = f"-q{args.quantile:g}-{args.centrality}" if method == "lattice" else ""
-                    name = f"{method}-{variant}{policy}-{keep:g}-s{s}.pt"
+                    name = f"{method}-{variant}{policy}-{keep:g}{recipe_tag}-s{s}.pt"
                     jobs.append((parents[s], str(args.work / name), method, variant, keep, s, a))
         for s in args.seeds:
-            jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{args.centrality}-auto-s{s}.pt"),
+            jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{args.centrality}-auto{recipe_tag}-s{s}.pt"),
                          "lattice", "binary", "auto", s, a))
         rows = list(pool.map(prune_one, jobs))
         sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
@@ -151,9 +155,10 @@ def main() -> None:
                   cell([r["val"] for r in auto]), cell([r["test"] for r in auto]), cell([r["shrink_only"] for r in auto])))
     body = (f"Parents: LSTM {args.hidden}, torus regularizer (strength {args.strength:g}), 90% recurrent sparsity, "
             f"{args.epochs} epochs, seeds {args.seeds}. Each pruned model: {args.finetune_epochs} fine-tuning epochs "
-            f"at lr {args.finetune_lr} (regularizer and masks in force). Accuracy % as mean ± half-range over seeds:\n\n"
+            f"at lr {args.finetune_lr} ({recipe_text}). Accuracy % as mean ± half-range over seeds:\n\n"
             + md_table(["kept (neurons)", "policy", "val accuracy", "test accuracy", "test before fine-tuning"], table))
-    write_report(args.out, "Lattice pruning of the seq-MNIST LSTM", "python " + " ".join(sys.argv), body,
+    title = "Lattice pruning of the seq-MNIST LSTM" + (f" (fine-tuning: {recipe_text})" if recipe_tag else "")
+    write_report(args.out, title, "python " + " ".join(sys.argv), body,
                  time.monotonic() - t0)
 
 

@@ -284,18 +284,33 @@ class TorchReference:
         return torch_initial_states(self.model, batch)
 
 
+def _worse(current: float | None, new: float) -> bool:
+    """Whether ``new`` is a worse error than ``current``: a NaN or infinite error is worse
+    than any finite one and, once seen, is kept (explicitly, not by ``max``'s NaN rules)."""
+    if current is None:
+        return True
+    if not math.isfinite(current):
+        return False
+    return not math.isfinite(new) or new > current
+
+
 def _fp32_parity(pairs: dict[str, list[tuple[Any, Any]]], atol: float, rtol: float) -> Parity:
     """Every (onnx, torch) pair must satisfy |onnx - torch| <= atol + rtol * |torch|; the
     record keeps the largest absolute difference and the input set where the bound is
-    tightest."""
-    err, excess, worst = 0.0, -math.inf, ""
+    tightest. Any NaN or Inf difference makes the record non-finite, so the check fails."""
+    err: float | None = None
+    excess: float | None = None
+    worst = ""
     for name, items in pairs.items():
         for got, ref in items:
             e, x = _max_abs(got, ref, rtol)
-            err = max(err, e) if math.isfinite(e) else e
-            if x > excess or not math.isfinite(x):
+            if _worse(err, e):
+                err = e
+            if _worse(excess, x):
                 excess, worst = x, name
-    return Parity("max_abs", err, atol, " + ".join(pairs), worst, rtol=rtol, excess=max(excess, 0.0))
+    err = 0.0 if err is None else err
+    excess = 0.0 if excess is None else (excess if not math.isfinite(excess) or excess > 0 else 0.0)
+    return Parity("max_abs", err, atol, " + ".join(pairs), worst, rtol=rtol, excess=excess)
 
 
 def check_fp32(session, reference: TorchReference, inputs: dict[str, Split], atol: float,

@@ -37,6 +37,19 @@ def test_nan_and_shape_mismatch_fail():
     assert not _fp32_parity({"data": [(np.zeros((2, 2)), ref)]}, 1e-5, 1e-6).passed
 
 
+@pytest.mark.parametrize("order", ["nan first", "nan last"])
+def test_a_nan_anywhere_fails_whatever_comes_after_it(order: str):
+    ref = np.ones((2, 2))
+    bad = ref.copy()
+    bad[1, 0] = np.nan
+    sets = {"good": [(ref, ref)], "bad": [(bad, ref)]}
+    if order == "nan first":
+        sets = {"bad": sets["bad"], "good": sets["good"]}
+    p = _fp32_parity(sets, 1e-5, 1e-6)
+    assert not p.passed and p.detail == "bad"
+    assert not np.isfinite(p.error) and not np.isfinite(p.excess)
+
+
 def test_worst_names_the_tightest_input_set():
     ref = np.ones((1, 2))
     p = _fp32_parity({"a": [(ref + 1e-6, ref)], "b": [(ref + 5e-6, ref)]}, 1e-5, 0.0)
