@@ -45,6 +45,8 @@ def test_prune_with_distillation_and_released_masks(tmp_path: Path, trained: Pat
     assert json.loads(r.stdout)["recurrent_sparsity_after"] < 0.05
     info = json.loads(run(["info", str(out), "--json"]).stdout)
     assert info["pruning"]["distill"] == 0.5 and info["pruning"]["release_masks"] is True
+    text = run(["info", str(out)]).output
+    assert "masks released, distilled from the parent (weight 0.5, temperature 3.0)" in text
 
 
 def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
