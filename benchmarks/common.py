@@ -83,6 +83,12 @@ def train_or_load(path: Path, task_name: str, task_params: dict[str, Any], cell:
     return ckpt, seconds
 
 
+def torus_parent(parents: Path, strength: float, seed: int) -> Path:
+    """The 90%-sparse torus-regularized seq-MNIST LSTM of benchmarks/smnist_moduli.py that the
+    pruning benchmarks start from."""
+    return parents / f"torus-0.9-{strength:g}-s{seed}.pt"
+
+
 def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0) -> None:
     """The fine-tuning recipe options of ``rnncompress prune`` (see benchmarks/finetune_recipe.py)."""
     import argparse

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, md_table, mean_sd, write_report
+from common import ROOT, md_table, mean_sd, torus_parent, write_report
 
 RECIPES = [  # (label, release_masks, distill)
     ("masks kept (default)", False, 0.0),
@@ -73,7 +73,7 @@ def main() -> None:
     for keep in args.keeps:
         for _, release, distill in RECIPES:
             for s in args.seeds:
-                parent = args.parents / f"torus-0.9-{args.strength:g}-s{s}.pt"
+                parent = torus_parent(args.parents, args.strength, s)
                 name = f"k{keep}-{'rel' if release else 'kept'}-d{distill:g}-T{args.temperature:g}-s{s}.pt"
                 jobs.append((str(parent), str(args.work / name), keep, release, distill, args.temperature,
                              args.finetune_epochs, args.finetune_lr))

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, md_table, mean_sd, write_report
+from common import ROOT, md_table, mean_sd, torus_parent, write_report
 
 CANDIDATES = [  # (quantile, centrality)
     (0.5, "degree"), (0.5, "out"), (0.5, "flow"), (0.9, "degree"), (0.97, "degree"), (0.97, "flow"),
@@ -65,7 +65,7 @@ def main() -> None:
     for keep in args.keeps:
         for q, c in CANDIDATES:
             for s in args.seeds:
-                parent = args.parents / f"torus-0.9-{args.strength:g}-s{s}.pt"
+                parent = torus_parent(args.parents, args.strength, s)
                 jobs.append((str(parent), str(args.work / f"q{q:g}-{c}-{keep:g}-s{s}.pt"), q, c, keep,
                              args.finetune_epochs, args.finetune_lr))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:

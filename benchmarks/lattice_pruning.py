@@ -16,7 +16,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, train_or_load, write_report
+from common import (ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, torus_parent, train_or_load,
+                    write_report)
 
 from compressor.prune import PruneConfig
 
@@ -116,7 +117,7 @@ def main() -> None:
          "release_masks": args.release_masks, "distill": args.distill, "distill_temperature": args.distill_temperature}
     recipe_tag, recipe_text = recipe(args)
     t0 = time.monotonic()
-    parents = {s: str(args.parents / f"torus-0.9-{args.strength:g}-s{s}.pt") for s in args.seeds}
+    parents = {s: str(torus_parent(args.parents, args.strength, s)) for s in args.seeds}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         list(pool.map(train_parent, [(p, s, a) for s, p in parents.items()]))
         jobs = []
