@@ -30,6 +30,10 @@ from runtime.report import check_out_dir, markdown, write_report
               help="Do not measure the streaming step model of checkpoints (.step.onnx files given are still "
                    "measured per step).")
 @click.option("--no-torch", is_flag=True, help="Do not time the torch eager reference line.")
+@click.option("--no-call-floor", is_flag=True,
+              help="Do not time the call floor: for every model, the same calls on a graph with the same inputs "
+                   "and outputs that only copies them -- onnxruntime's fixed cost per call, which bounds what "
+                   "any compression can save per streaming step.")
 @click.option("--no-accuracy", is_flag=True, help="Latency and size only: skip the task metric.")
 @click.option("--max-eval", type=int, default=BenchConfig.max_eval, show_default=True,
               help="Test sequences for the metric (the first ones of the test split).")
@@ -42,28 +46,29 @@ from runtime.report import check_out_dir, markdown, write_report
 @quiet_option
 @handle_errors
 def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
-          runs: int, warmup: int, no_step: bool, no_torch: bool, no_accuracy: bool, max_eval: int,
-          seq_len: int | None, seed: int, as_json: bool, quiet: bool) -> None:
+          runs: int, warmup: int, no_step: bool, no_torch: bool, no_call_floor: bool, no_accuracy: bool,
+          max_eval: int, seq_len: int | None, seed: int, as_json: bool, quiet: bool) -> None:
     """Measure checkpoints and ONNX files in onnxruntime: latency, size, accuracy.
 
     Batch 1, onnxruntime CPU, graph optimizations on. Each checkpoint is measured as its
     dense full model (one call = the whole sequence) and its step model (one call = one
     streaming step, state carried between calls), plus the torch eager model as a
-    reference line. An .onnx file with rnncompress metadata is measured as what it is
+    reference line and the onnxruntime call floor (a copy-only graph of the same
+    signature: the part of each call's latency that no compression removes). An .onnx file with rnncompress metadata is measured as what it is
     (full or step model) and scored on its task's test data; one without metadata gets
     latency only, on random inputs (--seq-len sets dynamic sequence axes).
 
     All models and the baseline are timed in one loop, interleaved, so machine drift
     hits them alike: the ratios to the baseline are the numbers to compare; the
     milliseconds depend on the machine. Writes report.json (schema
-    rnncompress-report/1), report.md and PNG plots to --out-dir.
+    rnncompress-report/1.1), report.md and PNG plots to --out-dir.
 
     \b
     Example:
       rnncompress bench lstm.pt onnx/lstm.int8.onnx onnx/small.onnx --out-dir bench/
     """
     config = BenchConfig(threads=threads, warmup=warmup, runs=runs, step=not no_step, torch_reference=not no_torch,
-                         accuracy=not no_accuracy, max_eval=max_eval, seed=seed, seq_len=seq_len)
+                         call_floor=not no_call_floor, accuracy=not no_accuracy, max_eval=max_eval, seed=seed, seq_len=seq_len)
     check_out_dir(out_dir)
     report = run_bench(list(paths), baseline=baseline, config=config, names=list(names) or None,
                        progress=progress_for(quiet or as_json))

@@ -52,6 +52,7 @@ from runtime.report import SCHEMA
 from runtime.latency import (
     NUMPY_TYPES,
     Runner,
+    call_floor_model,
     measure_interleaved,
     ort_feeds_runner,
     ort_full_runner,
@@ -64,6 +65,7 @@ from runtime.latency import (
 
 KINDS = ("checkpoint", "onnx")
 TORCH = "\0torch"  # runner-name suffix of a model's torch reference line
+FLOOR = "\0floor"  # runner-name suffix of a model's onnxruntime call floor
 PARITY_ATOL = 1e-4  # export verified to 1e-5; this only catches a broken model
 TASK_KEY, SPARSITY_KEY, FORMAT_KEY = "rnncompress.task", "rnncompress.sparsity", "rnncompress.format"
 
@@ -78,6 +80,9 @@ class BenchConfig:
         runs: timed rounds (every runner is called once per round); p99 needs >= 100.
         step: also measure the streaming step model of checkpoints.
         torch_reference: also time the torch eager model of checkpoints.
+        call_floor: also time, for every onnxruntime runner, the same calls on a graph with
+            the same inputs and outputs that only copies (``latency.call_floor_model``):
+            the fixed cost of a call, which no compression removes.
         accuracy: compute the task metric in onnxruntime (and torch for checkpoints).
         max_eval: test sequences used for the metric (the first ones of the test split).
         seed: seeds the interleaving order and random inputs.
@@ -90,6 +95,7 @@ class BenchConfig:
     runs: int = 300
     step: bool = True
     torch_reference: bool = True
+    call_floor: bool = True
     accuracy: bool = True
     max_eval: int = 10000
     seed: int = 0
@@ -100,7 +106,7 @@ class BenchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
                 raise param_error(name, f"an int >= {minimum}", v)
-        for name in ("step", "torch_reference", "accuracy"):
+        for name in ("step", "torch_reference", "call_floor", "accuracy"):
             if not isinstance(getattr(self, name), bool):
                 raise param_error(name, "a bool", getattr(self, name))
         v = self.seq_len
@@ -162,6 +168,19 @@ class _Prepared:
     step: Runner | None = None
     torch_full: Runner | None = None
     torch_step: Runner | None = None
+    floor_full: Runner | None = None
+    floor_step: Runner | None = None
+
+    def set_ort(self, kind: str, build: Callable[[Any], Runner], session: Any, config: BenchConfig) -> Runner:
+        """Set the ``kind`` ("full" or "step") runner to ``build(session)`` and, with
+        ``config.call_floor``, its call floor to ``build`` on the floor graph."""
+        runner = build(session)
+        setattr(self, kind, runner)
+        if config.call_floor:
+            floor = call_floor_model(session)
+            if floor is not None:
+                setattr(self, "floor_" + kind, build(make_session(floor, config.threads)))
+        return runner
 
 
 class _TaskCache:
@@ -287,9 +306,11 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
         parameters=count_parameters(model),
         sparsity={"recurrent": sp["recurrent"], "overall": sp["overall"]}, inputs=inputs, metric=metric, notes=notes,
     )
-    prepared = _Prepared(inp, entry, full, full=ort_full_runner(full, seq.x, seq.init))
+    prepared = _Prepared(inp, entry, full)
+    prepared.set_ort("full", lambda s: ort_full_runner(s, seq.x, seq.init), full, config)
     if step is not None:
-        prepared.step = ort_step_runner(step, seq.x, torch_initial_states(model, seq))
+        states = torch_initial_states(model, seq)
+        prepared.set_ort("step", lambda s: ort_step_runner(s, seq.x, states), step, config)
     if config.torch_reference:
         prepared.torch_full = torch_full_runner(model, seq.x, seq.init)
         if config.step:
@@ -322,11 +343,10 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     prepared = _Prepared(inp, {}, session)
     # One call now, so a graph that does not match its metadata fails here, in one line.
     if step:
-        prepared.step = ort_step_runner(session, seq.x)
-        _ort(inp.path, "one step", prepared.step)
+        _ort(inp.path, "one step", prepared.set_ort("step", lambda s: ort_step_runner(s, seq.x), session, config))
     else:
-        prepared.full = ort_full_runner(session, seq.x, seq.init)
-        _ort(inp.path, "one sequence", prepared.full)
+        _ort(inp.path, "one sequence",
+             prepared.set_ort("full", lambda s: ort_full_runner(s, seq.x, seq.init), session, config))
     metric = None
     if config.accuracy and task is None:
         notes.append("no metric: the model's metadata records no task")
@@ -389,15 +409,16 @@ def _initializer_count(proto) -> int:
 def _prepare_foreign(inp: BenchInput, proto, session, size: int, sha: str, config: BenchConfig) -> _Prepared:
     feeds = random_feeds(session, config.seq_len, config.seed, inp.path)
     shapes = {k: list(v.shape) for k, v in feeds.items()}
-    runner = ort_feeds_runner(session, feeds)
+    prepared = _Prepared(inp, {}, session)
+    runner = prepared.set_ort("full", lambda s: ort_feeds_runner(s, feeds), session, config)
     _ort(inp.path, f"random inputs of shapes {shapes}", runner)
-    entry = _entry(
+    prepared.entry = _entry(
         inp, sha256=sha, size_bytes=size, parameters=_initializer_count(proto),
         inputs={"data": "random", "seq_len": config.seq_len, "shapes": shapes},
         notes=["no rnncompress metadata: latency of one session.run on seeded random inputs (reported as 'full'); "
                "no metric; parameters = initializer elements"],
     )
-    return _Prepared(inp, entry, session, full=runner)
+    return prepared
 
 
 def _prepare(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
@@ -484,11 +505,11 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]
     runners: dict[str, dict[str, Runner]] = {"full": {}, "step": {}}
     for p in prepared:
-        for kind, ours, ref in (("full", p.full, p.torch_full), ("step", p.step, p.torch_step)):
-            if ours is not None:
-                runners[kind][p.inp.name] = ours
-            if ref is not None:
-                runners[kind][p.inp.name + TORCH] = ref
+        for kind, ours, ref, floor in (("full", p.full, p.torch_full, p.floor_full),
+                                       ("step", p.step, p.torch_step, p.floor_step)):
+            for suffix, runner in (("", ours), (TORCH, ref), (FLOOR, floor)):
+                if runner is not None:
+                    runners[kind][p.inp.name + suffix] = runner
     ms: dict[str, dict[str, np.ndarray]] = {"full": {}, "step": {}}
     labels = {"full": "full-sequence latency", "step": "per-step latency"}
     with torch_threads(config.threads):
@@ -502,6 +523,8 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
         e["latency_ms"] = {k: summarize(ms[k][n]) if n in ms[k] else None for k in ("full", "step")}
         ref = {k: summarize(ms[k][n + TORCH]) if n + TORCH in ms[k] else None for k in ("full", "step")}
         e["torch_latency_ms"] = ref if any(ref.values()) else None
+        floor = {k: summarize(ms[k][n + FLOOR]) if n + FLOOR in ms[k] else None for k in ("full", "step")}
+        e["call_floor_ms"] = floor if any(floor.values()) else None
         e["samples_us"] = {k: _us(ms[k][n]) for k in ("full", "step") if n in ms[k]}
         e["samples_us"].update({f"torch_{k}": _us(ms[k][n + TORCH]) for k in ("full", "step") if n + TORCH in ms[k]})
         m = e.get("metric")

@@ -12,6 +12,10 @@ Runner builders:
 - ``ort_step_runner(session, x, states)``: one streaming step per call; the state is carried
   from call to call and reset after the last step of the sequence, so the states stay
   those of a real sequence of length T.
+- ``call_floor_model(session)``: a graph with the same inputs and outputs that only copies
+  (Identity). The same runner built on it times what every call costs whatever the model
+  does — Python binding, feeds, output allocation — so a per-step latency can be split into
+  this floor and the model's own work.
 - ``torch_full_runner`` / ``torch_step_runner``: the torch eager model under
   ``torch.inference_mode`` (measure them inside ``torch_threads(n)`` so torch uses the
   same number of threads as onnxruntime).
@@ -173,6 +177,42 @@ def ort_step_runner(session, x: Any, initial_states: Mapping[str, Any] | None = 
         return out[0]
 
     return run
+
+
+def call_floor_model(session) -> Any:
+    """An ONNX model with ``session``'s inputs and outputs (names, types, shapes) that does
+    nothing but copy: output ``<name>_out`` is Identity of input ``<name>`` (so a step
+    runner carries its states), any other output k is Identity of input k mod #inputs.
+
+    Runners built on it time onnxruntime's fixed per-call cost for this signature (the
+    *call floor*). Returns None for a graph without inputs or outputs, or with an input
+    type runners cannot feed.
+    """
+    import onnx
+    from onnx import helper
+
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if not inputs or not outputs or any(i.type not in NUMPY_TYPES for i in inputs):
+        return None
+
+    def dims(shape: Any) -> list[Any]:
+        return [d if isinstance(d, int) and d >= 0 else (d if isinstance(d, str) and d else None) for d in shape]
+
+    by_name = {i.name: i for i in inputs}
+    nodes, outs = [], []
+    for k, o in enumerate(outputs):
+        src = by_name.get(o.name[: -len("_out")]) if o.name.endswith("_out") else None
+        src = src or inputs[k % len(inputs)]
+        nodes.append(helper.make_node("Identity", [src.name], [o.name], name=f"copy_{k}"))
+        dtype = helper.np_dtype_to_tensor_dtype(np.dtype(NUMPY_TYPES[src.type]))
+        outs.append(helper.make_tensor_value_info(o.name, dtype, dims(src.shape)))
+    ins = [helper.make_tensor_value_info(i.name, helper.np_dtype_to_tensor_dtype(np.dtype(NUMPY_TYPES[i.type])),
+                                         dims(i.shape)) for i in inputs]
+    graph = helper.make_graph(nodes, "call_floor", ins, outs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
+                              producer_name="rnncompress-call-floor")
+    onnx.checker.check_model(model)
+    return model
 
 
 def torch_full_runner(model: torch.nn.Module, x: torch.Tensor, init: torch.Tensor | None = None) -> Runner:

@@ -1,6 +1,6 @@
 """Benchmark reports: ``report.json`` (machine), ``report.md`` (human), PNG plots.
 
-Schema ``rnncompress-report/1``. Times are milliseconds unless a name says ``_us``;
+Schema ``rnncompress-report/1.1`` (1.1 added ``call_floor_ms``). Times are milliseconds unless a name says ``_us``;
 ``null`` means "not measured". Readers must ignore keys they do not know; the major
 version (the number after the slash) changes only when a key is removed or changes
 meaning; ``load_report`` reads ``rnncompress-report/1`` and ``/1.N`` and refuses other
@@ -12,11 +12,11 @@ Top level:
 
 | key | type | meaning |
 |---|---|---|
-| ``schema`` | str | ``"rnncompress-report/1"`` |
+| ``schema`` | str | ``"rnncompress-report/1.1"`` |
 | ``rnncompress_version`` | str | version of rnncompress that measured |
 | ``created`` | str | ISO 8601 UTC time of the run |
 | ``environment`` | object | what it ran on (below) |
-| ``settings`` | object | ``BenchConfig`` fields: ``threads``, ``warmup``, ``runs``, ``step``, ``torch_reference``, ``accuracy``, ``max_eval``, ``seed``, ``seq_len``; and ``interleaved`` (always true) |
+| ``settings`` | object | ``BenchConfig`` fields: ``threads``, ``warmup``, ``runs``, ``step``, ``torch_reference``, ``call_floor``, ``accuracy``, ``max_eval``, ``seed``, ``seq_len``; and ``interleaved`` (always true) |
 | ``baseline`` | str | ``name`` of the model ratios are relative to |
 | ``models`` | list | one object per model (below), names unique |
 
@@ -46,6 +46,7 @@ Each entry of ``models``:
 | ``metric`` | object / null | ``{"name", "higher_is_better", "onnxruntime", "torch", "samples"}``: the task's test metric from onnxruntime's outputs and from the torch model (null for ONNX inputs) on the first ``samples`` test sequences; null when not measured |
 | ``latency_ms`` | object | ``{"full": S, "step": S}``: one full-sequence call, one streaming step (state carried from the previous call, reset after the last step of the sequence); either may be null. For ONNX files without metadata, ``full`` is one ``session.run`` |
 | ``torch_latency_ms`` | object / null | the same for the torch eager model (checkpoints only; a reference line, never in ratios) |
+| ``call_floor_ms`` | object / null | ``{"full": S, "step": S}``: the same calls, in the same run, on a graph with this model's inputs and outputs that only copies them (``runtime.latency.call_floor_model``): onnxruntime's fixed cost per call, which no compression removes; null when not measured (``call_floor`` off). Added in 1.1 |
 | ``ratio_to_baseline`` | object / null | ``{"p50", "p99", "step_p50", "step_p99"}``: this model's percentile / the baseline's, from the same interleaved run (null entries where either side was not measured); null for the baseline itself |
 | ``samples_us`` | object | raw latencies in microseconds (0.1 us resolution), keys ``full``, ``step``, ``torch_full``, ``torch_step`` as measured, in round order |
 | ``notes`` | list[str] | what was not measured and why, and other caveats |
@@ -66,7 +67,7 @@ from typing import Any
 from models.errors import ReportError
 from models.io import atomic_write_text, check_writable_dir, probe_writable_dir
 
-SCHEMA = "rnncompress-report/1"
+SCHEMA = "rnncompress-report/1.1"
 SCHEMA_PREFIX = "rnncompress-report/"
 MAJOR = 1
 FILES = {"json": "report.json", "markdown": "report.md", "latency_full": "latency_full.png",
@@ -125,15 +126,16 @@ def validate_report(report: Any, source: str = "the report") -> dict[str, Any]:
 def _check_model(e: dict[str, Any], where: str) -> None:
     if e["size_bytes"] is not None and not (_number(e["size_bytes"]) and e["size_bytes"] >= 0):
         raise ReportError(f"{where} has size_bytes {e['size_bytes']!r} (a number >= 0 is expected).")
-    lat = e["latency_ms"]
-    if not isinstance(lat, dict):
-        raise ReportError(f"{where} has no latency_ms object.")
-    for kind in ("full", "step"):
-        s = lat.get(kind)
-        if s is None:
+    for key in ("latency_ms", "call_floor_ms"):
+        lat = e.get(key)
+        if lat is None and key == "call_floor_ms":  # optional (added in 1.1)
             continue
-        if not isinstance(s, dict) or any(not _number(s.get(k)) for k in _SUMMARY):
-            raise ReportError(f"{where} has a latency_ms.{kind} without numbers {list(_SUMMARY)}.")
+        if not isinstance(lat, dict):
+            raise ReportError(f"{where} has no {key} object.")
+        for kind in ("full", "step"):
+            s = lat.get(kind)
+            if s is not None and (not isinstance(s, dict) or any(not _number(s.get(k)) for k in _SUMMARY)):
+                raise ReportError(f"{where} has a {key}.{kind} without numbers {list(_SUMMARY)}.")
     ratio = e["ratio_to_baseline"]
     if ratio is not None:
         if not isinstance(ratio, dict):
@@ -205,6 +207,12 @@ def _lat(e: dict[str, Any], kind: str, key: str, table: str = "latency_ms") -> s
     return "-" if not s else f"{s[key]:.4g}"
 
 
+def _floor_share(e: dict[str, Any]) -> str:
+    """The call floor's p50 as a share of the model's per-step p50 ("-" if either is missing)."""
+    floor, step = (e.get("call_floor_ms") or {}).get("step"), (e.get("latency_ms") or {}).get("step")
+    return f"{floor['p50'] / step['p50']:.0%}" if floor and step and step["p50"] > 0 else "-"
+
+
 def markdown(report: dict[str, Any], images: list[str] | None = None) -> str:
     """The human report: settings, one row per model, the torch reference, plots."""
     env, st, models = report["environment"], report["settings"], report["models"]
@@ -239,6 +247,14 @@ def markdown(report: dict[str, Any], images: list[str] | None = None) -> str:
             _cell(e["name"]), e["kind"], e.get("format") or "-", _kb(e.get("size_bytes")), ort_m, _f(m.get("torch")),
             _lat(e, "full", "p50"), _lat(e, "full", "p99"), _lat(e, "step", "p50"), _lat(e, "step", "p99"), *ratio,
         ]) + " |")
+    floor_rows = [e for e in models if e.get("call_floor_ms")]
+    if floor_rows:
+        lines += ["", "onnxruntime call floor (same run: the same calls on a copy-only graph of the model's inputs and "
+                      "outputs; the part of a call no compression removes):", "",
+                  "| model | full floor p50 ms | step floor p50 ms | floor share of step p50 |", "|---|---:|---:|---:|"]
+        for e in floor_rows:
+            lines.append(f"| {_cell(e['name'])} | {_lat(e, 'full', 'p50', 'call_floor_ms')} | "
+                         f"{_lat(e, 'step', 'p50', 'call_floor_ms')} | {_floor_share(e)} |")
     torch_rows = [e for e in models if e.get("torch_latency_ms")]
     if torch_rows:
         lines += ["", "torch eager reference (same run, same thread count; not in the ratios):", "",

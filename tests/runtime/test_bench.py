@@ -31,6 +31,7 @@ def test_checkpoint_and_onnx_inputs(tiny, tmp_path):
     assert ck["torch_latency_ms"]["full"]["runs"] == ck["torch_latency_ms"]["step"]["runs"] == 5
     assert ck["ratio_to_baseline"] is None
     assert sorted(ck["samples_us"]) == ["full", "step", "torch_full", "torch_step"]
+    assert ck["call_floor_ms"]["full"]["runs"] == ck["call_floor_ms"]["step"]["runs"] == 5
     assert all(len(v) == 5 for v in ck["samples_us"].values())
     metric = ck["metric"]
     assert (metric["name"], metric["higher_is_better"], metric["samples"]) == ("mse", False, 24)
@@ -41,9 +42,11 @@ def test_checkpoint_and_onnx_inputs(tiny, tmp_path):
     assert dense["metric"]["onnxruntime"] == pytest.approx(metric["onnxruntime"], abs=1e-6)
     assert dense["metric"]["torch"] is None and dense["source_sha256"] == sha
     assert dense["latency_ms"]["step"] is None and dense["torch_latency_ms"] is None
+    assert dense["call_floor_ms"]["step"] is None and dense["call_floor_ms"]["full"]["runs"] == 5
     assert dense["ratio_to_baseline"]["p50"] > 0 and dense["ratio_to_baseline"]["step_p50"] is None
 
-    assert (step["format"], step["latency_ms"]["full"]) == ("step", None)
+    assert (step["format"], step["latency_ms"]["full"], step["call_floor_ms"]["full"]) == ("step", None, None)
+    assert step["call_floor_ms"]["step"]["runs"] == 5
     assert step["latency_ms"]["step"]["runs"] == 5 and step["ratio_to_baseline"]["step_p50"] > 0
     assert step["ratio_to_baseline"]["p50"] is None
     assert step["metric"]["onnxruntime"] == pytest.approx(metric["onnxruntime"], abs=1e-5)
@@ -79,6 +82,9 @@ def test_options_switch_measurements_off(tiny):
     assert e["torch_latency_ms"] is None and e["metric"] is None and list(e["samples_us"]) == ["full"]
     [e] = bench([tiny["ckpt"]], config=BenchConfig(runs=2, warmup=0, step=False, max_eval=5))["models"]
     assert e["metric"]["samples"] == 5 and e["torch_latency_ms"]["step"] is None
+    assert e["call_floor_ms"]["full"]["runs"] == 2
+    [e] = bench([tiny["ckpt"]], config=BenchConfig(runs=2, warmup=0, call_floor=False, accuracy=False))["models"]
+    assert e["call_floor_ms"] is None and e["latency_ms"]["step"]["runs"] == 2
 
 
 def test_baselines(tiny):
@@ -105,6 +111,7 @@ def test_foreign_onnx_gets_latency_only(tiny, tmp_path):
     assert e["format"] is None and e["metric"] is None and e["task"] is None and e["sparsity"] is None
     assert e["inputs"] == {"data": "random", "seq_len": 6, "shapes": {"x": [1, 6, 2]}}
     assert e["latency_ms"]["full"]["runs"] == 3 and e["parameters"] > 0 and "no rnncompress metadata" in e["notes"][0]
+    assert e["call_floor_ms"]["full"]["runs"] == 3
     with pytest.raises(ConfigError, match="'seq_len' parameter must be an int >= 1 for .*foreign.onnx.*'seq'"):
         bench([foreign], config=LATENCY_ONLY)
 
@@ -117,6 +124,7 @@ def test_foreign_onnx_gets_latency_only(tiny, tmp_path):
     ({"seq_len": 0}, "'seq_len' parameter must be an int >= 1 or None"),
     ({"runs": 2.0}, "'runs' parameter must be an int >= 1. Got 2.0"),
     ({"step": "no"}, "'step' parameter must be a bool"),
+    ({"call_floor": 1}, "'call_floor' parameter must be a bool"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -12,6 +12,7 @@ from models.checkpoint import load_checkpoint
 from models.errors import ConfigError
 from models.tasks import task_from_checkpoint
 from runtime.latency import (
+    call_floor_model,
     measure_interleaved,
     ort_full_runner,
     ort_step_runner,
@@ -95,6 +96,53 @@ def test_full_runners_give_the_model_outputs(tiny):
     [y] = ort_full_runner(session, seq.x)()
     np.testing.assert_allclose(y, run_full(session, seq.x), atol=1e-7)
     np.testing.assert_allclose(torch_full_runner(model, seq.x)().numpy(), y, atol=1e-5)
+
+
+def _signature(session):
+    return ([(i.name, i.type, i.shape) for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+
+
+def _feeds(session, rng):
+    return {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+            for i in session.get_inputs()}
+
+
+@pytest.mark.parametrize("kind", ["dense", "step", "int8"])
+def test_the_call_floor_has_the_models_signature_and_only_copies(tiny, kind):
+    session = make_session(tiny[kind])
+    floor = make_session(call_floor_model(session))
+    assert _signature(floor) == _signature(session)
+    feeds = _feeds(session, np.random.default_rng(0))
+    first = session.get_inputs()[0].name
+    for o, value in zip(floor.get_outputs(), floor.run(None, feeds)):
+        source = o.name[: -len("_out")] if o.name.endswith("_out") else first
+        np.testing.assert_array_equal(value, feeds[source])  # states carried unchanged, y a copy of x
+
+
+def test_runners_work_on_the_call_floor(tiny):
+    _, seq = _model_and_sequence(tiny)
+    step = make_session(call_floor_model(make_session(tiny["step"])))
+    run = ort_step_runner(step, seq.x)
+    for t in range(seq.x.shape[1] + 1):  # through the reset at the end of the sequence
+        np.testing.assert_array_equal(run(), seq.x[:, t % seq.x.shape[1]].numpy())
+    [y] = ort_full_runner(make_session(call_floor_model(make_session(tiny["dense"]))), seq.x)()
+    np.testing.assert_array_equal(y, seq.x.numpy())
+
+
+def test_call_floor_of_graphs_it_cannot_feed_or_with_more_outputs_than_inputs():
+    from onnx import TensorProto, helper
+
+    def model(in_type, outputs):
+        nodes = [helper.make_node("Identity", ["a"], [o]) for o in outputs]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", in_type, [2])],
+                                  [helper.make_tensor_value_info(o, in_type, [2]) for o in outputs])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+    assert call_floor_model(make_session(model(TensorProto.STRING, ["b"]))) is None
+    floor = make_session(call_floor_model(make_session(model(TensorProto.INT64, ["b", "c"]))))
+    a = np.array([3, 4], dtype=np.int64)
+    for value in floor.run(None, {"a": a}):
+        np.testing.assert_array_equal(value, a)
 
 
 def test_torch_threads_are_restored():

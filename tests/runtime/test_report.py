@@ -62,6 +62,16 @@ def test_markdown_mixed_metrics(report):
     assert "| metric (ORT) |" in md and "mse 0.94" in md and "mse (lower is better)" in md
 
 
+def test_the_call_floor_is_optional_and_shown_as_a_share_of_the_step(report):
+    assert "call floor" not in markdown(report)  # a 1.0 report has none
+    e = report["models"][0]
+    summary = dict(e["latency_ms"]["full"])
+    e["call_floor_ms"] = {"full": {**summary, "p50": 0.01}, "step": {**summary, "p50": e["latency_ms"]["step"]["p50"] / 4}}
+    assert validate_report(report) is report
+    md = markdown(report)
+    assert "onnxruntime call floor" in md and f"| {e['name']} | 0.01 |" in md and "| 25% |" in md
+
+
 def test_minor_versions_are_compatible(report):
     report["schema"] = "rnncompress-report/1.3"
     report["future_key"] = {"ignored": True}
@@ -90,6 +100,10 @@ def _mutate(report: dict, how: str) -> dict:
         del r["models"][1]["latency_ms"]
     elif how == "string p50":
         r["models"][1]["latency_ms"]["full"]["p50"] = "fast"
+    elif how == "string floor":
+        r["models"][1]["call_floor_ms"] = {"full": {"p50": "0.01"}, "step": None}
+    elif how == "floor not an object":
+        r["models"][1]["call_floor_ms"] = [0.01]
     elif how == "string ratio":
         r["models"][1]["ratio_to_baseline"]["p50"] = "0.7"
     elif how == "negative size":
@@ -102,7 +116,7 @@ def _mutate(report: dict, how: str) -> dict:
 @pytest.mark.parametrize("how, match", [
     ("no schema", "not an rnncompress report (schema None"),
     ("foreign schema", "not an rnncompress report (schema 'pytest-report/1'"),
-    ("version 2", "has report schema 'rnncompress-report/2'; this rnncompress reads 'rnncompress-report/1'"),
+    ("version 2", "has report schema 'rnncompress-report/2'; this rnncompress reads 'rnncompress-report/1.1'"),
     ("garbage version", "has report schema 'rnncompress-report/x'"),
     ("no models", "incomplete: missing key 'models'"),
     ("empty models", "'models' must be a non-empty list"),
@@ -110,6 +124,8 @@ def _mutate(report: dict, how: str) -> dict:
     ("unknown baseline", "baseline 'gone' is not one of its models"),
     ("no latency", "models[1] has no 'latency_ms'"),
     ("string p50", "latency_ms.full without numbers"),
+    ("string floor", "call_floor_ms.full without numbers"),
+    ("floor not an object", "has no call_floor_ms object"),
     ("string ratio", "ratio_to_baseline.p50 = '0.7'"),
     ("negative size", "size_bytes -1"),
     ("metric without direction", "metric without 'name' and 'higher_is_better'"),
@@ -145,7 +161,7 @@ def test_write_report_refuses_invalid_reports_and_writes_nothing(report, tmp_pat
     with pytest.raises(ReportError, match="not an rnncompress report"):
         write_report(report, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    assert SCHEMA == "rnncompress-report/1"
+    assert SCHEMA == "rnncompress-report/1.1"
 
 
 def test_write_report_keeps_an_old_report_when_it_fails(report, tmp_path):
