@@ -165,6 +165,16 @@ def test_a_model_that_disagrees_with_torch_is_refused(tiny, monkeypatch):
         bench([tiny["ckpt"]], config=LATENCY_ONLY)
 
 
+def test_large_outputs_are_held_to_a_relative_tolerance_as_in_export(tiny, tmp_path):
+    # outputs ~1e5: float32 summation order alone moves them by more than any fixed atol
+    ckpt = load_checkpoint(tiny["ckpt"])
+    for name in ("head.weight", "head.bias"):
+        ckpt.state_dict[name] = ckpt.state_dict[name] * 1e5
+    save_checkpoint(tmp_path / "loud.pt", ckpt)
+    [e] = bench([tmp_path / "loud.pt"], config=BenchConfig(runs=2, warmup=0, torch_reference=False))["models"]
+    assert e["metric"]["onnxruntime"] == pytest.approx(e["metric"]["torch"], rel=1e-5)
+
+
 def _with_metadata(src, dst, **changes):
     model = onnx.load(str(src))
     meta = {p.key: p.value for p in model.metadata_props}
