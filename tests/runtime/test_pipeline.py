@@ -64,6 +64,13 @@ def test_default_pipeline_parses() -> None:
     assert p.task["name"] == "navigation" and p.prune is not None and p.check
 
 
+def test_the_navigation_example_is_the_embedded_default() -> None:
+    # the README and the example say so; every stage's settings must agree
+    default, example = parse_pipeline(DEFAULT_PIPELINE, "<default>"), load_pipeline(ROOT / "examples/navigation_torus.toml")
+    for stage in ("task", "model", "train", "prune", "export", "bench", "check"):
+        assert getattr(example, stage) == getattr(default, stage), stage
+
+
 @pytest.mark.parametrize("edit, match", [
     (("lr = 1e-2", "lrr = 1e-2"), "<t>:15: [train] lrr: unknown key; did you mean 'lr'?"),
     (("[bench]", "[bnech]"), "<t>:26: [bnech]: unknown table; did you mean [bench]?"),
