@@ -1,12 +1,16 @@
 """Choosing the fine-tuning recipe after lattice pruning, on the VALIDATION split.
 
     .venv/bin/python benchmarks/finetune_recipe.py --workers 2
+    .venv/bin/python benchmarks/finetune_recipe.py --task navigation
 
-Same parents as benchmarks/lattice_pruning.py (90% torus-regularized LSTM 256, seeds 0-2),
-lattice policy at its defaults, the headline's fine-tuning budget. Recipes: the parent's
+seq-MNIST: the parents of benchmarks/lattice_pruning.py (90% torus-regularized LSTM 256,
+seeds 0-2), the headline's fine-tuning budget. navigation: the 90% torus-regularized RNN-256
+parents of benchmarks/navigation.py (seeds 0-2), the default pipeline's budget. Lattice
+policy at its defaults. Recipes: the parent's
 magnitude masks kept or released (``--release-masks``), with or without distillation from
-the parent (``--distill``). The recipe with the best mean validation accuracy is the one the
-headline uses; test accuracy is shown for the record, not used to choose.
+the parent (``--distill``). The recipe with the best mean validation metric is the one the
+headline (seq-MNIST) and the default pipeline (navigation) use; the test metric is shown for
+the record, not used to choose.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from common import ROOT, md_table, mean_sd, torus_parent, write_report
+
+TASKS = {  # task -> (parents, torus strength of the parents, neurons kept, display scale, unit)
+    "smnist": (ROOT / "runs" / "smnist", 3.0, 64, 100.0, "accuracy %"),
+    "navigation": (ROOT / "runs" / "navigation", 30.0, 64, 1.0, "position error cm"),
+}
 
 RECIPES = [  # (label, release_masks, distill)
     ("masks kept (default)", False, 0.0),
@@ -48,25 +57,36 @@ def job(args: tuple) -> dict:
                            task, task.load(), None)
     m = res.checkpoint.metrics
     row = {"keep": keep, "release": release, "distill": distill, "parent": Path(parent).name,
-           "val": m["val_accuracy"], "test": m["test_accuracy"], "seconds": time.monotonic() - t0}
+           "metric": m["metric"], "higher_is_better": m["higher_is_better"],
+           "val": m[f"val_{m['metric']}"], "test": m[f"test_{m['metric']}"], "seconds": time.monotonic() - t0}
     summary.write_text(json.dumps(row))
-    print(f"{Path(out).name}: val {row['val']:.4f} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    print(f"{Path(out).name}: val {row['metric']} {row['val']:.4f} ({row['seconds']:.0f} s)", file=sys.stderr,
+          flush=True)
     return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--keeps", type=int, nargs="+", default=[64], help="neurons kept (of 256)")
-    ap.add_argument("--strength", type=float, default=3.0)
+    ap.add_argument("--task", choices=sorted(TASKS), default="smnist")
+    ap.add_argument("--keeps", type=int, nargs="+", default=None, help="neurons kept (of 256; default 64)")
+    ap.add_argument("--strength", type=float, default=None, help="torus strength of the parents (default: the "
+                                                                  "one their benchmark chose)")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     ap.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--parents", type=Path, default=ROOT / "runs" / "smnist")
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "finetune_recipe")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_recipe.md")
+    ap.add_argument("--parents", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    parents, strength, keep, scale, unit = TASKS[args.task]
+    suffix = "" if args.task == "smnist" else f"_{args.task}"
+    args.parents = args.parents or parents
+    args.strength = strength if args.strength is None else args.strength
+    args.keeps = args.keeps or [keep]
+    args.work = args.work or ROOT / "runs" / f"finetune_recipe{suffix}"
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"finetune_recipe{suffix}.md"
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     jobs = []
@@ -82,7 +102,7 @@ def main() -> None:
 
     def cell(vals: list[float]) -> str:
         m, sd = mean_sd(vals)
-        return f"{m * 100:.2f} ± {sd * 100:.2f}"
+        return f"{m * scale:.2f} ± {sd * scale:.2f}"
 
     table = []
     for keep in args.keeps:
@@ -90,13 +110,15 @@ def main() -> None:
             sel = [r for r in rows if r["keep"] == keep and r["release"] == release and r["distill"] == distill]
             table.append((keep, label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
                           f"{mean_sd([r['seconds'] for r in sel])[0]:.0f}"))
-    body = (f"Lattice-pruned (defaults) from the 90% torus-regularized LSTM 256 parents, seeds {args.seeds}; "
-            f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr}; distillation weight 0.9 at "
-            f"temperature {args.temperature:g}. Accuracy %, mean ± sd over seeds (**validation** chooses):\n\n"
-            + md_table(["kept", "fine-tuning recipe", "val accuracy", "test accuracy", "s per run (1 thread)"],
+    model = "LSTM 256" if args.task == "smnist" else "RNN 256"
+    body = (f"Lattice-pruned (defaults) from the 90% torus-regularized (strength {args.strength:g}) {model} "
+            f"parents, seeds {args.seeds}; {args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr}; "
+            f"distillation weight 0.9 at temperature {args.temperature:g}. {unit[0].upper() + unit[1:]}, "
+            f"mean ± sd over seeds (**validation** chooses):\n\n"
+            + md_table(["kept", "fine-tuning recipe", f"val {unit}", f"test {unit}", "s per run (1 thread)"],
                        table))
-    write_report(args.out, "Choosing the fine-tuning recipe (validation split)", "python " + " ".join(sys.argv),
-                 body, time.monotonic() - t0)
+    title = "Choosing the fine-tuning recipe (validation split)" + ("" if args.task == "smnist" else f": {args.task}")
+    write_report(args.out, title, "python " + " ".join(sys.argv), body, time.monotonic() - t0)
 
 
 if __name__ == "__main__":
