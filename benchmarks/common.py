@@ -89,6 +89,12 @@ def torus_parent(parents: Path, strength: float, seed: int) -> Path:
     return parents / f"torus-0.9-{strength:g}-s{seed}.pt"
 
 
+def shrunk_path(work: Path, keep: int, centrality: str, finetune_epochs: int, recipe_tag: str, seed: int = 0) -> Path:
+    """Where the headline scripts cache a lattice-shrunk model of the seed-``seed`` parent."""
+    return work / (f"shrunk-{keep}-{centrality}-ft{finetune_epochs}{recipe_tag}"
+                   + (f"-s{seed}" if seed else "") + ".pt")
+
+
 def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0) -> None:
     """The fine-tuning recipe options of ``rnncompress prune`` (see benchmarks/finetune_recipe.py)."""
     import argparse

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, add_recipe_args, md_table, recipe, train_or_load, write_report
+from common import ROOT, add_recipe_args, md_table, recipe, shrunk_path, train_or_load, write_report
 
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.training import TrainConfig
@@ -55,7 +55,7 @@ def main() -> None:
     recipe_tag, recipe_text = recipe(args)
     data = None  # loaded once, and only if some shrunk model is not cached yet
     for keep in args.keep:
-        shrunk[keep] = args.work / f"shrunk-{keep}-{args.centrality}-ft{args.finetune_epochs}{recipe_tag}.pt"
+        shrunk[keep] = shrunk_path(args.work, keep, args.centrality, args.finetune_epochs, recipe_tag)
         if not shrunk[keep].exists():
             if data is None:
                 data = task.load()
@@ -107,22 +107,26 @@ def main() -> None:
         best_size = min(size, m["size_bytes"])
         acc = m["metric"]["onnxruntime"]
         step_p50 = s["latency_ms"]["step"]["p50"]
+        floor_p50 = s["call_floor_ms"]["step"]["p50"]
         ratio = m["ratio_to_baseline"]["p50"] if m is not base else 1.0
         step_ratio = s["ratio_to_baseline"]["step_p50"] if s is not base else 1.0
         hidden = "/".join(str(h) for h in m.get("hidden_sizes") or [])
         table.append((name, hidden, f"{acc * 100:.2f}", f"{m['latency_ms']['full']['p50']:.3f}",
-                      f"{m['latency_ms']['full']['p99']:.3f}", f"{step_p50 * 1000:.1f}", f"{ratio:.3f}",
+                      f"{m['latency_ms']['full']['p99']:.3f}", f"{step_p50 * 1000:.1f}",
+                      f"{floor_p50 * 1000:.1f}", f"{ratio:.3f}",
                       f"{step_ratio:.3f}", f"{best_size / 1024:.1f}", f"{base['size_bytes'] / best_size:.1f}x"))
     env = report["environment"]
     body = (f"onnxruntime {env.get('onnxruntime')}, batch 1, 1 intra-op thread, {args.warmup} warm-up + {args.runs} "
             f"timed rounds, all rows interleaved in one run (seeded shuffled order each round). Accuracy: seq-MNIST "
-            f"test set (10 000 images) computed from onnxruntime outputs. Size: the smallest verified file of that "
+            f"test set (10 000 images) computed from onnxruntime outputs. Call floor: the same step calls, in the "
+            f"same run, on a graph with the step model's inputs and outputs that only copies them (onnxruntime's "
+            f"fixed cost per call from Python, which no compression removes). Size: the smallest verified file of that "
             f"model (sparse and/or int8 storage where it is smaller). Shrunk: lattice policy ({args.centrality} "
             f"centrality) keeping {' or '.join(map(str, args.keep))} of 256 neurons of the 90% torus-regularized LSTM, then "
             f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} ({recipe_text}; the recipe chosen on "
             f"the validation split by benchmarks/finetune_recipe.py).\n\n"
             + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
-                        "latency ratio", "step ratio", "file KB", "smaller by"], table)
+                        "of which call floor µs", "latency ratio", "step ratio", "file KB", "smaller by"], table)
             + f"\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "
             + ", ".join(f"`{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}`"
                         for p in (args.dense, args.sparse, *shrunk.values(), *scratch.values())))
