@@ -191,12 +191,16 @@ def call_floor_model(session) -> Any:
     import onnx
     from onnx import helper
 
+    from exporters.graph import IR_VERSION, OPSET
+
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if not inputs or not outputs or any(i.type not in NUMPY_TYPES for i in inputs):
         return None
 
-    def dims(shape: Any) -> list[Any]:
-        return [d if isinstance(d, int) and d >= 0 else (d if isinstance(d, str) and d else None) for d in shape]
+    def info(name: str, like: Any) -> onnx.ValueInfoProto:  # ``like``'s element type and shape
+        dims = [d if (isinstance(d, int) and d >= 0) or (isinstance(d, str) and d) else None for d in like.shape]
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(NUMPY_TYPES[like.type])),
+                                             dims)
 
     by_name = {i.name: i for i in inputs}
     nodes, outs = [], []
@@ -204,13 +208,10 @@ def call_floor_model(session) -> Any:
         src = by_name.get(o.name[: -len("_out")]) if o.name.endswith("_out") else None
         src = src or inputs[k % len(inputs)]
         nodes.append(helper.make_node("Identity", [src.name], [o.name], name=f"copy_{k}"))
-        dtype = helper.np_dtype_to_tensor_dtype(np.dtype(NUMPY_TYPES[src.type]))
-        outs.append(helper.make_tensor_value_info(o.name, dtype, dims(src.shape)))
-    ins = [helper.make_tensor_value_info(i.name, helper.np_dtype_to_tensor_dtype(np.dtype(NUMPY_TYPES[i.type])),
-                                         dims(i.shape)) for i in inputs]
-    graph = helper.make_graph(nodes, "call_floor", ins, outs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
-                              producer_name="rnncompress-call-floor")
+        outs.append(info(o.name, src))
+    graph = helper.make_graph(nodes, "call_floor", [info(i.name, i) for i in inputs], outs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnncompress")
+    model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model
 
