@@ -31,6 +31,7 @@ def test_bench_writes_the_report_and_prints_the_table(models, tmp_path):
         assert f"wrote {out / name}" in r.stdout
     assert "| model | kind | format | size KB | mse (ORT) | mse (torch) |" in r.stdout
     assert "| m.pt | checkpoint | dense |" in r.stdout and "m.pt (torch)" in r.stdout
+    assert "onnxruntime call floor" in r.stdout and "| m.step.onnx | - |" in r.stdout
     assert "per-step latency" in r.stderr  # progress while measuring
     report = json.loads((out / "report.json").read_text())
     assert report["baseline"] == "m.pt" and [e["name"] for e in report["models"]] == ["m.pt", "m.onnx", "m.step.onnx"]
@@ -47,6 +48,7 @@ def test_bench_json_names_and_quiet(models, tmp_path):
     rep = json.loads(r.stdout)
     assert [e["name"] for e in rep["models"]] == ["base", "stream"] and rep["settings"]["seed"] == 3
     assert all("samples_us" not in e and e["metric"] is None for e in rep["models"])
+    assert rep["settings"]["call_floor"] is True and rep["models"][1]["call_floor_ms"]["step"]["runs"] == 3
     assert r.stderr == ""
     r = run(["bench", str(models["dense"]), "--out-dir", str(tmp_path / "q"), "-q", *FAST])
     assert r.exit_code == 0 and r.stderr == ""
@@ -54,9 +56,10 @@ def test_bench_json_names_and_quiet(models, tmp_path):
 
 def test_bench_baseline_option(models, tmp_path):
     r = run(["bench", str(models["dense"]), "--baseline", str(models["ckpt"]), "--out-dir", str(tmp_path),
-             "--no-step", "--no-torch", "--no-accuracy", "--json", *FAST])
+             "--no-step", "--no-torch", "--no-call-floor", "--no-accuracy", "--json", *FAST])
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
+    assert rep["settings"]["call_floor"] is False and all(e["call_floor_ms"] is None for e in rep["models"])
     assert rep["baseline"] == "m.pt" and [e["name"] for e in rep["models"]] == ["m.pt", "m.onnx"]
     assert rep["models"][1]["ratio_to_baseline"]["p50"] > 0
 
