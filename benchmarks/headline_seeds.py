@@ -66,6 +66,7 @@ def main() -> None:
         columns[f"shrunk to {keep}"] = []
         columns[f"shrunk to {keep} + int8"] = []
     mnist = {"data": str(SHARED / "mnist")}  # as benchmarks/smnist_moduli.py trains them
+    val: dict[int, list[float]] = {keep: [] for keep in args.keep}  # shrunk models' validation accuracy
     task = data = test = None
     for seed in args.seeds:
         dense, _ = train_or_load(args.parents / f"dense-s{seed}.pt", "smnist", mnist,
@@ -88,6 +89,7 @@ def main() -> None:
                                                      release_masks=args.release_masks, distill=args.distill,
                                                      distill_temperature=args.distill_temperature),
                                  task, data, path, Progress(interval=30.0))
+            val[keep].append(load_checkpoint(path).metrics["val_accuracy"])
             stem = f"shrunk{keep}-s{seed}"
             export_checkpoint(load_checkpoint(path), "dense,int8", onnx_dir, name=stem, force=True)
             columns[f"shrunk to {keep}"].append(onnx_accuracy(onnx_dir / f"{stem}.onnx", task, test))
@@ -107,7 +109,9 @@ def main() -> None:
             f"{args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr} ({recipe_text}). Last column: mean "
             f"difference to int8-only over seeds, and in how many seeds the model is at least as accurate. The "
             f"latency of each row is the headline table's (it does not depend on the seed).\n\n"
-            + md_table(["model", *(f"seed {s}" for s in args.seeds), "mean ± half-range", "vs int8 only"], rows))
+            + md_table(["model", *(f"seed {s}" for s in args.seeds), "mean ± half-range", "vs int8 only"], rows)
+            + "\n\nValidation accuracy % of the shrunk models (torch; what a choice of recipe may look at): "
+            + "; ".join(f"{keep} neurons {cell(v)}" for keep, v in val.items()) + ".")
     write_report(args.out, "Headline accuracy over seeds: shrunk (+ int8) vs int8-only",
                  "python " + " ".join(sys.argv), body, time.monotonic() - t0)
 
