@@ -40,6 +40,9 @@ from runtime.report import check_out_dir, markdown, write_report
 @click.option("--seq-len", type=int, default=None,
               help="Length of the random input sequence for models that record no task (.onnx files without "
                    "rnncompress metadata, checkpoints without a task); they get latency only.")
+@click.option("--chunk", type=int, default=BenchConfig.chunk, show_default=True,
+              help="Steps per call for chunk models (NAME.chunk.onnx): their per-step latency is one call "
+                   "divided by this, what streaming costs when this many steps are buffered per call.")
 @click.option("--seed", type=int, default=BenchConfig.seed, show_default=True,
               help="Seed of the interleaving order and of random inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (without raw samples) as JSON.")
@@ -47,16 +50,18 @@ from runtime.report import check_out_dir, markdown, write_report
 @handle_errors
 def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
           runs: int, warmup: int, no_step: bool, no_torch: bool, no_call_floor: bool, no_accuracy: bool,
-          max_eval: int, seq_len: int | None, seed: int, as_json: bool, quiet: bool) -> None:
+          max_eval: int, seq_len: int | None, chunk: int, seed: int, as_json: bool, quiet: bool) -> None:
     """Measure checkpoints and ONNX files in onnxruntime: latency, size, accuracy.
 
     Batch 1, onnxruntime CPU, graph optimizations on. Each checkpoint is measured as its
     dense full model (one call = the whole sequence) and its step model (one call = one
     streaming step, state carried between calls), plus the torch eager model as a
-    reference line and the onnxruntime call floor (a copy-only graph of the same
-    signature: the part of each call's latency that no compression removes). An .onnx file with rnncompress metadata is measured as what it is
-    (full or step model) and scored on its task's test data; one without metadata gets
-    latency only, on random inputs (--seq-len sets dynamic sequence axes).
+    reference line. An .onnx file with rnncompress metadata is measured as what it is
+    (full, step or chunk model: --chunk steps per call) and scored on its task's test
+    data; one without metadata gets latency only, on random inputs (--seq-len sets dynamic
+    sequence axes). Every model also gets its onnxruntime call floor: the same calls on a
+    copy-only graph of the same inputs and outputs, the part of each call's latency that
+    no compression removes.
 
     All models and the baseline are timed in one loop, interleaved, so machine drift
     hits them alike: the ratios to the baseline are the numbers to compare; the
@@ -68,7 +73,8 @@ def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...]
       rnncompress bench lstm.pt onnx/lstm.int8.onnx onnx/small.onnx --out-dir bench/
     """
     config = BenchConfig(threads=threads, warmup=warmup, runs=runs, step=not no_step, torch_reference=not no_torch,
-                         call_floor=not no_call_floor, accuracy=not no_accuracy, max_eval=max_eval, seed=seed, seq_len=seq_len)
+                         call_floor=not no_call_floor, accuracy=not no_accuracy, max_eval=max_eval, seed=seed,
+                         seq_len=seq_len, chunk=chunk)
     check_out_dir(out_dir)
     report = run_bench(list(paths), baseline=baseline, config=config, names=list(names) or None,
                        progress=progress_for(quiet or as_json))

@@ -7,19 +7,21 @@ from pathlib import Path
 import click
 
 from cli.common import echo_json, fmt_table, handle_errors, progress_for, quiet_option
-from exporters.export import FORMATS, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
+from exporters.export import IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
 
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
+@click.option("--format", "formats", default="dense,sparse,step,int8", show_default=True,
               help="Comma-separated formats. dense: standard ONNX RNN/LSTM/GRU ops, dynamic batch and "
                    "sequence length; sparse: dense with weights stored as sparse initializers where that is "
                    "smaller (file size only: onnxruntime densifies them at load); step: one time step with the "
-                   "states as inputs and outputs, for streaming; int8: onnxruntime dynamic quantization. "
-                   "Combine with '+': int8+sparse, step+int8, step+sparse.")
+                   "states as inputs and outputs, for streaming; chunk: several streaming steps per call (x [batch, "
+                   "steps, features], states in and out, every step's output), which pays onnxruntime's fixed "
+                   "per-call cost once per chunk; int8: onnxruntime dynamic quantization. "
+                   "Combine with '+': int8+sparse, step+int8, chunk+int8, step+sparse.")
 @click.option("--out-dir", type=click.Path(path_type=Path), required=True,
               help="Directory for the .onnx files (created if missing).")
 @click.option("--name", default=None, help="File stem (default: the checkpoint's), e.g. NAME.sparse.onnx.")
@@ -27,7 +29,7 @@ from models.checkpoint import load_checkpoint
               help="task: compare with torch on the checkpoint task's test data and on random inputs; "
                    "random: random inputs only (when the data is not available; recorded in the metadata).")
 @click.option("--atol", type=float, default=1e-5, show_default=True,
-              help="float32 variants (dense, sparse, step) must satisfy |onnx - torch| <= atol + rtol*|torch| "
+              help="float32 variants (dense, sparse, step, chunk) must satisfy |onnx - torch| <= atol + rtol*|torch| "
                    "for every output.")
 @click.option("--rtol", type=float, default=ExportOptions.rtol, show_default=True,
               help="Relative part of that bound (torch.testing's float32 default): float32 summation order "
@@ -57,13 +59,16 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
 
     Every file is run in onnxruntime and compared with torch before anything is written;
     if any format fails (exit code 3), no file is written. Files are NAME.onnx,
-    NAME.sparse.onnx, NAME.step.onnx, NAME.int8.onnx (NAME.int8.sparse.onnx, ...).
+    NAME.sparse.onnx, NAME.step.onnx, NAME.chunk.onnx, NAME.int8.onnx (NAME.int8.sparse.onnx,
+    ...).
 
     \b
     Full model: x [batch, seq, features] (int64 tokens [batch, seq] with an embedding),
       init [batch, init_size] if the model has an init layer -> y.
     Step model: x [batch, features], h0, h1, ... (and c0, c1, ... for LSTM) [1, batch, hidden]
       -> y, h0_out, ... (c0_out, ...).
+    Chunk model: x [batch, steps, features] and the step model's states -> y [batch, steps,
+      out] (every step), h0_out, ... (c0_out, ...).
 
     \b
     Example:

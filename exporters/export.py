@@ -7,11 +7,12 @@ A *format* is a base graph plus transforms, written with ``+``:
 | ``dense`` | ``NAME.onnx`` | full-sequence model, float32, dense initializers |
 | ``sparse`` | ``NAME.sparse.onnx`` | ``dense`` with initializers stored sparse where smaller |
 | ``step`` | ``NAME.step.onnx`` | one streaming step, states as inputs and outputs |
+| ``chunk`` | ``NAME.chunk.onnx`` | several streaming steps per call (``x`` [batch, steps, F]), states in and out |
 | ``int8`` | ``NAME.int8.onnx`` | ``dense`` after onnxruntime dynamic quantization |
-| e.g. ``int8+sparse``, ``step+int8``, ``step+sparse`` | ``NAME.int8.sparse.onnx``, ... | combinations |
+| e.g. ``int8+sparse``, ``step+int8``, ``chunk+int8`` | ``NAME.int8.sparse.onnx``, ... | combinations |
 
 Every variant is verified in onnxruntime before anything is written (fp32 variants to an
-absolute tolerance, the step model over T steps against the full model, int8 variants
+absolute tolerance, the step and chunk models over T steps against the full model, int8 variants
 by the task metric); then all files are written atomically together, so a failed
 command leaves no file behind. Exports carry no timestamps: the same checkpoint gives
 byte-identical files.
@@ -30,7 +31,7 @@ import numpy as np
 import onnx
 import torch
 
-from exporters.graph import IR_VERSION, OPSET, build_full_graph, build_step_graph
+from exporters.graph import IR_VERSION, OPSET, build_chunk_graph, build_full_graph, build_step_graph
 from exporters.passes import (
     AddMetadata,
     DensifyInitializers,
@@ -60,23 +61,29 @@ from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import Split, Task, task_from_checkpoint
 
-FORMATS = ("dense", "sparse", "step", "int8")
-_ORDER = ("step", "int8", "sparse")  # canonical order of the parts of a combined format
+FORMATS = ("dense", "sparse", "step", "chunk", "int8")
+_ORDER = ("step", "chunk", "int8", "sparse")  # canonical order of the parts of a combined format
 VERIFY_DATA = ("task", "random")
 FORMAT_KEY = "rnncompress.format"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One export format: base graph (full or step) x weights (fp32 or int8) x storage."""
+    """One export format: base graph (full, step or chunk) x weights (fp32 or int8) x storage."""
 
     step: bool = False
+    chunk: bool = False
     int8: bool = False
     sparse: bool = False
 
     @property
     def parts(self) -> list[str]:
         return [p for p in _ORDER if getattr(self, p)]
+
+    @property
+    def stateful(self) -> bool:
+        """The caller carries the states (step or chunk graph)."""
+        return self.step or self.chunk
 
     @property
     def name(self) -> str:
@@ -101,7 +108,9 @@ def parse_formats(spec: str | Iterable[str]) -> list[Variant]:
             raise param_error("format", rule, name)
         if "dense" in parts and len(parts) > 1:
             raise param_error("format", rule + " ('dense' stands alone)", name)
-        v = Variant(step="step" in parts, int8="int8" in parts, sparse="sparse" in parts)
+        if "step" in parts and "chunk" in parts:
+            raise param_error("format", rule + " ('step' and 'chunk' are two graphs: pick one)", name)
+        v = Variant(step="step" in parts, chunk="chunk" in parts, int8="int8" in parts, sparse="sparse" in parts)
         if v not in out:
             out.append(v)
     if not out:
@@ -220,7 +229,8 @@ def build_variant(model: SequenceModel, variant: Variant, metadata: dict[str, st
     for no initializer, the file is exactly the non-sparse one (its ``rnncompress.format``
     says so), so a sparse file is never larger.
     """
-    proto = build_step_graph(model) if variant.step else build_full_graph(model)
+    build = build_step_graph if variant.step else build_chunk_graph if variant.chunk else build_full_graph
+    proto = build(model)
     passes: list[Pass] = [SetIrVersion(ir_version)]
     if variant.int8:
         passes += [QuantizeDynamic(), StoreRecurrentWeightsInt8()]
@@ -316,7 +326,7 @@ def verify_variant(model_proto: onnx.ModelProto, variant: Variant, data: _Verify
     session = make_session(model_proto, options.threads)
     if variant.int8:
         parity = check_int8(session, data.reference, data.task, data.int8, options.int8)
-    elif variant.step:
+    elif variant.stateful:
         parity = check_step(session, data.reference, data.step, options.atol, options.rtol)
     else:
         parity = check_fp32(session, data.reference, data.parity, options.atol, options.rtol)

@@ -23,7 +23,15 @@ Step model (``build_step_graph``), one time step for streaming::
     outputs  y            float [batch, output_size]
              h0_out, ...  the new hidden states, then c0_out, ... (LSTM)
 
-The step model has no ``init`` input: the caller owns the state. Start from zeros, or
+Chunk model (``build_chunk_graph``), several streaming steps per call, so the fixed cost
+of a call is paid once per chunk::
+
+    inputs   x            float [batch, steps, input_size]  (int64 tokens [batch, steps])
+             h0.., c0..   as in the step model
+    outputs  y            float [batch, steps, output_size]  every step's output
+             h0_out, ...  the states after the last step of the chunk
+
+The step and chunk models have no ``init`` input: the caller owns the state. Start from zeros, or
 from the full model's initial state (``init`` projected by the init layer, c = 0).
 
 Layout facts this relies on:
@@ -53,7 +61,7 @@ IR_VERSION = 8
 ONNX_OPS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 # Index of each ONNX gate block in torch's stacked weight, in ONNX order.
 GATE_ORDER = {"rnn": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
-BATCH, SEQ = "batch", "seq"
+BATCH, SEQ, STEPS = "batch", "seq", "steps"
 
 
 def _array(t: Any) -> np.ndarray:
@@ -209,24 +217,49 @@ def state_names(model: SequenceModel) -> tuple[list[str], list[str]]:
 
 def build_step_graph(model: SequenceModel) -> onnx.ModelProto:
     """One time step: ``x``, ``h*`` (and ``c*``) -> ``y``, ``h*_out`` (and ``c*_out``)."""
+    return _stateful_graph(model, chunk=False)
+
+
+def build_chunk_graph(model: SequenceModel) -> onnx.ModelProto:
+    """Several streaming steps per call: ``x`` [batch, steps, F], ``h*`` (and ``c*``) ->
+    ``y`` [batch, steps, out] (every step's output), ``h*_out`` (and ``c*_out``)."""
+    return _stateful_graph(model, chunk=True)
+
+
+def _stateful_graph(model: SequenceModel, chunk: bool) -> onnx.ModelProto:
     c = model.config
     b = _Builder()
     hs, cs = state_names(model)
-    x_dims: list[Any] = [BATCH]
-    inputs = [_x_info(model, x_dims)]
+    inputs = [_x_info(model, [BATCH, STEPS] if chunk else [BATCH])]
     sizes = list(c.hidden_sizes) * (2 if cs else 1)  # h0.. then c0.., same sizes
     for name, size in zip(hs + cs, sizes):
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, BATCH, size]))
     h = b.input_layer(model, "x")
-    h = b.node("Unsqueeze", [h, b.axes(0)], ["x_1bf"], "one_step")[0]  # [seq=1, batch, F]
+    if chunk:
+        h = b.node("Transpose", [h], ["x_tbf"], "to_time_major", perm=[1, 0, 2])[0]
+    else:
+        h = b.node("Unsqueeze", [h, b.axes(0)], ["x_1bf"], "one_step")[0]  # [seq=1, batch, F]
     for l in range(c.num_layers):
         c_in = cs[l] if cs else ""
         c_out = f"{cs[l]}_out" if cs else ""
-        b.recurrent(model, l, h, hs[l], c_in, "", f"{hs[l]}_out", c_out)
-        h = f"{hs[l]}_out"  # Y_h [1, batch, H] is also the next layer's one-step input
-    h = b.node("Squeeze", [h, b.axes(0)], ["last"], "last_step")[0]
-    b.linear(h, model.head, "head", "y")
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH, c.output_size])]
+        y = f"rnn.{l}.y" if chunk else ""
+        b.recurrent(model, l, h, hs[l], c_in, y, f"{hs[l]}_out", c_out)
+        if chunk:  # Y is [steps, 1, batch, H]: drop the direction axis
+            h = b.node("Squeeze", [y, b.axes(1)], [f"rnn.{l}.out"], f"rnn.{l}.squeeze")[0]
+        else:
+            h = f"{hs[l]}_out"  # Y_h [1, batch, H] is also the next layer's one-step input
+    if chunk:
+        h = b.linear(h, model.head, "head", "y_tb")
+        b.node("Transpose", [h], ["y"], "to_batch_major", perm=[1, 0, 2])
+        y_dims: list[Any] = [BATCH, STEPS, c.output_size]
+    else:
+        h = b.node("Squeeze", [h, b.axes(0)], ["last"], "last_step")[0]
+        b.linear(h, model.head, "head", "y")
+        y_dims = [BATCH, c.output_size]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)]
     for name, size in zip(hs + cs, sizes):
         outputs.append(helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [1, BATCH, size]))
+    if chunk:
+        return b.model("rnncompress_chunk", inputs, outputs, "rnncompress sequence model (streaming, several steps "
+                                                             "per call)")
     return b.model("rnncompress_step", inputs, outputs, "rnncompress sequence model (one streaming step)")

@@ -5,8 +5,8 @@ Reusable pieces (the runtime package uses them too):
 - ``make_session(model)``: an onnxruntime CPU session for a model (proto, bytes or path),
   applying the session options the export recorded in its metadata.
 - ``run_full(session, x, init)`` / ``run_steps(session, x, states)``: outputs over a batch.
-- ``onnx_outputs(session, split)``: outputs for a whole task split, batched; a step model
-  is run over every time step and returns what the full model would.
+- ``onnx_outputs(session, split)``: outputs for a whole task split, batched; a step (or
+  chunk) model is run over every time step and returns what the full model would.
 - ``evaluate_onnx(session, task, split)``: the task metric from onnxruntime's outputs.
 
 The checks (``check_fp32``, ``check_step``, ``check_int8``) return a ``Parity`` record;
@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -80,7 +80,30 @@ def _as_input(array: Any, onnx_type: str) -> np.ndarray:
 
 
 def is_step_session(session) -> bool:
+    """A model whose caller carries the states: a step or a chunk model."""
     return "h0" in _input_types(session)
+
+
+def is_chunk_session(session) -> bool:
+    """A state-carrying model whose ``x`` has a step axis: several steps per call."""
+    x = next((i for i in session.get_inputs() if i.name == "x"), None)
+    return is_step_session(session) and x is not None and len(x.shape) == (2 if x.type == "tensor(int64)" else 3)
+
+
+def chunk_bounds(steps: int, sizes: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """[start, end) of each call when ``steps`` steps are fed in chunks of ``sizes``
+    (cycled; the last chunk may be shorter); no sizes: all steps in one call."""
+    if steps <= 0:
+        return []
+    sizes = [int(k) for k in sizes] or [steps]
+    if any(k < 1 for k in sizes):
+        raise ExportError(f"Chunk sizes must be >= 1; got {list(sizes)}.")
+    out, t, i = [], 0, 0
+    while t < steps:
+        end = min(steps, t + sizes[i % len(sizes)])
+        out.append((t, end))
+        t, i = end, i + 1
+    return out
 
 
 def state_shapes(session) -> dict[str, int]:
@@ -112,8 +135,11 @@ def zero_states(session, batch: int) -> dict[str, np.ndarray]:
     return {name: np.zeros((1, batch, h), dtype=np.float32) for name, h in state_shapes(session).items()}
 
 
-def run_steps(session, x: Any, states: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Feed ``x`` [B, T, F] (or tokens [B, T]) one step at a time through a step model.
+def run_steps(session, x: Any, states: dict[str, Any] | None = None,
+              chunks: Sequence[int] = ()) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Feed ``x`` [B, T, F] (or tokens [B, T]) through a step model one step per call, or
+    through a chunk model ``chunks`` steps per call (sizes cycled; default: all T steps in
+    one call), carrying the states from call to call.
 
     Returns every step's ``y`` stacked to [B, T, out] and the final states. ``states``
     defaults to zeros.
@@ -125,12 +151,14 @@ def run_steps(session, x: Any, states: dict[str, Any] | None = None) -> tuple[np
     if states:
         st.update({k: _as_input(v, "tensor(float)") for k, v in states.items()})
     names = [o.name for o in session.get_outputs()]
+    chunked = is_chunk_session(session)
+    bounds = chunk_bounds(steps, chunks) if chunked else [(t, t + 1) for t in range(steps)]
     ys = []
-    for t in range(steps):
-        out = session.run(names, {"x": np.ascontiguousarray(xs[:, t]), **st})
-        ys.append(out[0])
+    for a, b in bounds:
+        out = session.run(names, {"x": np.ascontiguousarray(xs[:, a:b] if chunked else xs[:, a]), **st})
+        ys.append(out[0] if chunked else out[0][:, None])
         st = {n[: -len("_out")]: v for n, v in zip(names[1:], out[1:])}
-    return np.stack(ys, axis=1), st
+    return np.concatenate(ys, axis=1), st
 
 
 StatesFn = Callable[[Split], "dict[str, Any] | None"]
@@ -320,15 +348,21 @@ def check_fp32(session, reference: TorchReference, inputs: dict[str, Split], ato
                          for name, split in inputs.items()}, atol, rtol)
 
 
+CHECK_CHUNKS = ((), (1, 2, 3))  # chunk models: all steps in one call, then uneven chunks
+
+
 def check_step(session, reference: TorchReference, inputs: dict[str, Split], atol: float,
                rtol: float = 0.0) -> Parity:
-    """Step model over T steps: every step equals torch's ``step`` loop, and the result
-    equals torch's full model (last step, or every step for head "every")."""
+    """Step (or chunk) model over T steps: every step equals torch's ``step`` loop, and the
+    result equals torch's full model (last step, or every step for head "every"). A chunk
+    model is checked fed whole and in uneven chunks, so any chunking carries the state."""
     pairs = {}
     for name, split in inputs.items():
-        ys, _ = run_steps(session, split.x, reference.initial_states(split))
-        last = ys[:, -1] if reference.model.config.head == "last" else ys
-        pairs[name] = [(ys, reference.step_outputs(split)), (last, reference.outputs(split))]
+        pairs[name] = []
+        for chunks in CHECK_CHUNKS if is_chunk_session(session) else ((),):
+            ys, _ = run_steps(session, split.x, reference.initial_states(split), chunks)
+            last = ys[:, -1] if reference.model.config.head == "last" else ys
+            pairs[name] += [(ys, reference.step_outputs(split)), (last, reference.outputs(split))]
     return _fp32_parity(pairs, atol, rtol)
 
 

@@ -37,6 +37,7 @@ from exporters.verify import (
     check_fp32,
     check_step,
     evaluate_onnx,
+    is_chunk_session,
     is_step_session,
     make_session,
     torch_initial_states,
@@ -90,6 +91,8 @@ class BenchConfig:
         seed: seeds the interleaving order and random inputs.
         seq_len: sequence length for ONNX files without rnncompress metadata whose
             inputs have dynamic sequence axes.
+        chunk: steps per call for chunk models (``--format chunk``); their per-step
+            latency is one call divided by this (at most the sequence length).
     """
 
     threads: int = 1
@@ -102,9 +105,10 @@ class BenchConfig:
     max_eval: int = 10000
     seed: int = 0
     seq_len: int | None = None
+    chunk: int = 4
 
     def __post_init__(self) -> None:
-        for name, minimum in (("threads", 1), ("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0)):
+        for name, minimum in (("threads", 1), ("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0), ("chunk", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
                 raise param_error(name, f"an int >= {minimum}", v)
@@ -172,6 +176,7 @@ class _Prepared:
     torch_step: Runner | None = None
     floor_full: Runner | None = None
     floor_step: Runner | None = None
+    steps_per_call: int = 1  # a chunk model's step runner feeds several steps per call
 
     def set_ort(self, kind: str, build: Callable[[Any], Runner], session: Any, config: BenchConfig) -> Runner:
         """Set the ``kind`` ("full" or "step") runner to ``build(session)`` and, with
@@ -344,8 +349,11 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     notes: list[str] = []
     prepared = _Prepared(inp, {}, session)
     # One call now, so a graph that does not match its metadata fails here, in one line.
+    chunk = min(config.chunk, int(seq.x.shape[1])) if is_chunk_session(session) else 1
     if step:
-        _ort(inp.path, "one step", prepared.set_ort("step", lambda s: ort_step_runner(s, seq.x), session, config))
+        prepared.steps_per_call = chunk
+        _ort(inp.path, "one step" if chunk == 1 else f"one chunk of {chunk} steps",
+             prepared.set_ort("step", lambda s: ort_step_runner(s, seq.x, steps_per_call=chunk), session, config))
     else:
         _ort(inp.path, "one sequence",
              prepared.set_ort("full", lambda s: ort_full_runner(s, seq.x, seq.init), session, config))
@@ -362,6 +370,10 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
         metric = _metric(task, value[task.metric_name], None, len(split))
     if step and c.init_size:
         notes.append("step latency starts every sequence from zero states (no init layer in the step graph)")
+    if is_chunk_session(session):
+        inputs["steps_per_call"] = chunk
+        notes.append(f"chunk model: one call feeds {chunk} steps; its step latency (and call floor) is a call's "
+                     f"latency / {chunk}, the cost per step when {chunk} steps are buffered per call")
     sparsity = _json_meta(meta, SPARSITY_KEY, inp.path) or {}
     prepared.entry = _entry(
         inp, format=meta.get(FORMAT_KEY) or None, sha256=sha,
@@ -519,6 +531,10 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
             if runners[kind]:
                 ms[kind] = measure_interleaved(runners[kind], config.warmup, config.runs, config.seed + i, progress,
                                                f"{labels[kind]} ({len(runners[kind])} runners)")
+    for p in prepared:  # a chunk model's call covers several steps: report per step
+        for n in (p.inp.name, p.inp.name + FLOOR):
+            if p.steps_per_call > 1 and n in ms["step"]:
+                ms["step"][n] = ms["step"][n] / p.steps_per_call
     models = []
     for p in prepared:
         e, n = p.entry, p.inp.name

@@ -9,9 +9,10 @@ on a noisy machine where absolute milliseconds do not.
 Runner builders:
 
 - ``ort_full_runner(session, x, init)``: one full-sequence call on a fixed batch-1 input.
-- ``ort_step_runner(session, x, states)``: one streaming step per call; the state is carried
-  from call to call and reset after the last step of the sequence, so the states stay
-  those of a real sequence of length T.
+- ``ort_step_runner(session, x, states, steps_per_call)``: one streaming step (or, for a
+  chunk model, ``steps_per_call`` steps) per call; the state is carried from call to call
+  and reset after the last step of the sequence, so the states stay those of a real
+  sequence of length T.
 - ``call_floor_model(session)``: a graph with the same inputs and outputs that only copies
   (Identity). The same runner built on it times what every call costs whatever the model
   does — Python binding, feeds, output allocation — so a per-step latency can be split into
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from exporters.verify import is_chunk_session
 from models.errors import param_error
 from models.progress import SILENT, Progress
 
@@ -146,31 +148,43 @@ def ort_full_runner(session, x: Any, init: Any = None) -> Runner:
     return lambda: session.run(["y"], feeds)
 
 
-def ort_step_runner(session, x: Any, initial_states: Mapping[str, Any] | None = None) -> Runner:
-    """One streaming step per call of an rnncompress step model, over ``x`` [1, T, F].
+def ort_step_runner(session, x: Any, initial_states: Mapping[str, Any] | None = None,
+                    steps_per_call: int = 1) -> Runner:
+    """Streaming calls of an rnncompress step model (one step per call) or chunk model
+    (``steps_per_call`` steps per call), over ``x`` [1, T, F].
 
-    Call k feeds step ``k mod T`` with the states the previous call returned; after step
-    T-1 the states go back to ``initial_states`` (default zeros), so every call sees the
-    state of a real sequence of length T.
+    Call k feeds the k-th step (or chunk) of the sequence with the states the previous
+    call returned; after the last one the states go back to ``initial_states`` (default
+    zeros), so every call sees the state of a real sequence of length T. A chunk model
+    gets only whole chunks: the last T mod ``steps_per_call`` steps are not fed.
     """
     types = _input_types(session)
     xs = _feed(x, types["x"])
-    steps = [np.ascontiguousarray(xs[:, t]) for t in range(xs.shape[1])]
-    if not steps:
+    chunked = is_chunk_session(session)
+    k = _check_count("steps_per_call", steps_per_call, 1)
+    if not chunked and k != 1:
+        raise param_error("steps_per_call", "1 for a step model (only chunk models take several steps per call)", k)
+    if k > xs.shape[1]:
+        raise param_error("steps_per_call", f"at most the sequence length {xs.shape[1]}", k)
+    if chunked:
+        calls = [np.ascontiguousarray(xs[:, t:t + k]) for t in range(0, xs.shape[1] - k + 1, k)]
+    else:
+        calls = [np.ascontiguousarray(xs[:, t]) for t in range(xs.shape[1])]
+    if not calls:
         raise param_error("x", "a sequence of at least one step", tuple(xs.shape))
     batch = xs.shape[0]
     start = {i.name: np.zeros((1, batch, int(i.shape[-1])), dtype=np.float32)
              for i in session.get_inputs() if i.name != "x"}
-    for k, v in (initial_states or {}).items():
-        start[k] = _feed(v, "tensor(float)")
+    for name, v in (initial_states or {}).items():
+        start[name] = _feed(v, "tensor(float)")
     outputs = [o.name for o in session.get_outputs()]
     state_out = [n[: -len("_out")] for n in outputs[1:]]  # h0_out -> h0
     cursor = {"t": 0, "states": dict(start)}
 
     def run() -> Any:
         t = cursor["t"]
-        out = session.run(outputs, {"x": steps[t], **cursor["states"]})
-        if t + 1 == len(steps):
+        out = session.run(outputs, {"x": calls[t], **cursor["states"]})
+        if t + 1 == len(calls):
             cursor["t"], cursor["states"] = 0, dict(start)
         else:
             cursor["t"], cursor["states"] = t + 1, dict(zip(state_out, out[1:]))

@@ -10,7 +10,7 @@
                 centrality, edge_prune, finetune_epochs, finetune_lr, distill,
                 distill_temperature, release_masks, seed                         (omit to skip)
     [export]    formats, verify_data, atol, rtol                         (omit: dense + step)
-    [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval
+    [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval, chunk
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
                 max_size_kb                                              (omit to skip)
 
@@ -57,7 +57,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),
-              "call_floor": (bool,), "accuracy": (bool,), "max_eval": (int,)},
+              "call_floor": (bool,), "accuracy": (bool,), "max_eval": (int,), "chunk": (int,)},
     "check": {"max_p50_ms": NUM, "max_p99_ms": NUM, "max_latency_ratio": NUM, "max_step_latency_ratio": NUM,
               "min_metric": NUM,
               "max_metric_drop": NUM, "max_size_kb": NUM},

@@ -1,6 +1,7 @@
 """Benchmark reports: ``report.json`` (machine), ``report.md`` (human), PNG plots.
 
-Schema ``rnncompress-report/1.1`` (1.1 added ``call_floor_ms``). Times are milliseconds unless a name says ``_us``;
+Schema ``rnncompress-report/1.1`` (1.1 added ``call_floor_ms``, ``settings.chunk`` and
+``inputs.steps_per_call``). Times are milliseconds unless a name says ``_us``;
 ``null`` means "not measured". Readers must ignore keys they do not know; the major
 version (the number after the slash) changes only when a key is removed or changes
 meaning; ``load_report`` reads ``rnncompress-report/1`` and ``/1.N`` and refuses other
@@ -16,7 +17,7 @@ Top level:
 | ``rnncompress_version`` | str | version of rnncompress that measured |
 | ``created`` | str | ISO 8601 UTC time of the run |
 | ``environment`` | object | what it ran on (below) |
-| ``settings`` | object | ``BenchConfig`` fields: ``threads``, ``warmup``, ``runs``, ``step``, ``torch_reference``, ``call_floor``, ``accuracy``, ``max_eval``, ``seed``, ``seq_len``; and ``interleaved`` (always true) |
+| ``settings`` | object | ``BenchConfig`` fields: ``threads``, ``warmup``, ``runs``, ``step``, ``torch_reference``, ``call_floor``, ``accuracy``, ``max_eval``, ``seed``, ``seq_len``, ``chunk``; and ``interleaved`` (always true) |
 | ``baseline`` | str | ``name`` of the model ratios are relative to |
 | ``models`` | list | one object per model (below), names unique |
 
@@ -42,9 +43,9 @@ Each entry of ``models``:
 | ``hidden_sizes`` | list[int] / null | hidden size per recurrent layer |
 | ``parameters`` | int | parameter count of the model (for ONNX files without metadata: initializer elements) |
 | ``sparsity`` | object / null | ``{"recurrent", "overall"}``: fraction of exact zeros in the recurrent matrices / all weight matrices |
-| ``inputs`` | object | the latency input (batch 1): ``{"data": "task test split", "seq_len": T}`` (its first sequence), or ``"data": "random"`` for models that record no task (plus ``"shapes"``, input name -> shape, for ONNX files without metadata) |
+| ``inputs`` | object | the latency input (batch 1): ``{"data": "task test split", "seq_len": T}`` (its first sequence), or ``"data": "random"`` for models that record no task (plus ``"shapes"``, input name -> shape, for ONNX files without metadata; ``"steps_per_call"`` for chunk models) |
 | ``metric`` | object / null | ``{"name", "higher_is_better", "onnxruntime", "torch", "samples"}``: the task's test metric from onnxruntime's outputs and from the torch model (null for ONNX inputs) on the first ``samples`` test sequences; null when not measured |
-| ``latency_ms`` | object | ``{"full": S, "step": S}``: one full-sequence call, one streaming step (state carried from the previous call, reset after the last step of the sequence); either may be null. For ONNX files without metadata, ``full`` is one ``session.run`` |
+| ``latency_ms`` | object | ``{"full": S, "step": S}``: one full-sequence call, one streaming step (state carried from the previous call, reset after the last step of the sequence; for a chunk model, one call of ``inputs.steps_per_call`` steps divided by that number); either may be null. For ONNX files without metadata, ``full`` is one ``session.run`` |
 | ``torch_latency_ms`` | object / null | the same for the torch eager model (checkpoints only; a reference line, never in ratios) |
 | ``call_floor_ms`` | object / null | ``{"full": S, "step": S}``: the same calls, in the same run, on a graph with this model's inputs and outputs that only copies them (``runtime.latency.call_floor_model``): onnxruntime's fixed cost per call, which no compression removes; null when not measured (``call_floor`` off). Added in 1.1 |
 | ``ratio_to_baseline`` | object / null | ``{"p50", "p99", "step_p50", "step_p99"}``: this model's percentile / the baseline's, from the same interleaved run (null entries where either side was not measured); null for the baseline itself |

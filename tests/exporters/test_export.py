@@ -25,9 +25,10 @@ from exporters.verify import make_session, run_full
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError, ConfigError, DataError, ExportError, ParityError
 
-ALL = "dense,sparse,step,int8,int8+sparse,step+int8"
+ALL = "dense,sparse,step,int8,int8+sparse,step+int8,chunk,chunk+int8"
 FILES = {"dense": "m.onnx", "sparse": "m.sparse.onnx", "step": "m.step.onnx", "int8": "m.int8.onnx",
-         "int8+sparse": "m.int8.sparse.onnx", "step+int8": "m.step.int8.onnx"}
+         "int8+sparse": "m.int8.sparse.onnx", "step+int8": "m.step.int8.onnx", "chunk": "m.chunk.onnx",
+         "chunk+int8": "m.chunk.int8.onnx"}
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -191,6 +192,7 @@ def test_refuses_nan_weights(make_model, make_checkpoint, tmp_path):
     ("dense,fp16", "Got 'fp16'"),
     ("dense+sparse", "'dense' stands alone"),
     ("int8+int8", "Got 'int8\\+int8'"),
+    ("step+chunk", "'step' and 'chunk' are two graphs"),
     ("", "Got ''"),
 ])
 def test_unknown_format(spec, match):
@@ -201,6 +203,7 @@ def test_unknown_format(spec, match):
 def test_parse_formats_canonical():
     assert [v.name for v in parse_formats("sparse+int8, step+int8,dense,dense")] == ["int8+sparse", "step+int8", "dense"]
     assert Variant(step=True, int8=True, sparse=True).filename("m") == "m.step.int8.sparse.onnx"
+    assert [v.name for v in parse_formats("int8+chunk")] == ["chunk+int8"] and Variant(chunk=True).stateful
     assert [v.name for v in parse_formats(list(FORMATS))] == list(FORMATS)
 
 

@@ -1,5 +1,6 @@
 """The emitter: every cell, depth, hidden size and sparsity gives a valid ONNX model that
-onnxruntime runs with torch's outputs; the step model over T steps equals the full one."""
+onnxruntime runs with torch's outputs; the step model over T steps, and the chunk model
+fed in any chunking, equal the full one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from exporters.export import IR_VERSION, random_inputs
-from exporters.graph import OPSET, build_full_graph, build_step_graph
+from exporters.graph import OPSET, build_chunk_graph, build_full_graph, build_step_graph
 from exporters.passes import SetIrVersion, SparsifyInitializers
 from exporters.verify import make_session, run_full, run_steps, torch_initial_states
 
@@ -19,16 +20,18 @@ ATOL = 1e-5
 def _check(model, sparse: bool = False):
     full = SetIrVersion(IR_VERSION)(build_full_graph(model)).model
     step = SetIrVersion(IR_VERSION)(build_step_graph(model)).model
+    chunk = SetIrVersion(IR_VERSION)(build_chunk_graph(model)).model
     if sparse:
         full = SparsifyInitializers()(full).model
         step = SparsifyInitializers()(step).model
-    for m in (full, step):
+        chunk = SparsifyInitializers()(chunk).model
+    for m in (full, step, chunk):
         # onnx's strict shape inference types sparse initializers as sparse_tensor(float),
         # which no op accepts: the full check applies to dense models only.
         onnx.checker.check_model(m, full_check=not sparse)
         assert m.ir_version == IR_VERSION
         assert [(o.domain, o.version) for o in m.opset_import] == [("", OPSET)]
-    full_s, step_s = make_session(full), make_session(step)
+    full_s, step_s, chunk_s = make_session(full), make_session(step), make_session(chunk)
     for batch, steps in ((3, 7), (1, 1), (5, 2)):  # dynamic batch and sequence length
         split = random_inputs(model, batch, steps, seed=batch)
         x, init = split.x, split.init
@@ -41,6 +44,12 @@ def _check(model, sparse: bool = False):
         got = ys[:, -1] if model.config.head == "last" else ys
         np.testing.assert_allclose(got, ref, rtol=0, atol=ATOL)
         assert set(states) == {i.name for i in step_s.get_inputs()} - {"x"}
+        for chunks in ((), (1,), (2,), (3, 1)):  # whole sequence, one step per call, uneven chunks
+            ys_c, states_c = run_steps(chunk_s, x, torch_initial_states(model, split), chunks)
+            np.testing.assert_allclose(ys_c, ys, rtol=0, atol=ATOL)
+            assert states_c.keys() == states.keys()
+            for k in states:
+                np.testing.assert_allclose(states_c[k], states[k], rtol=0, atol=ATOL)
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.9])
@@ -77,6 +86,11 @@ def test_graph_io_names(make_model):
     assert dims == ["batch", "seq", 2]
     assert [i.name for i in step.graph.input] == ["x", "h0", "h1", "c0", "c1"]
     assert [o.name for o in step.graph.output] == ["y", "h0_out", "h1_out", "c0_out", "c1_out"]
+    chunk = build_chunk_graph(model)
+    assert [i.name for i in chunk.graph.input] == [i.name for i in step.graph.input]
+    assert [o.name for o in chunk.graph.output] == [o.name for o in step.graph.output]
+    dims = [d.dim_param or d.dim_value for d in chunk.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "steps", 2]
 
 
 def test_gate_reordering_is_not_identity():

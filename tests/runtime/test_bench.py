@@ -65,6 +65,20 @@ def test_checkpoint_and_onnx_inputs(tiny, tmp_path):
     assert load_report(paths[0]) == report
 
 
+def test_chunk_models_report_latency_per_step(tiny):
+    r = bench([tiny["step"], tiny["chunk"]], config=BenchConfig(runs=3, warmup=0, chunk=4))
+    step, chunk = r["models"]
+    assert chunk["format"] == "chunk" and chunk["inputs"]["steps_per_call"] == 4
+    assert "steps_per_call" not in step["inputs"]
+    assert chunk["latency_ms"]["step"]["runs"] == 3 and chunk["latency_ms"]["full"] is None
+    assert chunk["call_floor_ms"]["step"]["runs"] == 3 and chunk["ratio_to_baseline"]["step_p50"] > 0
+    assert any("one call feeds 4 steps" in n for n in chunk["notes"])
+    assert chunk["metric"]["onnxruntime"] == pytest.approx(step["metric"]["onnxruntime"], abs=1e-6)
+    # a chunk longer than the sequence (6 steps) is the whole sequence
+    [e] = bench([tiny["chunk"]], config=BenchConfig(runs=2, warmup=0, chunk=50, accuracy=False))["models"]
+    assert e["inputs"]["steps_per_call"] == 6
+
+
 @pytest.mark.parametrize("config", [
     dict(cell="lstm", hidden_sizes=(5, 3)),
     dict(cell="gru", hidden_sizes=(4,), input_layer="embedding", input_dim=3, input_size=7),
@@ -125,6 +139,7 @@ def test_foreign_onnx_gets_latency_only(tiny, tmp_path):
     ({"runs": 2.0}, "'runs' parameter must be an int >= 1. Got 2.0"),
     ({"step": "no"}, "'step' parameter must be a bool"),
     ({"call_floor": 1}, "'call_floor' parameter must be a bool"),
+    ({"chunk": 0}, "'chunk' parameter must be an int >= 1"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):

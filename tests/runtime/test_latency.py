@@ -90,6 +90,22 @@ def test_step_runner_carries_the_state_and_resets_after_the_sequence(tiny):
         np.testing.assert_allclose(got_torch[t], expected[:, t % steps], atol=1e-5)
 
 
+def test_chunk_runner_feeds_whole_chunks_and_carries_the_state(tiny):
+    _, seq = _model_and_sequence(tiny)  # 6 steps
+    expected, _ = run_steps(make_session(tiny["step"]), seq.x)
+    chunk = make_session(tiny["chunk"])
+    run = ort_step_runner(chunk, seq.x, steps_per_call=4)  # one whole chunk (steps 0-3), then the reset
+    for _ in range(2):
+        np.testing.assert_allclose(run(), expected[:, :4], atol=1e-6)
+    run = ort_step_runner(chunk, seq.x, steps_per_call=3)
+    for t in range(4):
+        np.testing.assert_allclose(run(), expected[:, 3 * (t % 2): 3 * (t % 2) + 3], atol=1e-6)
+    with pytest.raises(ConfigError, match="'steps_per_call' parameter must be at most the sequence length 6"):
+        ort_step_runner(chunk, seq.x, steps_per_call=7)
+    with pytest.raises(ConfigError, match="'steps_per_call' parameter must be 1 for a step model"):
+        ort_step_runner(make_session(tiny["step"]), seq.x, steps_per_call=2)
+
+
 def test_full_runners_give_the_model_outputs(tiny):
     model, seq = _model_and_sequence(tiny)
     session = make_session(tiny["dense"])
@@ -107,7 +123,7 @@ def _feeds(session, rng):
             for i in session.get_inputs()}
 
 
-@pytest.mark.parametrize("kind", ["dense", "step", "int8"])
+@pytest.mark.parametrize("kind", ["dense", "step", "chunk", "int8"])
 def test_the_call_floor_has_the_models_signature_and_only_copies(tiny, kind):
     session = make_session(tiny[kind])
     floor = make_session(call_floor_model(session))
