@@ -64,6 +64,13 @@ def test_default_pipeline_parses() -> None:
     assert p.task["name"] == "navigation" and p.prune is not None and p.check
 
 
+def test_bench_streaming_keys() -> None:
+    p = parse_pipeline(TINY.replace("[bench]", "[bench]\nchunk = 3\ncall_floor = false"), "<t>")
+    assert (p.bench["chunk"], p.bench["call_floor"]) == (3, False)
+    with pytest.raises(ConfigError, match="<t>:27: \\[bench\\] chunk: must be int"):
+        parse_pipeline(TINY.replace("[bench]", "[bench]\nchunk = \"4\""), "<t>")
+
+
 def test_the_navigation_example_is_the_embedded_default() -> None:
     # the README and the example say so; every stage's settings must agree
     default, example = parse_pipeline(DEFAULT_PIPELINE, "<default>"), load_pipeline(ROOT / "examples/navigation_torus.toml")
