@@ -15,7 +15,7 @@ from compressor.lattice import influence_blocks
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from compressor.selection import Keep, LayerSelection, SelectionConfig, select_neurons
 from compressor.shrink import mask_neurons, shrink_model
-from compressor.training import finetune
+from compressor.training import check_distill, finetune
 from models.checkpoint import Checkpoint, check_finite, save_checkpoint
 from models.errors import ConfigError, InvariantError, param_error
 from models.progress import SILENT, Progress
@@ -47,10 +47,7 @@ class PruneConfig:
             raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)
         if not self.finetune_lr > 0:
             raise param_error("finetune_lr", "a positive float", self.finetune_lr)
-        if not 0.0 <= self.distill <= 1.0:
-            raise param_error("distill", "a weight in [0, 1] (0 = off)", self.distill)
-        if not self.distill_temperature > 0:
-            raise param_error("distill_temperature", "a positive float", self.distill_temperature)
+        check_distill(self.distill, self.distill_temperature)
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(method=self.method, variant=self.variant, keep=self.keep, quantile=self.quantile,

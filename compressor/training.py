@@ -62,10 +62,7 @@ class TrainConfig:
             raise param_error("weight_decay", "a float >= 0", self.weight_decay)
         if self.grad_clip < 0:
             raise param_error("grad_clip", "a float >= 0 (0 = off)", self.grad_clip)
-        if not 0.0 <= self.distill <= 1.0:
-            raise param_error("distill", "a weight in [0, 1] (0 = off)", self.distill)
-        if not (self.distill_temperature > 0 and math.isfinite(self.distill_temperature)):
-            raise param_error("distill_temperature", "a positive float", self.distill_temperature)
+        check_distill(self.distill, self.distill_temperature)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,6 +80,14 @@ class TrainConfig:
         if isinstance(d.get("pruning"), dict):
             d["pruning"] = PruneSchedule(**d["pruning"])
         return cls(**d)
+
+
+def check_distill(distill: float, temperature: float) -> None:
+    """The distillation settings of training and of fine-tuning after pruning."""
+    if not 0.0 <= distill <= 1.0:
+        raise param_error("distill", "a weight in [0, 1] (0 = off)", distill)
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise param_error("distill_temperature", "a positive float", temperature)
 
 
 def model_config_for(data: TaskData, cell: str, hidden: int, layers: int, nonlinearity: str | None = None) -> ModelConfig:
