@@ -106,6 +106,14 @@ def chunk_bounds(steps: int, sizes: Sequence[int] = ()) -> list[tuple[int, int]]
     return out
 
 
+def call_inputs(session, xs: np.ndarray, chunks: Sequence[int] = ()) -> list[np.ndarray]:
+    """``x`` of each call when the sequence ``xs`` [B, T, ...] is streamed through a step
+    model (one step per call) or a chunk model (``chunk_bounds(T, chunks)``)."""
+    if is_chunk_session(session):
+        return [np.ascontiguousarray(xs[:, a:b]) for a, b in chunk_bounds(xs.shape[1], chunks)]
+    return [np.ascontiguousarray(xs[:, t]) for t in range(xs.shape[1])]
+
+
 def state_shapes(session) -> dict[str, int]:
     """Step model: hidden size of every state input (h0, h1, ..., c0, ...)."""
     out = {}
@@ -146,16 +154,14 @@ def run_steps(session, x: Any, states: dict[str, Any] | None = None,
     """
     types = _input_types(session)
     xs = _as_input(x, types["x"])
-    batch, steps = xs.shape[0], xs.shape[1]
-    st = zero_states(session, batch)
+    st = zero_states(session, xs.shape[0])
     if states:
         st.update({k: _as_input(v, "tensor(float)") for k, v in states.items()})
     names = [o.name for o in session.get_outputs()]
     chunked = is_chunk_session(session)
-    bounds = chunk_bounds(steps, chunks) if chunked else [(t, t + 1) for t in range(steps)]
     ys = []
-    for a, b in bounds:
-        out = session.run(names, {"x": np.ascontiguousarray(xs[:, a:b] if chunked else xs[:, a]), **st})
+    for x_call in call_inputs(session, xs, chunks):
+        out = session.run(names, {"x": x_call, **st})
         ys.append(out[0] if chunked else out[0][:, None])
         st = {n[: -len("_out")]: v for n, v in zip(names[1:], out[1:])}
     return np.concatenate(ys, axis=1), st

@@ -349,7 +349,8 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     notes: list[str] = []
     prepared = _Prepared(inp, {}, session)
     # One call now, so a graph that does not match its metadata fails here, in one line.
-    chunk = min(config.chunk, int(seq.x.shape[1])) if is_chunk_session(session) else 1
+    chunked = is_chunk_session(session)
+    chunk = min(config.chunk, int(seq.x.shape[1])) if chunked else 1
     if step:
         prepared.steps_per_call = chunk
         _ort(inp.path, "one step" if chunk == 1 else f"one chunk of {chunk} steps",
@@ -370,7 +371,7 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
         metric = _metric(task, value[task.metric_name], None, len(split))
     if step and c.init_size:
         notes.append("step latency starts every sequence from zero states (no init layer in the step graph)")
-    if is_chunk_session(session):
+    if chunked:
         inputs["steps_per_call"] = chunk
         notes.append(f"chunk model: one call feeds {chunk} steps; its step latency (and call floor) is a call's "
                      f"latency / {chunk}, the cost per step when {chunk} steps are buffered per call")

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from exporters.verify import is_chunk_session
+from exporters.verify import call_inputs, is_chunk_session
 from models.errors import param_error
 from models.progress import SILENT, Progress
 
@@ -166,10 +166,7 @@ def ort_step_runner(session, x: Any, initial_states: Mapping[str, Any] | None = 
         raise param_error("steps_per_call", "1 for a step model (only chunk models take several steps per call)", k)
     if k > xs.shape[1]:
         raise param_error("steps_per_call", f"at most the sequence length {xs.shape[1]}", k)
-    if chunked:
-        calls = [np.ascontiguousarray(xs[:, t:t + k]) for t in range(0, xs.shape[1] - k + 1, k)]
-    else:
-        calls = [np.ascontiguousarray(xs[:, t]) for t in range(xs.shape[1])]
+    calls = call_inputs(session, xs[:, : xs.shape[1] - xs.shape[1] % k], (k,))  # whole chunks only
     if not calls:
         raise param_error("x", "a sequence of at least one step", tuple(xs.shape))
     batch = xs.shape[0]
