@@ -35,6 +35,24 @@ def make_mnist_dir(directory: Path, n_train: int = 300, n_test: int = 100, gz: b
     return directory
 
 
+def train_adding_parent(directory: Path, cell: str, layers: int, sparsity: float):
+    """A small torus-regularized, magnitude-pruned model of the adding task to prune:
+    (checkpoint, task, data); hidden 12 per layer, two epochs."""
+    from compressor.magnitude import PruneSchedule
+    from compressor.moduli import ModuliConfig
+    from compressor.training import TrainConfig, model_config_for, train_new
+    from models.checkpoint import load_checkpoint
+    from models.tasks import make_task
+
+    path = directory / "parent.pt"
+    task = make_task("adding", {"seq_len": 8, "samples": 256, "val_samples": 64, "test_samples": 64})
+    data = task.load()
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.01, regularizer=ModuliConfig(space="torus"),
+                      pruning=PruneSchedule(sparsity=sparsity))
+    train_new(task, data, model_config_for(data, cell, 12, layers), cfg, path)
+    return load_checkpoint(path), task, data
+
+
 # ------------------------------------------------------------------ CLI helpers
 TINY = ["--task", "adding", "--seq-len", "6", "--samples", "64", "--hidden", "6", "--epochs", "2",
         "--batch-size", "32", "-q"]

@@ -8,11 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import train_adding_parent
 
-from compressor.magnitude import PruneSchedule
-from compressor.moduli import ModuliConfig
 from compressor.prune import PruneConfig, prune_checkpoint
-from compressor.training import TrainConfig, Trainer, model_config_for, train_new
+from compressor.training import TrainConfig, Trainer
 from models.checkpoint import load_checkpoint
 from models.errors import ConfigError
 from models.sequence import sparsity_report
@@ -64,13 +63,7 @@ def test_distillation_needs_a_teacher() -> None:
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory):
-    path = tmp_path_factory.mktemp("d") / "parent.pt"
-    task = make_task("adding", {"seq_len": 8, "samples": 256, "val_samples": 64, "test_samples": 64})
-    data = task.load()
-    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.01, regularizer=ModuliConfig(space="torus"),
-                      pruning=PruneSchedule(sparsity=0.7))
-    train_new(task, data, model_config_for(data, "lstm", 12, 1), cfg, path)
-    return load_checkpoint(path), task, data
+    return train_adding_parent(tmp_path_factory.mktemp("d"), "lstm", 1, 0.7)
 
 
 def test_distilled_fine_tuning_is_recorded_deterministic_and_different(tmp_path: Path, parent) -> None:

@@ -7,17 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import train_adding_parent
 
 from compressor.lattice import influence_blocks, meet_irreducible
-from compressor.magnitude import PruneSchedule
-from compressor.moduli import ModuliConfig
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.selection import SelectionConfig, parse_keep, select_neurons
-from compressor.training import TrainConfig, model_config_for, train_new
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError, ConfigError
 from models.sequence import ModelConfig, SequenceModel
-from models.tasks import make_task
 
 
 def model(cell="lstm", hidden=(12, 9)) -> SequenceModel:
@@ -96,13 +93,7 @@ def test_parse_keep() -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Checkpoint, object, object]:
-    path = tmp_path_factory.mktemp("p") / "t.pt"
-    task = make_task("adding", {"seq_len": 8, "samples": 256, "val_samples": 64, "test_samples": 64})
-    data = task.load()
-    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.01, regularizer=ModuliConfig(space="torus"),
-                      pruning=PruneSchedule(sparsity=0.5))
-    train_new(task, data, model_config_for(data, "gru", 12, 2), cfg, path)
-    return load_checkpoint(path), task, data
+    return train_adding_parent(tmp_path_factory.mktemp("p"), "gru", 2, 0.5)
 
 
 @pytest.mark.parametrize("method, variant", [("lattice", "binary"), ("lattice", "continuous"), ("norm", "binary"),
