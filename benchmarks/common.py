@@ -116,6 +116,16 @@ def recipe(args) -> tuple[str, str]:
     return tag, text
 
 
+def shrink_config(args, keep: int) -> "PruneConfig":
+    """The headline scripts' lattice pruning of ``keep`` neurons with ``args``'s centrality,
+    fine-tuning budget and recipe (``add_recipe_args``)."""
+    from compressor.prune import PruneConfig
+
+    return PruneConfig(method="lattice", keep=keep, centrality=args.centrality, finetune_epochs=args.finetune_epochs,
+                       finetune_lr=args.finetune_lr, release_masks=args.release_masks, distill=args.distill,
+                       distill_temperature=args.distill_temperature)
+
+
 def write_report(path: Path, title: str, command: str, body: str, wall: float) -> None:
     text = (f"## {title}\n\n`{command}`\n\nMachine: {machine()}. "
             f"Wall time: {wall / 60:.1f} min.\n\n{body}\n")

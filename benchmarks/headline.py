@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, add_recipe_args, md_table, recipe, shrunk_path, train_or_load, write_report
+from common import ROOT, add_recipe_args, md_table, recipe, shrink_config, shrunk_path, train_or_load, write_report
 
-from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.prune import prune_checkpoint
 from compressor.training import TrainConfig
 from exporters.export import export_checkpoint
 from models.checkpoint import load_checkpoint
@@ -59,11 +59,7 @@ def main() -> None:
         if not shrunk[keep].exists():
             if data is None:
                 data = task.load()
-            prune_checkpoint(parent, PruneConfig(method="lattice", keep=keep, centrality=args.centrality,
-                                                 finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
-                                                 release_masks=args.release_masks, distill=args.distill,
-                                                 distill_temperature=args.distill_temperature),
-                             task, data, shrunk[keep])
+            prune_checkpoint(parent, shrink_config(args, keep), task, data, shrunk[keep])
         scratch[keep] = args.work / f"scratch-{keep}-e{total_epochs}.pt"
         train_or_load(scratch[keep], "smnist", parent.task["params"], "lstm", keep, 1,
                       TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))

@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, SHARED, add_recipe_args, md_table, recipe, shrunk_path, torus_parent, train_or_load, write_report
+from common import (ROOT, SHARED, add_recipe_args, md_table, recipe, shrink_config, shrunk_path, torus_parent,
+                    train_or_load, write_report)
 from smnist_moduli import config as smnist_config
 
-from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.prune import prune_checkpoint
 from exporters.export import export_checkpoint
 from exporters.verify import evaluate_onnx, make_session
 from models.checkpoint import load_checkpoint
@@ -68,12 +69,15 @@ def main() -> None:
     mnist = {"data": str(SHARED / "mnist")}  # as benchmarks/smnist_moduli.py trains them
     val: dict[int, list[float]] = {keep: [] for keep in args.keep}  # shrunk models' validation accuracy
     task = data = test = None
+
+    def parent(path: Path, space: str, sparsity: float, seed: int):
+        """An LSTM-256 parent of benchmarks/smnist_moduli.py, trained here if missing."""
+        config = smnist_config(train_args, space, args.strength, sparsity, args.epochs, seed)
+        return train_or_load(path, "smnist", mnist, "lstm", 256, 1, config)[0]
+
     for seed in args.seeds:
-        dense, _ = train_or_load(args.parents / f"dense-s{seed}.pt", "smnist", mnist,
-                                 "lstm", 256, 1, smnist_config(train_args, "none", args.strength, 0.0, args.epochs, seed))
-        sparse_path = torus_parent(args.parents, args.strength, seed)
-        sparse, _ = train_or_load(sparse_path, "smnist", mnist, "lstm",
-                                  256, 1, smnist_config(train_args, "torus", args.strength, 0.9, args.epochs, seed))
+        dense = parent(args.parents / f"dense-s{seed}.pt", "none", 0.0, seed)
+        sparse = parent(torus_parent(args.parents, args.strength, seed), "torus", 0.9, seed)
         if task is None:
             task = task_from_checkpoint(sparse.task)
             data = task.load()
@@ -84,11 +88,7 @@ def main() -> None:
         for keep in args.keep:
             path = shrunk_path(args.work, keep, args.centrality, args.finetune_epochs, recipe_tag, seed)
             if not path.exists():
-                prune_checkpoint(sparse, PruneConfig(method="lattice", keep=keep, centrality=args.centrality,
-                                                     finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
-                                                     release_masks=args.release_masks, distill=args.distill,
-                                                     distill_temperature=args.distill_temperature),
-                                 task, data, path, Progress(interval=30.0))
+                prune_checkpoint(sparse, shrink_config(args, keep), task, data, path, Progress(interval=30.0))
             val[keep].append(load_checkpoint(path).metrics["val_accuracy"])
             stem = f"shrunk{keep}-s{seed}"
             export_checkpoint(load_checkpoint(path), "dense,int8", onnx_dir, name=stem, force=True)
