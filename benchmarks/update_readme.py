@@ -18,7 +18,7 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     results = ROOT / "benchmarks" / "results"
-    for name in re.findall(r"<!-- results:([a-z_]+) -->", text):
+    for name in re.findall(r"<!-- results:([a-z0-9_]+) -->", text):
         src = results / f"{name}.md"
         if not src.exists():
             print(f"no {src.relative_to(ROOT)} yet; leaving {name} as is", file=sys.stderr)
