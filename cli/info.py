@@ -65,6 +65,8 @@ def info(checkpoint: Path, as_json: bool) -> None:
         click.echo(f"lattice pruning: method {p.get('method')} variant {p.get('variant')} keep {p.get('keep')}")
         ft = (f"  fine-tuning: {p.get('finetune_epochs')} epochs at lr {p.get('finetune_lr')}, masks "
               f"{'released' if p.get('release_masks') else 'kept'}")
+        if p.get("finetune_strength") is not None:
+            ft += f", regularizer strength {p['finetune_strength']}"
         if p.get("distill"):
             ft += f", distilled from the parent (weight {p['distill']}, temperature {p.get('distill_temperature')})"
         click.echo(ft)

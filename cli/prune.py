@@ -39,7 +39,7 @@ from models.tasks import task_from_checkpoint
 @click.option("--edge-prune", is_flag=True, help="Also drop recurrent connections outside the relation.")
 @click.option("--finetune-epochs", type=int, default=3, show_default=True,
               help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force, "
-                   "unless --release-masks).")
+                   "unless --finetune-strength 0 / --release-masks).")
 @click.option("--finetune-lr", type=float, default=5e-4, show_default=True, help="Fine-tuning learning rate.")
 @click.option("--distill", type=float, default=0.0, show_default=True,
               help="Weight w in [0, 1] of knowledge distillation from the unpruned parent while fine-tuning: "
@@ -50,6 +50,10 @@ from models.tasks import task_from_checkpoint
 @click.option("--release-masks", is_flag=True,
               help="Fine-tune every weight of the shrunk model instead of keeping the parent's magnitude masks "
                    "(onnxruntime runs dense kernels either way; the sparse ONNX file gets larger).")
+@click.option("--finetune-strength", type=float, default=None,
+              help="Moduli regularizer strength while fine-tuning. Default: the parent's; 0 turns the "
+                   "regularizer off (the shrunk model's onnxruntime latency does not depend on its "
+                   "recurrent sparsity).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random selection.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Pruned checkpoint to write.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
@@ -81,7 +85,7 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
                          edge_prune=o["edge_prune"], finetune_epochs=o["finetune_epochs"],
                          finetune_lr=o["finetune_lr"], distill=o["distill"],
                          distill_temperature=o["distill_temperature"], release_masks=o["release_masks"],
-                         seed=o["seed"])
+                         finetune_strength=o["finetune_strength"], seed=o["seed"])
     ckpt = load_checkpoint(checkpoint)
     task = task_from_checkpoint(ckpt.task)
     data = task.load()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class PruneConfig:
     distill: float = 0.0
     distill_temperature: float = 2.0
     release_masks: bool = False
+    finetune_strength: float | None = None  # moduli strength while fine-tuning; None = the parent's
 
     def __post_init__(self) -> None:
         self.selection()  # validates
@@ -48,6 +49,9 @@ class PruneConfig:
         if not self.finetune_lr > 0:
             raise param_error("finetune_lr", "a positive float", self.finetune_lr)
         check_distill(self.distill, self.distill_temperature)
+        if self.finetune_strength is not None and not 0 <= self.finetune_strength < float("inf"):
+            raise param_error("finetune_strength", "a finite float >= 0 (or unset: the parent's)",
+                              self.finetune_strength)
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(method=self.method, variant=self.variant, keep=self.keep, quantile=self.quantile,
@@ -120,6 +124,11 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     check_mask_equals_shrink(model, small, keep, sample.x, sample.init)
     for l, k in enumerate(keep):
         reg.shrink(l, k)
+    training = ckpt.training
+    if config.finetune_strength is not None:
+        reg.config = replace(reg.config, strength=config.finetune_strength)
+        if training and isinstance(training.get("regularizer"), dict):
+            training = {**training, "regularizer": {**training["regularizer"], "strength": config.finetune_strength}}
     if config.release_masks:
         small.clear_masks()  # fine-tuning may use every weight of the smaller dense model
     if config.edge_prune:
@@ -134,7 +143,7 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     progress.message(f"shrunk {[s.before for s in selections]} -> {[int(k.numel()) for k in keep]} neurons; "
                      f"test {metric} {before:.4f} -> {after_shrink:.4f} before fine-tuning")
     provenance = {**ckpt.provenance, "parent": str(ckpt.path) if ckpt.path else None, "parent_sha256": ckpt.sha256}
-    result = finetune(small, reg, task, data, ckpt.training, config.finetune_epochs, config.finetune_lr,
+    result = finetune(small, reg, task, data, training, config.finetune_epochs, config.finetune_lr,
                       out=None, progress=progress, base={"provenance": provenance, "pruning": pruning},
                       teacher=model, distill=config.distill, distill_temperature=config.distill_temperature)
     after = result.metrics[f"test_{metric}"]

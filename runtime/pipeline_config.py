@@ -8,7 +8,7 @@
                 sparsity, schedule, prune_mode, prune_scope, prune_start, prune_end
     [prune]     method, variant, keep, quantile, threshold, thresholds, feed_forward,
                 centrality, edge_prune, finetune_epochs, finetune_lr, distill,
-                distill_temperature, release_masks, seed                         (omit to skip)
+                distill_temperature, release_masks, finetune_strength, seed      (omit to skip)
     [export]    formats, verify_data, atol, rtol                         (omit: dense + step)
     [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval, chunk
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
@@ -53,7 +53,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "prune": {
         "method": (str,), "variant": (str,), "keep": (int, float, str), "quantile": NUM, "threshold": NUM,
         "thresholds": (int,), "feed_forward": (bool,), "centrality": (str,), "edge_prune": (bool,), "finetune_epochs": (int,),
-        "finetune_lr": NUM, "distill": NUM, "distill_temperature": NUM, "release_masks": (bool,), "seed": (int,),
+        "finetune_lr": NUM, "distill": NUM, "distill_temperature": NUM, "release_masks": (bool,),
+        "finetune_strength": NUM, "seed": (int,),
     },
     "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),

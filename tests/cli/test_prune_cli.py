@@ -40,13 +40,14 @@ def test_prune_json_and_auto(tmp_path: Path, trained: Path) -> None:
 def test_prune_with_distillation_and_released_masks(tmp_path: Path, trained: Path) -> None:
     out = tmp_path / "d.pt"
     r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "1", "--distill", "0.5",
-             "--distill-temperature", "3", "--release-masks", "--out", str(out), "--json", "-q"])
+             "--distill-temperature", "3", "--release-masks", "--finetune-strength", "0", "--out", str(out),
+             "--json", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["recurrent_sparsity_after"] < 0.05
     info = json.loads(run(["info", str(out), "--json"]).stdout)
     assert info["pruning"]["distill"] == 0.5 and info["pruning"]["release_masks"] is True
     text = run(["info", str(out)]).output
-    assert "masks released, distilled from the parent (weight 0.5, temperature 3.0)" in text
+    assert "masks released, regularizer strength 0.0, distilled from the parent (weight 0.5, temperature 3.0)" in text
 
 
 def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:

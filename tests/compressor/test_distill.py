@@ -94,3 +94,25 @@ def test_released_masks_let_fine_tuning_use_every_weight(parent) -> None:
     assert sparsity_report(kept.checkpoint.build_model())["recurrent"] > 0.5
     # Released or not, the masked == shrunk check ran on the same selection.
     assert kept.report["test_after_shrink"] == free.report["test_after_shrink"]
+
+
+def test_fine_tuning_strength_overrides_the_parents_regularizer(parent) -> None:
+    ckpt, task, data = parent
+    base = dict(keep=6, finetune_epochs=1, finetune_lr=5e-3)
+    default = prune_checkpoint(ckpt, PruneConfig(**base), task, data, None).checkpoint
+    same = prune_checkpoint(ckpt, PruneConfig(**base, finetune_strength=ckpt.regularizer["config"]["strength"]),
+                            task, data, None).checkpoint
+    off = prune_checkpoint(ckpt, PruneConfig(**base, finetune_strength=0.0), task, data, None).checkpoint
+    # Naming the parent's own strength changes nothing; 0 removes the penalty from the loss.
+    assert torch.equal(same.state_dict["rnn.0.weight_hh_l0"], default.state_dict["rnn.0.weight_hh_l0"])
+    assert default.history[-1]["penalty"] > 0 and off.history[-1]["penalty"] == 0
+    # What was done is recorded, and the neurons keep their places on the space.
+    assert off.regularizer["config"]["strength"] == 0 and off.training["regularizer"]["strength"] == 0
+    assert off.regularizer["config"]["space"] == ckpt.regularizer["config"]["space"] == "torus"
+    assert torch.equal(off.regularizer["kept"][0], default.regularizer["kept"][0])
+
+
+@pytest.mark.parametrize("value", [-1.0, float("inf"), float("nan")])
+def test_bad_fine_tuning_strength_names_the_parameter(value: float) -> None:
+    with pytest.raises(ConfigError, match="finetune_strength"):
+        PruneConfig(finetune_strength=value)

@@ -98,9 +98,11 @@ def test_bad_config_names_the_line(edit, match: str) -> None:
 
 
 def test_fine_tuning_recipe_keys_reach_the_prune_stage() -> None:
-    text = TINY.replace("keep = 0.5", "keep = 0.5\ndistill = 0.8\ndistill_temperature = 4\nrelease_masks = true")
+    text = TINY.replace("keep = 0.5", "keep = 0.5\ndistill = 0.8\ndistill_temperature = 4\nrelease_masks = true\n"
+                                      "finetune_strength = 0")
     p = parse_pipeline(text, "<t>")
     assert (p.prune.distill, p.prune.distill_temperature, p.prune.release_masks) == (0.8, 4, True)
+    assert p.prune.finetune_strength == 0
     with pytest.raises(ConfigError, match=r"\[prune\] distill: The 'distill' parameter must be a weight in \[0, 1\]"):
         parse_pipeline(TINY.replace("keep = 0.5", "keep = 0.5\ndistill = 3"), "<t>")
 
