@@ -8,7 +8,8 @@ seeds 0-2), the headline's fine-tuning budget. navigation: the 90% torus-regular
 parents of benchmarks/navigation.py (seeds 0-2), the default pipeline's budget. Lattice
 policy at its defaults. Recipes: the parent's
 magnitude masks kept or released (``--release-masks``), with or without distillation from
-the parent (``--distill``). The recipe with the best mean validation metric is the one the
+the parent (``--distill``), with the parent's regularizer strength or none
+(``--finetune-strength 0``). The recipe with the best mean validation metric is the one the
 headline (seq-MNIST) and the default pipeline (navigation) use; the test metric is shown for
 the record, not used to choose.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,12 +31,14 @@ TASKS = {  # task -> (parents, torus strength of the parents, neurons kept, disp
     "navigation": (ROOT / "runs" / "navigation", 30.0, 64, 1.0, "position error cm"),
 }
 
-RECIPES = [  # (label, release_masks, distill)
-    ("masks kept (default)", False, 0.0),
-    ("masks released", True, 0.0),
-    ("masks kept + distill", False, 0.9),
-    ("masks released + distill", True, 0.9),
-]
+RECIPES = {  # key -> (label, release_masks, distill, fine-tuning regularizer strength; None = the parent's)
+    "kept": ("masks kept (default)", False, 0.0, None),
+    "rel": ("masks released", True, 0.0, None),
+    "kept+d": ("masks kept + distill", False, 0.9, None),
+    "rel+d": ("masks released + distill", True, 0.9, None),
+    "rel+off": ("masks released, regularizer off", True, 0.0, 0.0),
+    "rel+d+off": ("masks released + distill, regularizer off", True, 0.9, 0.0),
+}
 
 
 def job(args: tuple) -> dict:
@@ -45,18 +49,19 @@ def job(args: tuple) -> dict:
     from models.checkpoint import load_checkpoint
     from models.tasks import task_from_checkpoint
 
-    parent, out, keep, release, distill, temperature, epochs, lr = args
+    parent, out, keep, release, distill, temperature, strength, epochs, lr = args
     summary = Path(out).with_suffix(".json")
     if summary.exists():
-        return json.loads(summary.read_text())
+        return {**json.loads(summary.read_text()), "reused": True}
     ckpt = load_checkpoint(parent)
     task = task_from_checkpoint(ckpt.task)
     t0 = time.monotonic()
     res = prune_checkpoint(ckpt, PruneConfig(method="lattice", keep=keep, finetune_epochs=epochs, finetune_lr=lr,
-                                             release_masks=release, distill=distill, distill_temperature=temperature),
+                                             release_masks=release, distill=distill, distill_temperature=temperature,
+                                             finetune_strength=strength),
                            task, task.load(), None)
     m = res.checkpoint.metrics
-    row = {"keep": keep, "release": release, "distill": distill, "parent": Path(parent).name,
+    row = {"keep": keep, "release": release, "distill": distill, "strength": strength, "parent": Path(parent).name,
            "metric": m["metric"], "higher_is_better": m["higher_is_better"],
            "val": m[f"val_{m['metric']}"], "test": m[f"test_{m['metric']}"], "seconds": time.monotonic() - t0}
     summary.write_text(json.dumps(row))
@@ -72,6 +77,7 @@ def main() -> None:
     ap.add_argument("--keeps", type=int, nargs="+", default=None, help="neurons kept (of 256; default 64)")
     ap.add_argument("--strength", type=float, default=None, help="torus strength of the parents (default: the "
                                                                   "one their benchmark chose)")
+    ap.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     ap.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
@@ -91,11 +97,13 @@ def main() -> None:
     t0 = time.monotonic()
     jobs = []
     for keep in args.keeps:
-        for _, release, distill in RECIPES:
+        for key in args.recipes:
+            _, release, distill, strength = RECIPES[key]
             for s in args.seeds:
                 parent = torus_parent(args.parents, args.strength, s)
-                name = f"k{keep}-{'rel' if release else 'kept'}-d{distill:g}-T{args.temperature:g}-s{s}.pt"
-                jobs.append((str(parent), str(args.work / name), keep, release, distill, args.temperature,
+                reg = "" if strength is None else f"-str{strength:g}"
+                name = f"k{keep}-{'rel' if release else 'kept'}-d{distill:g}-T{args.temperature:g}{reg}-s{s}.pt"
+                jobs.append((str(parent), str(args.work / name), keep, release, distill, args.temperature, strength,
                              args.finetune_epochs, args.finetune_lr))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         rows = list(pool.map(job, jobs))
@@ -106,15 +114,21 @@ def main() -> None:
 
     table = []
     for keep in args.keeps:
-        for label, release, distill in RECIPES:
-            sel = [r for r in rows if r["keep"] == keep and r["release"] == release and r["distill"] == distill]
+        for key in args.recipes:
+            label, release, distill, strength = RECIPES[key]
+            sel = [r for r in rows if r["keep"] == keep and r["release"] == release and r["distill"] == distill
+                   and r.get("strength") == strength]
             table.append((keep, label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
                           f"{mean_sd([r['seconds'] for r in sel])[0]:.0f}"))
     model = "LSTM 256" if args.task == "smnist" else "RNN 256"
     body = (f"Lattice-pruned (defaults) from the 90% torus-regularized (strength {args.strength:g}) {model} "
             f"parents, seeds {args.seeds}; {args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr}; "
-            f"distillation weight 0.9 at temperature {args.temperature:g}. {unit[0].upper() + unit[1:]}, "
+            f"distillation weight 0.9 at temperature {args.temperature:g}; regularizer off = strength 0 while "
+            f"fine-tuning (`--finetune-strength 0`), otherwise the parent's. {unit[0].upper() + unit[1:]}, "
             f"mean ± sd over seeds (**validation** chooses):\n\n"
+            + (f"{sum(1 for r in rows if r.get('reused'))} of {len(rows)} runs reused from an earlier "
+               f"invocation ({os.path.relpath(args.work, ROOT)}); the wall time covers the rest.\n\n"
+               if any(r.get("reused") for r in rows) else "")
             + md_table(["kept", "fine-tuning recipe", f"val {unit}", f"test {unit}", "s per run (1 thread)"],
                        table))
     title = "Choosing the fine-tuning recipe (validation split)" + ("" if args.task == "smnist" else f": {args.task}")

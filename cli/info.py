@@ -68,7 +68,8 @@ def info(checkpoint: Path, as_json: bool) -> None:
         if p.get("finetune_strength") is not None:
             ft += f", regularizer strength {p['finetune_strength']}"
         if p.get("distill"):
-            ft += f", distilled from the parent (weight {p['distill']}, temperature {p.get('distill_temperature')})"
+            more = f" and {len(p['teachers'])} further teacher(s)" if p.get("teachers") else ""
+            ft += f", distilled from the parent{more} (weight {p['distill']}, temperature {p.get('distill_temperature')})"
         click.echo(ft)
         for layer in p.get("layers", []):
             click.echo(f"  layer {layer['layer']}: {layer['before']} -> {layer['after']} neurons "

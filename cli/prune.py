@@ -47,6 +47,10 @@ from models.tasks import task_from_checkpoint
                    "(MSE to the parent's outputs for regression tasks). 0 = off.")
 @click.option("--distill-temperature", type=float, default=2.0, show_default=True,
               help="Softmax temperature of the distillation term.")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(path_type=Path),
+              help="A further distillation teacher (repeatable): a checkpoint of the same task, e.g. the dense "
+                   "model the sparse parent was trained beside. The distillation target becomes the mean of the "
+                   "parent's and these models' outputs. Needs --distill > 0.")
 @click.option("--release-masks", is_flag=True,
               help="Fine-tune every weight of the shrunk model instead of keeping the parent's magnitude masks "
                    "(onnxruntime runs dense kernels either way; the sparse ONNX file gets larger).")
@@ -64,7 +68,7 @@ from models.tasks import task_from_checkpoint
 @quiet_option
 @handle_errors
 def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: bool, threads: int,
-          **o: Any) -> None:
+          teachers: tuple[Path, ...], **o: Any) -> None:
     """Shrink a trained checkpoint: select neurons, remove them, fine-tune.
 
     The shrunk model is a plain, smaller dense model: that is where onnxruntime latency comes
@@ -75,8 +79,8 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
       rnncompress prune lstm.pt --method lattice --keep 0.25 --finetune-epochs 3 --out small.pt
     """
     set_threads(threads)
-    if out.resolve() == checkpoint.resolve():
-        raise CliError("--out must differ from the input checkpoint (inputs are never overwritten).")
+    if out.resolve() in {p.resolve() for p in (checkpoint, *teachers)}:
+        raise CliError("--out must differ from the input checkpoint and the teachers (inputs are never overwritten).")
     if not out.parent.exists():
         raise CliError(f"Directory {out.parent} for --out does not exist.")
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
@@ -89,7 +93,8 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
     ckpt = load_checkpoint(checkpoint)
     task = task_from_checkpoint(ckpt.task)
     data = task.load()
-    result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet))
+    further = tuple(load_checkpoint(t) for t in teachers)
+    result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further)
     rep = result.report
     if plot is not None:
         from runtime.plots import plot_pruning

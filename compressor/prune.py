@@ -15,7 +15,7 @@ from compressor.lattice import influence_blocks
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from compressor.selection import Keep, LayerSelection, SelectionConfig, select_neurons
 from compressor.shrink import mask_neurons, shrink_model
-from compressor.training import check_distill, finetune
+from compressor.training import TeacherEnsemble, check_distill, finetune
 from models.checkpoint import Checkpoint, check_finite, save_checkpoint
 from models.errors import ConfigError, InvariantError, param_error
 from models.progress import SILENT, Progress
@@ -106,10 +106,31 @@ def prune_edges(model: SequenceModel, selection: SelectionConfig) -> None:
     model.apply_masks()
 
 
+def further_teacher(ckpt: Checkpoint, teacher: Checkpoint, x: torch.Tensor, init: torch.Tensor | None) -> SequenceModel:
+    """A further distillation teacher, checked to solve the same task with the same outputs."""
+    check_finite(teacher)
+    mine, theirs = ckpt.task.get("name"), teacher.task.get("name")
+    if mine != theirs:
+        raise ConfigError(f"Teacher {teacher.path} was trained on task {theirs!r}, the pruned checkpoint on {mine!r}: "
+                          "a teacher must solve the same task.")
+    model = teacher.build_model()
+    with torch.no_grad():
+        got, want = tuple(model(x, init).shape), tuple(ckpt.build_model()(x, init).shape)
+    if got != want:
+        raise ConfigError(f"Teacher {teacher.path} gives outputs of shape {got}, the pruned checkpoint {want}: "
+                          "a teacher must have the same outputs.")
+    return model
+
+
 def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: TaskData, out: Path | None,
-                     progress: Progress = SILENT) -> PruneResult:
-    """Select, verify, shrink and fine-tune; writes the pruned checkpoint to ``out``."""
+                     progress: Progress = SILENT, teachers: tuple[Checkpoint, ...] = ()) -> PruneResult:
+    """Select, verify, shrink and fine-tune; writes the pruned checkpoint to ``out``.
+
+    With ``config.distill > 0`` the unpruned parent is the teacher; ``teachers`` adds further
+    models of the same task, and the target becomes the mean of all their outputs."""
     check_finite(ckpt)
+    if teachers and not config.distill > 0:
+        raise ConfigError("Further teachers are only used by distillation: set distill > 0 (--distill).")
     model = ckpt.build_model()
     if model.config.num_layers < 1:
         raise ConfigError(f"Checkpoint {ckpt.path} has no recurrent layer to prune.")
@@ -121,6 +142,7 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     keep = [s.keep_index for s in selections]
     small = shrink_model(model, keep)
     sample = data.test.take(slice(0, 64))
+    extra = [further_teacher(ckpt, t, sample.x, sample.init) for t in teachers]
     check_mask_equals_shrink(model, small, keep, sample.x, sample.init)
     for l, k in enumerate(keep):
         reg.shrink(l, k)
@@ -140,12 +162,15 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
         "test_before": before, "test_after_shrink": after_shrink,
         "parent_metrics": ckpt.metrics,
     }
+    if teachers:
+        pruning["teachers"] = [{"path": str(t.path) if t.path else None, "sha256": t.sha256} for t in teachers]
     progress.message(f"shrunk {[s.before for s in selections]} -> {[int(k.numel()) for k in keep]} neurons; "
                      f"test {metric} {before:.4f} -> {after_shrink:.4f} before fine-tuning")
     provenance = {**ckpt.provenance, "parent": str(ckpt.path) if ckpt.path else None, "parent_sha256": ckpt.sha256}
     result = finetune(small, reg, task, data, training, config.finetune_epochs, config.finetune_lr,
                       out=None, progress=progress, base={"provenance": provenance, "pruning": pruning},
-                      teacher=model, distill=config.distill, distill_temperature=config.distill_temperature)
+                      teacher=TeacherEnsemble([model, *extra]) if extra else model, distill=config.distill,
+                      distill_temperature=config.distill_temperature)
     after = result.metrics[f"test_{metric}"]
     result.pruning["test_after_finetune"] = after
     if out is not None:

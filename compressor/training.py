@@ -90,6 +90,25 @@ def check_distill(distill: float, temperature: float) -> None:
         raise param_error("distill_temperature", "a positive float", temperature)
 
 
+class TeacherEnsemble(nn.Module):
+    """Several frozen teachers as one: the mean of their outputs (logits, for classification).
+
+    Distilling from the mean of two good models of the same task (e.g. a sparse parent and the
+    dense model it was compared with) gives a target at least as informative as either."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise ConfigError("A teacher ensemble needs at least one model.")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.members[0](x, init)
+        for m in self.members[1:]:
+            out = out + m(x, init)
+        return out / len(self.members)
+
+
 def model_config_for(data: TaskData, cell: str, hidden: int, layers: int, nonlinearity: str | None = None) -> ModelConfig:
     """The model a task needs, with the user's cell, hidden size and depth."""
     if hidden < 1:
@@ -144,7 +163,7 @@ class Trainer:
     progress: Progress = SILENT
     base: dict[str, Any] = field(default_factory=dict)
     on_epoch: Callable[[dict[str, Any]], None] | None = None
-    teacher: SequenceModel | None = None
+    teacher: nn.Module | None = None
 
     def __post_init__(self) -> None:
         if self.config.distill > 0 and self.teacher is None:
@@ -283,7 +302,7 @@ def resume_training(ckpt: Checkpoint, task: Task, data: TaskData, out: Path | No
 def finetune(
     model: SequenceModel, reg: ModuliRegularizer, task: Task, data: TaskData, parent_training: dict[str, Any],
     epochs: int, lr: float, out: Path | None = None, progress: Progress = SILENT, base: dict[str, Any] | None = None,
-    teacher: SequenceModel | None = None, distill: float = 0.0, distill_temperature: float = 2.0,
+    teacher: nn.Module | None = None, distill: float = 0.0, distill_temperature: float = 2.0,
 ) -> Checkpoint:
     """Fine-tune a (shrunk) model with its regularizer and the masks it carries in force.
 

@@ -62,11 +62,29 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--method", "random", "--keep", "auto"], "lattice only"),
         (["--distill", "2"], "'distill' parameter"),
         (["--distill", "0.5", "--distill-temperature", "0"], "'distill_temperature' parameter"),
+        (["--teacher", str(trained)], "distill > 0"),
+        (["--distill", "0.5", "--teacher", str(tmp_path / "missing.pt")], "missing.pt"),
+        (["--finetune-strength", "-1"], "'finetune_strength' parameter"),
     ]
     for args, match in cases:
         assert_one_line_error(run(["prune", str(trained), *args, "--out", str(out), "-q"]), match=match)
         assert not out.exists()
     assert_one_line_error(run(["prune", str(trained), "--out", str(trained), "-q"]), match="must differ")
+    teacher = tmp_path / "t.pt"
+    teacher.write_bytes(trained.read_bytes())
+    assert_one_line_error(run(["prune", str(trained), "--distill", "0.5", "--teacher", str(teacher), "--out",
+                               str(teacher), "-q"]), match="must differ")
+    assert teacher.read_bytes() == trained.read_bytes()
+
+
+def test_prune_with_a_further_teacher(tmp_path: Path, trained: Path) -> None:
+    out = tmp_path / "e.pt"
+    r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "1", "--distill", "0.5",
+             "--teacher", str(trained), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(run(["info", str(out), "--json"]).stdout)
+    assert info["pruning"]["teachers"] == [{"path": str(trained), "sha256": load_checkpoint(trained).sha256}]
+    assert "distilled from the parent and 1 further teacher(s)" in run(["info", str(out)]).output
 
 
 def test_nan_and_foreign_checkpoints(tmp_path: Path, trained: Path) -> None:

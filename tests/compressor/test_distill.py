@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from helpers import train_adding_parent
 
 from compressor.prune import PruneConfig, prune_checkpoint
-from compressor.training import TrainConfig, Trainer
+from compressor.training import TeacherEnsemble, TrainConfig, Trainer
 from models.checkpoint import load_checkpoint
 from models.errors import ConfigError
 from models.sequence import sparsity_report
@@ -116,3 +117,47 @@ def test_fine_tuning_strength_overrides_the_parents_regularizer(parent) -> None:
 def test_bad_fine_tuning_strength_names_the_parameter(value: float) -> None:
     with pytest.raises(ConfigError, match="finetune_strength"):
         PruneConfig(finetune_strength=value)
+
+
+def test_a_teacher_ensemble_averages_its_members_outputs(parent) -> None:
+    ckpt, task, data = parent
+    a, b = ckpt.build_model(), ckpt.build_model()
+    with torch.no_grad():
+        for p in b.parameters():
+            p.mul_(0.5)
+    x = data.test.take(slice(0, 8)).x
+    with torch.no_grad():
+        torch.testing.assert_close(TeacherEnsemble([a, b])(x), (a(x) + b(x)) / 2)
+        assert torch.equal(TeacherEnsemble([a, a])(x), a(x))
+
+
+def test_the_parent_as_a_further_teacher_changes_nothing(parent) -> None:
+    """Averaging the parent with itself is the parent: the same fine-tuning, bit for bit."""
+    ckpt, task, data = parent
+    cfg = PruneConfig(keep=6, finetune_epochs=1, finetune_lr=5e-3, distill=0.7, distill_temperature=3.0)
+    alone = prune_checkpoint(ckpt, cfg, task, data, None).checkpoint
+    twice = prune_checkpoint(ckpt, cfg, task, data, None, teachers=(ckpt,)).checkpoint
+    for name, w in alone.state_dict.items():
+        assert torch.equal(w, twice.state_dict[name]), name
+    assert twice.pruning["teachers"] == [{"path": str(ckpt.path), "sha256": ckpt.sha256}]
+    assert "teachers" not in alone.pruning
+
+
+def test_a_different_teacher_changes_the_fine_tuning(tmp_path: Path, parent) -> None:
+    ckpt, task, data = parent
+    other, _, _ = train_adding_parent(tmp_path, "gru", 1, 0.0)
+    cfg = PruneConfig(keep=6, finetune_epochs=1, finetune_lr=5e-3, distill=0.7)
+    alone = prune_checkpoint(ckpt, cfg, task, data, None).checkpoint
+    both = prune_checkpoint(ckpt, cfg, task, data, None, teachers=(other,)).checkpoint
+    w = "rnn.0.weight_hh_l0"
+    assert not torch.equal(alone.state_dict[w], both.state_dict[w])
+
+
+def test_bad_further_teachers(tmp_path: Path, parent) -> None:
+    ckpt, task, data = parent
+    with pytest.raises(ConfigError, match="distill > 0"):
+        prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0), task, data, None, teachers=(ckpt,))
+    foreign = replace(ckpt, task={**ckpt.task, "name": "navigation"})
+    with pytest.raises(ConfigError, match="same task"):
+        prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0, distill=0.5), task, data, None,
+                         teachers=(foreign,))
