@@ -95,7 +95,8 @@ def shrunk_path(work: Path, keep: int, centrality: str, finetune_epochs: int, re
                    + (f"-s{seed}" if seed else "") + ".pt")
 
 
-def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0) -> None:
+def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0,
+                    finetune_strength: float | None = None, dense_teacher: bool = False) -> None:
     """The fine-tuning recipe options of ``rnncompress prune`` (see benchmarks/finetune_recipe.py)."""
     import argparse
 
@@ -103,16 +104,24 @@ def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, tempe
                     help="fine-tune every weight of the shrunk model instead of keeping the parent's masks")
     ap.add_argument("--distill", type=float, default=distill, help="distillation weight (0 = off)")
     ap.add_argument("--distill-temperature", type=float, default=temperature)
+    ap.add_argument("--finetune-strength", type=float, default=finetune_strength,
+                    help="moduli regularizer strength while fine-tuning (default: the parent's; 0 = off)")
+    ap.add_argument("--dense-teacher", action=argparse.BooleanOptionalAction, default=dense_teacher,
+                    help="distill from the mean of the parent and the dense model of the same seed (--teacher)")
 
 
 def recipe(args) -> tuple[str, str]:
     """(file-name tag, sentence) describing the fine-tuning recipe in ``args``."""
-    tag = ("-rel" if args.release_masks else "") + (
-        f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else "")
-    text = ("regularizer in force, magnitude masks released" if args.release_masks
-            else "regularizer and masks in force")
+    strength = args.finetune_strength
+    tag = ("-rel" if args.release_masks else "") + ("" if strength is None else f"-str{strength:g}") + (
+        f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else "") + (
+        "-dt" if args.distill and args.dense_teacher else "")
+    reg = ("regularizer in force" if strength is None else "regularizer off" if strength == 0
+           else f"regularizer at strength {strength:g}")
+    text = f"{reg}, magnitude masks {'released' if args.release_masks else 'in force'}"
     if args.distill:
-        text += f", distilled from the parent (weight {args.distill:g}, temperature {args.distill_temperature:g})"
+        who = "the mean of the parent and the dense model" if args.dense_teacher else "the parent"
+        text += f", distilled from {who} (weight {args.distill:g}, temperature {args.distill_temperature:g})"
     return tag, text
 
 
@@ -123,7 +132,12 @@ def shrink_config(args, keep: int) -> "PruneConfig":
 
     return PruneConfig(method="lattice", keep=keep, centrality=args.centrality, finetune_epochs=args.finetune_epochs,
                        finetune_lr=args.finetune_lr, release_masks=args.release_masks, distill=args.distill,
-                       distill_temperature=args.distill_temperature)
+                       distill_temperature=args.distill_temperature, finetune_strength=args.finetune_strength)
+
+
+def shrink_teachers(args, dense: "Checkpoint") -> tuple:
+    """The further teachers of the headline scripts' recipe: the dense model, if it asks for it."""
+    return (dense,) if args.distill and args.dense_teacher else ()
 
 
 def write_report(path: Path, title: str, command: str, body: str, wall: float) -> None:

@@ -9,7 +9,8 @@ parents of benchmarks/navigation.py (seeds 0-2), the default pipeline's budget. 
 policy at its defaults. Recipes: the parent's
 magnitude masks kept or released (``--release-masks``), with or without distillation from
 the parent (``--distill``), with the parent's regularizer strength or none
-(``--finetune-strength 0``). The recipe with the best mean validation metric is the one the
+(``--finetune-strength 0``), and (``--recipes rel+d2 ...``) the dense model of the same
+seed as a further teacher (``--teacher``). The recipe with the best mean validation metric is the one the
 headline (seq-MNIST) and the default pipeline (navigation) use; the test metric is shown for
 the record, not used to choose.
 """
@@ -31,14 +32,18 @@ TASKS = {  # task -> (parents, torus strength of the parents, neurons kept, disp
     "navigation": (ROOT / "runs" / "navigation", 30.0, 64, 1.0, "position error cm"),
 }
 
-RECIPES = {  # key -> (label, release_masks, distill, fine-tuning regularizer strength; None = the parent's)
-    "kept": ("masks kept (default)", False, 0.0, None),
-    "rel": ("masks released", True, 0.0, None),
-    "kept+d": ("masks kept + distill", False, 0.9, None),
-    "rel+d": ("masks released + distill", True, 0.9, None),
-    "rel+off": ("masks released, regularizer off", True, 0.0, 0.0),
-    "rel+d+off": ("masks released + distill, regularizer off", True, 0.9, 0.0),
+RECIPES = {  # key -> (label, release_masks, distill, fine-tuning regularizer strength (None = the parent's),
+    #                 the dense model of the same seed as a further teacher)
+    "kept": ("masks kept (default)", False, 0.0, None, False),
+    "rel": ("masks released", True, 0.0, None, False),
+    "kept+d": ("masks kept + distill", False, 0.9, None, False),
+    "rel+d": ("masks released + distill", True, 0.9, None, False),
+    "rel+off": ("masks released, regularizer off", True, 0.0, 0.0, False),
+    "rel+d+off": ("masks released + distill, regularizer off", True, 0.9, 0.0, False),
+    "rel+d2": ("masks released + distill from parent and dense model", True, 0.9, None, True),
+    "rel+d2+off": ("masks released + distill from parent and dense model, regularizer off", True, 0.9, 0.0, True),
 }
+DEFAULT_RECIPES = ["kept", "rel", "kept+d", "rel+d", "rel+off", "rel+d+off"]
 
 
 def job(args: tuple) -> dict:
@@ -49,19 +54,21 @@ def job(args: tuple) -> dict:
     from models.checkpoint import load_checkpoint
     from models.tasks import task_from_checkpoint
 
-    parent, out, keep, release, distill, temperature, strength, epochs, lr = args
+    parent, out, keep, release, distill, temperature, strength, dense_teacher, epochs, lr = args
     summary = Path(out).with_suffix(".json")
     if summary.exists():
         return {**json.loads(summary.read_text()), "reused": True}
     ckpt = load_checkpoint(parent)
+    teachers = (load_checkpoint(dense_teacher),) if dense_teacher else ()
     task = task_from_checkpoint(ckpt.task)
     t0 = time.monotonic()
     res = prune_checkpoint(ckpt, PruneConfig(method="lattice", keep=keep, finetune_epochs=epochs, finetune_lr=lr,
                                              release_masks=release, distill=distill, distill_temperature=temperature,
                                              finetune_strength=strength),
-                           task, task.load(), None)
+                           task, task.load(), None, teachers=teachers)
     m = res.checkpoint.metrics
-    row = {"keep": keep, "release": release, "distill": distill, "strength": strength, "parent": Path(parent).name,
+    row = {"keep": keep, "release": release, "distill": distill, "strength": strength,
+           "dense_teacher": bool(dense_teacher), "parent": Path(parent).name,
            "metric": m["metric"], "higher_is_better": m["higher_is_better"],
            "val": m[f"val_{m['metric']}"], "test": m[f"test_{m['metric']}"], "seconds": time.monotonic() - t0}
     summary.write_text(json.dumps(row))
@@ -77,7 +84,8 @@ def main() -> None:
     ap.add_argument("--keeps", type=int, nargs="+", default=None, help="neurons kept (of 256; default 64)")
     ap.add_argument("--strength", type=float, default=None, help="torus strength of the parents (default: the "
                                                                   "one their benchmark chose)")
-    ap.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    ap.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=DEFAULT_RECIPES,
+                    help="recipes to run (the +d2 ones need dense-sSEED.pt beside the parents)")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     ap.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
@@ -98,13 +106,17 @@ def main() -> None:
     jobs = []
     for keep in args.keeps:
         for key in args.recipes:
-            _, release, distill, strength = RECIPES[key]
+            _, release, distill, strength, dense = RECIPES[key]
             for s in args.seeds:
                 parent = torus_parent(args.parents, args.strength, s)
+                teacher = args.parents / f"dense-s{s}.pt" if dense else None
+                if teacher is not None and not teacher.exists():
+                    sys.exit(f"recipe {key} needs the dense model {teacher} (benchmarks/smnist_moduli.py --seeds ...)")
                 reg = "" if strength is None else f"-str{strength:g}"
-                name = f"k{keep}-{'rel' if release else 'kept'}-d{distill:g}-T{args.temperature:g}{reg}-s{s}.pt"
+                tag = f"{reg}{'-dense' if dense else ''}"
+                name = f"k{keep}-{'rel' if release else 'kept'}-d{distill:g}-T{args.temperature:g}{tag}-s{s}.pt"
                 jobs.append((str(parent), str(args.work / name), keep, release, distill, args.temperature, strength,
-                             args.finetune_epochs, args.finetune_lr))
+                             str(teacher) if teacher else None, args.finetune_epochs, args.finetune_lr))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         rows = list(pool.map(job, jobs))
 
@@ -115,16 +127,18 @@ def main() -> None:
     table = []
     for keep in args.keeps:
         for key in args.recipes:
-            label, release, distill, strength = RECIPES[key]
+            label, release, distill, strength, dense = RECIPES[key]
             sel = [r for r in rows if r["keep"] == keep and r["release"] == release and r["distill"] == distill
-                   and r.get("strength") == strength]
+                   and r.get("strength") == strength and r.get("dense_teacher", False) == dense]
             table.append((keep, label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
                           f"{mean_sd([r['seconds'] for r in sel])[0]:.0f}"))
     model = "LSTM 256" if args.task == "smnist" else "RNN 256"
     body = (f"Lattice-pruned (defaults) from the 90% torus-regularized (strength {args.strength:g}) {model} "
             f"parents, seeds {args.seeds}; {args.finetune_epochs} fine-tuning epochs at lr {args.finetune_lr}; "
             f"distillation weight 0.9 at temperature {args.temperature:g}; regularizer off = strength 0 while "
-            f"fine-tuning (`--finetune-strength 0`), otherwise the parent's. {unit[0].upper() + unit[1:]}, "
+            f"fine-tuning (`--finetune-strength 0`), otherwise the parent's; \"parent and dense model\": the "
+            f"dense model of the same seed as a further teacher (`--teacher`), the target the mean of both "
+            f"models' logits. {unit[0].upper() + unit[1:]}, "
             f"mean ± sd over seeds (**validation** chooses):\n\n"
             + (f"{sum(1 for r in rows if r.get('reused'))} of {len(rows)} runs reused from an earlier "
                f"invocation ({os.path.relpath(args.work, ROOT)}); the wall time covers the rest.\n\n"

@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, add_recipe_args, md_table, recipe, shrink_config, shrunk_path, train_or_load, write_report
+from common import (ROOT, add_recipe_args, md_table, recipe, shrink_config, shrink_teachers, shrunk_path, train_or_load,
+                    write_report)
 
 from compressor.prune import prune_checkpoint
 from compressor.training import TrainConfig
@@ -59,7 +60,8 @@ def main() -> None:
         if not shrunk[keep].exists():
             if data is None:
                 data = task.load()
-            prune_checkpoint(parent, shrink_config(args, keep), task, data, shrunk[keep])
+            prune_checkpoint(parent, shrink_config(args, keep), task, data, shrunk[keep],
+                             teachers=shrink_teachers(args, load_checkpoint(args.dense)))
         scratch[keep] = args.work / f"scratch-{keep}-e{total_epochs}.pt"
         train_or_load(scratch[keep], "smnist", parent.task["params"], "lstm", keep, 1,
                       TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (ROOT, SHARED, add_recipe_args, md_table, recipe, shrink_config, shrunk_path, torus_parent,
-                    train_or_load, write_report)
+from common import (ROOT, SHARED, add_recipe_args, md_table, recipe, shrink_config, shrink_teachers, shrunk_path,
+                    torus_parent, train_or_load, write_report)
 from smnist_moduli import config as smnist_config
 
 from compressor.prune import prune_checkpoint
@@ -88,7 +88,8 @@ def main() -> None:
         for keep in args.keep:
             path = shrunk_path(args.work, keep, args.centrality, args.finetune_epochs, recipe_tag, seed)
             if not path.exists():
-                prune_checkpoint(sparse, shrink_config(args, keep), task, data, path, Progress(interval=30.0))
+                prune_checkpoint(sparse, shrink_config(args, keep), task, data, path, Progress(interval=30.0),
+                                 teachers=shrink_teachers(args, dense))
             val[keep].append(load_checkpoint(path).metrics["val_accuracy"])
             stem = f"shrunk{keep}-s{seed}"
             export_checkpoint(load_checkpoint(path), "dense,int8", onnx_dir, name=stem, force=True)

@@ -106,8 +106,10 @@ def prune_edges(model: SequenceModel, selection: SelectionConfig) -> None:
     model.apply_masks()
 
 
-def further_teacher(ckpt: Checkpoint, teacher: Checkpoint, x: torch.Tensor, init: torch.Tensor | None) -> SequenceModel:
-    """A further distillation teacher, checked to solve the same task with the same outputs."""
+def further_teacher(ckpt: Checkpoint, parent: SequenceModel, teacher: Checkpoint, x: torch.Tensor,
+                    init: torch.Tensor | None) -> SequenceModel:
+    """A further distillation teacher, checked to solve ``ckpt``'s task with the same outputs as
+    its model ``parent``."""
     check_finite(teacher)
     mine, theirs = ckpt.task.get("name"), teacher.task.get("name")
     if mine != theirs:
@@ -115,7 +117,7 @@ def further_teacher(ckpt: Checkpoint, teacher: Checkpoint, x: torch.Tensor, init
                           "a teacher must solve the same task.")
     model = teacher.build_model()
     with torch.no_grad():
-        got, want = tuple(model(x, init).shape), tuple(ckpt.build_model()(x, init).shape)
+        got, want = tuple(model(x, init).shape), tuple(parent(x, init).shape)
     if got != want:
         raise ConfigError(f"Teacher {teacher.path} gives outputs of shape {got}, the pruned checkpoint {want}: "
                           "a teacher must have the same outputs.")
@@ -142,7 +144,7 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     keep = [s.keep_index for s in selections]
     small = shrink_model(model, keep)
     sample = data.test.take(slice(0, 64))
-    extra = [further_teacher(ckpt, t, sample.x, sample.init) for t in teachers]
+    extra = [further_teacher(ckpt, model, t, sample.x, sample.init) for t in teachers]
     check_mask_equals_shrink(model, small, keep, sample.x, sample.init)
     for l, k in enumerate(keep):
         reg.shrink(l, k)

@@ -15,7 +15,7 @@ from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.training import TeacherEnsemble, TrainConfig, Trainer
 from models.checkpoint import load_checkpoint
 from models.errors import ConfigError
-from models.sequence import sparsity_report
+from models.sequence import SequenceModel, sparsity_report
 from models.tasks import make_task
 from models.tasks.smnist import SmnistTask
 
@@ -161,3 +161,8 @@ def test_bad_further_teachers(tmp_path: Path, parent) -> None:
     with pytest.raises(ConfigError, match="same task"):
         prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0, distill=0.5), task, data, None,
                          teachers=(foreign,))
+    wide = replace(ckpt.config, output_size=2)
+    other = replace(ckpt, config=wide, state_dict=SequenceModel(wide).state_dict(), masks={})
+    with pytest.raises(ConfigError, match=r"outputs of shape \(64, 2\), the pruned checkpoint \(64, 1\)"):
+        prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0, distill=0.5), task, data, None,
+                         teachers=(other,))
