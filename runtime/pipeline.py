@@ -140,7 +140,9 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
     stages = [StagePlan("train", {}, ["model/trained.pt"],
                         {"task": p.task, "model": p.model, "train": p.train.to_dict(), "data": data_hashes})]
     if p.prune:
-        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt"}, ["model/pruned.pt"], p.prune.to_dict()))
+        teachers = {f"teacher{i}": t for i, t in enumerate(p.teachers)}  # absolute: out_dir / t == t
+        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt", **teachers}, ["model/pruned.pt"],
+                                p.prune.to_dict()))
     onnx_files = [f for f, _ in export_files(p)]
     stages.append(StagePlan("export", {"checkpoint": final, "baseline": "model/trained.pt"}, onnx_files, p.export))
     stages.append(StagePlan("bench", {"checkpoint": final, "baseline": "model/trained.pt",
@@ -195,7 +197,8 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
 def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
     ckpt = load_checkpoint(out_dir / "model/trained.pt")
     task = task_from_checkpoint(ckpt.task)
-    res = prune_checkpoint(ckpt, p.prune, task, task.load(), out_dir / "model/pruned.pt", progress)
+    teachers = tuple(load_checkpoint(t) for t in p.teachers)
+    res = prune_checkpoint(ckpt, p.prune, task, task.load(), out_dir / "model/pruned.pt", progress, teachers=teachers)
     r = res.report
     progress.message(f"prune: {[l['before'] for l in r['layers']]} -> {[l['after'] for l in r['layers']]} neurons, "
                      f"test {r['metric']} {r['test_before']:.4f} -> {r['test_after_finetune']:.4f}")

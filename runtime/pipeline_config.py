@@ -8,13 +8,14 @@
                 sparsity, schedule, prune_mode, prune_scope, prune_start, prune_end
     [prune]     method, variant, keep, quantile, threshold, thresholds, feed_forward,
                 centrality, edge_prune, finetune_epochs, finetune_lr, distill,
-                distill_temperature, release_masks, finetune_strength, seed      (omit to skip)
+                distill_temperature, release_masks, finetune_strength, seed,
+                teachers (list of checkpoint paths: further distillation teachers) (omit to skip)
     [export]    formats, verify_data, atol, rtol                         (omit: dense + step)
     [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval, chunk
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
                 max_size_kb                                              (omit to skip)
 
-Relative paths (the task's ``data``) are relative to the TOML file. Every value is checked
+Relative paths (the task's ``data``, ``[prune] teachers``) are relative to the TOML file. Every value is checked
 where it enters: a typo'd key is named with its line and the closest valid key.
 """
 
@@ -54,7 +55,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "method": (str,), "variant": (str,), "keep": (int, float, str), "quantile": NUM, "threshold": NUM,
         "thresholds": (int,), "feed_forward": (bool,), "centrality": (str,), "edge_prune": (bool,), "finetune_epochs": (int,),
         "finetune_lr": NUM, "distill": NUM, "distill_temperature": NUM, "release_masks": (bool,),
-        "finetune_strength": NUM, "seed": (int,),
+        "finetune_strength": NUM, "seed": (int,), "teachers": (list,),
     },
     "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),
@@ -80,6 +81,7 @@ class Pipeline:
     bench: dict[str, Any]
     check: dict[str, Any] | None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    teachers: tuple[str, ...] = ()  # [prune] teachers, absolute paths
 
 
 class _Locator:
@@ -197,12 +199,18 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     sched = _build("train", None, loc, PruneSchedule, **{v: tr.pop(k) for k, v in prune_keys.items() if k in tr})
     train = _build("train", None, loc, TrainConfig, regularizer=reg, pruning=sched, **tr)
 
-    prune = None
+    prune, teachers = None, ()
     if "prune" in doc:
         pr = dict(doc["prune"])
+        teachers = pr.pop("teachers", [])
+        if not all(isinstance(t, str) for t in teachers):
+            raise loc.error("prune", "teachers", f"must be a list of checkpoint paths; got {teachers!r}.")
+        teachers = tuple(str(Path(t) if Path(t).is_absolute() else base_dir / t) for t in teachers)
         if "keep" in pr:
             pr["keep"] = _build("prune", "keep", loc, parse_keep, pr["keep"])
         prune = _build("prune", None, loc, PruneConfig, **pr)
+        if teachers and not prune.distill > 0:
+            raise loc.error("prune", "teachers", "further teachers are only used by distillation: set distill > 0.")
 
     from exporters.export import ExportOptions, parse_formats
 
@@ -231,7 +239,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
 
     return Pipeline(
         name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,
-        train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc,
+        train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc, teachers=teachers,
     )
 
 

@@ -4,6 +4,7 @@ changed ones rerun; an interrupted run resumes to the uninterrupted result."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,28 @@ def test_unchanged_stages_are_skipped_and_changed_ones_rerun(first_run, tmp_path
     assert [s.action for s in changed.stages] == ["skip", "run", "run", "run", "run"]
     assert (out / "model/trained.pt").read_bytes() == before["model/trained.pt"]
     assert (out / "model/pruned.pt").read_bytes() != before["model/pruned.pt"]
+
+
+def test_further_teachers_are_inputs_of_the_prune_stage(first_run, tmp_path: Path) -> None:
+    """[prune] teachers (relative to the TOML) are hashed like any input: a changed teacher
+    reruns pruning, an unchanged one lets it be skipped."""
+    reference, _ = first_run
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    teacher = tmp_path / "teacher.pt"
+    shutil.copy(reference / "model/trained.pt", teacher)
+    text = TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["teacher.pt"]')
+    with_teacher = run_pipeline(parse_pipeline(text, "<t>", base_dir=tmp_path), out)
+    assert [s.action for s in with_teacher.stages][:2] == ["skip", "run"]
+    pruned = json.loads(run(["info", str(out / "model/pruned.pt"), "--json"]).stdout)
+    assert pruned["pruning"]["teachers"][0]["path"] == str(teacher)
+    assert run_pipeline(parse_pipeline(text, "<t>", base_dir=tmp_path), out).stages[1].action == "skip"
+    shutil.copy(reference / "model/pruned.pt", teacher)  # same task and outputs, other weights
+    assert run_pipeline(parse_pipeline(text, "<t>", base_dir=tmp_path), out).stages[1].action == "run"
+    with pytest.raises(ConfigError, match=r"\[prune\] teachers: further teachers are only used by distillation"):
+        parse_pipeline(TINY.replace("keep = 0.5", 'keep = 0.5\nteachers = ["teacher.pt"]'), "<t>")
+    with pytest.raises(ConfigError, match=r"\[prune\] teachers: must be a list of checkpoint paths"):
+        parse_pipeline(TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = [3]'), "<t>")
 
 
 def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Path, monkeypatch) -> None:
