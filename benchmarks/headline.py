@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
-    add_recipe_args(ap, release_masks=True, distill=0.9)  # chosen by benchmarks/finetune_recipe.py
+    # chosen on validation by benchmarks/finetune_recipe.py (--keeps 128 --recipes ... rel+d2+off)
+    add_recipe_args(ap, release_masks=True, distill=0.9, finetune_strength=0.0, dense_teacher=True)
     ap.add_argument("--prepare-only", action="store_true",
                     help="train/prune the inputs and stop (run the timing later on a quiet machine)")
     ap.add_argument("--runs", type=int, default=1000)
