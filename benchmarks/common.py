@@ -95,9 +95,17 @@ def shrunk_path(work: Path, keep: int, centrality: str, finetune_epochs: int, re
                    + (f"-s{seed}" if seed else "") + ".pt")
 
 
+# The headline's fine-tuning recipe, chosen on validation by benchmarks/finetune_recipe.py
+# (--keeps 128 --recipes ... rel+d2+off): headline.py prunes with it, headline_seeds.py and
+# streaming.py find the headline's checkpoints by it.
+HEADLINE_RECIPE = {"release_masks": True, "distill": 0.9, "finetune_strength": 0.0, "dense_teacher": True}
+
+
 def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0,
-                    finetune_strength: float | None = None, dense_teacher: bool = False) -> None:
-    """The fine-tuning recipe options of ``rnncompress prune`` (see benchmarks/finetune_recipe.py)."""
+                    finetune_strength: float | None = None, dense_teacher: bool | None = None) -> None:
+    """The fine-tuning recipe options of ``rnncompress prune`` (see benchmarks/finetune_recipe.py).
+    ``--dense-teacher`` is offered only by scripts that have a dense model to add (``dense_teacher``
+    not None)."""
     import argparse
 
     ap.add_argument("--release-masks", action=argparse.BooleanOptionalAction, default=release_masks,
@@ -106,21 +114,22 @@ def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, tempe
     ap.add_argument("--distill-temperature", type=float, default=temperature)
     ap.add_argument("--finetune-strength", type=float, default=finetune_strength,
                     help="moduli regularizer strength while fine-tuning (default: the parent's; 0 = off)")
-    ap.add_argument("--dense-teacher", action=argparse.BooleanOptionalAction, default=dense_teacher,
-                    help="distill from the mean of the parent and the dense model of the same seed (--teacher)")
+    if dense_teacher is not None:
+        ap.add_argument("--dense-teacher", action=argparse.BooleanOptionalAction, default=dense_teacher,
+                        help="distill from the mean of the parent and the dense model of the same seed (--teacher)")
 
 
 def recipe(args) -> tuple[str, str]:
     """(file-name tag, sentence) describing the fine-tuning recipe in ``args``."""
     strength = args.finetune_strength
+    dense_teacher = bool(args.distill) and getattr(args, "dense_teacher", False)
     tag = ("-rel" if args.release_masks else "") + ("" if strength is None else f"-str{strength:g}") + (
-        f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else "") + (
-        "-dt" if args.distill and args.dense_teacher else "")
+        f"-d{args.distill:g}T{args.distill_temperature:g}" if args.distill else "") + ("-dt" if dense_teacher else "")
     reg = ("regularizer in force" if strength is None else "regularizer off" if strength == 0
            else f"regularizer at strength {strength:g}")
     text = f"{reg}, magnitude masks {'released' if args.release_masks else 'in force'}"
     if args.distill:
-        who = "the mean of the parent and the dense model" if args.dense_teacher else "the parent"
+        who = "the mean of the parent and the dense model" if dense_teacher else "the parent"
         text += f", distilled from {who} (weight {args.distill:g}, temperature {args.distill_temperature:g})"
     return tag, text
 

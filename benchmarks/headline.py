@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (ROOT, add_recipe_args, md_table, recipe, shrink_config, shrink_teachers, shrunk_path, train_or_load,
-                    write_report)
+from common import (HEADLINE_RECIPE, ROOT, add_recipe_args, md_table, recipe, shrink_config, shrink_teachers,
+                    shrunk_path, train_or_load, write_report)
 
 from compressor.prune import prune_checkpoint
 from compressor.training import TrainConfig
@@ -39,8 +39,7 @@ def main() -> None:
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
-    # chosen on validation by benchmarks/finetune_recipe.py (--keeps 128 --recipes ... rel+d2+off)
-    add_recipe_args(ap, release_masks=True, distill=0.9, finetune_strength=0.0, dense_teacher=True)
+    add_recipe_args(ap, **HEADLINE_RECIPE)
     ap.add_argument("--prepare-only", action="store_true",
                     help="train/prune the inputs and stop (run the timing later on a quiet machine)")
     ap.add_argument("--runs", type=int, default=1000)
@@ -50,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.monotonic()
     args.work.mkdir(parents=True, exist_ok=True)
-    parent = load_checkpoint(args.sparse)
+    parent, dense = load_checkpoint(args.sparse), load_checkpoint(args.dense)
     task = task_from_checkpoint(parent.task)
     total_epochs = parent.training["epochs"] + args.finetune_epochs
     shrunk, scratch = {}, {}
@@ -62,7 +61,7 @@ def main() -> None:
             if data is None:
                 data = task.load()
             prune_checkpoint(parent, shrink_config(args, keep), task, data, shrunk[keep],
-                             teachers=shrink_teachers(args, load_checkpoint(args.dense)))
+                             teachers=shrink_teachers(args, dense))
         scratch[keep] = args.work / f"scratch-{keep}-e{total_epochs}.pt"
         train_or_load(scratch[keep], "smnist", parent.task["params"], "lstm", keep, 1,
                       TrainConfig(epochs=total_epochs, batch_size=128, lr=1e-3, seed=0))
@@ -70,8 +69,8 @@ def main() -> None:
         return
     onnx = args.work / "onnx"
     onnx.mkdir(parents=True, exist_ok=True)
-    export_checkpoint(load_checkpoint(args.dense), "int8,step+int8", onnx, name="dense", force=True)
-    export_checkpoint(load_checkpoint(args.sparse), "sparse", onnx, name="moduli", force=True)
+    export_checkpoint(dense, "int8,step+int8", onnx, name="dense", force=True)
+    export_checkpoint(parent, "sparse", onnx, name="moduli", force=True)
     # name -> (full-sequence input, step input, file whose size is reported)
     rows = {
         "dense LSTM (baseline)": (args.dense, None, None),

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (ROOT, SHARED, add_recipe_args, md_table, recipe, shrink_config, shrink_teachers, shrunk_path,
-                    torus_parent, train_or_load, write_report)
+from common import (HEADLINE_RECIPE, ROOT, SHARED, add_recipe_args, md_table, recipe, shrink_config,
+                    shrink_teachers, shrunk_path, torus_parent, train_or_load, write_report)
 from smnist_moduli import config as smnist_config
 
 from compressor.prune import prune_checkpoint
@@ -52,8 +52,7 @@ def main() -> None:
     ap.add_argument("--centrality", default="degree")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
-    # chosen on validation by benchmarks/finetune_recipe.py (--keeps 128 --recipes ... rel+d2+off)
-    add_recipe_args(ap, release_masks=True, distill=0.9, finetune_strength=0.0, dense_teacher=True)
+    add_recipe_args(ap, **HEADLINE_RECIPE)
     ap.add_argument("--parents", type=Path, default=ROOT / "runs" / "smnist")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "headline")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "headline_seeds.md")
@@ -91,9 +90,10 @@ def main() -> None:
             if not path.exists():
                 prune_checkpoint(sparse, shrink_config(args, keep), task, data, path, Progress(interval=30.0),
                                  teachers=shrink_teachers(args, dense))
-            val[keep].append(load_checkpoint(path).metrics["val_accuracy"])
+            shrunk = load_checkpoint(path)
+            val[keep].append(shrunk.metrics["val_accuracy"])
             stem = f"shrunk{keep}-s{seed}"
-            export_checkpoint(load_checkpoint(path), "dense,int8", onnx_dir, name=stem, force=True)
+            export_checkpoint(shrunk, "dense,int8", onnx_dir, name=stem, force=True)
             columns[f"shrunk to {keep}"].append(onnx_accuracy(onnx_dir / f"{stem}.onnx", task, test))
             columns[f"shrunk to {keep} + int8"].append(onnx_accuracy(onnx_dir / f"{stem}.int8.onnx", task, test))
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1] * 100:.2f}" for k, v in columns.items()), file=sys.stderr)

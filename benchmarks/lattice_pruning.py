@@ -66,7 +66,8 @@ def prune_one(job: tuple) -> dict:
     res = prune_checkpoint(ckpt, PruneConfig(method=method, variant=variant, keep=keep, seed=seed,
                                              finetune_epochs=a["finetune_epochs"], finetune_lr=a["finetune_lr"],
                                              release_masks=a["release_masks"], distill=a["distill"],
-                                             distill_temperature=a["distill_temperature"], **policy),
+                                             distill_temperature=a["distill_temperature"],
+                                             finetune_strength=a["finetune_strength"], **policy),
                            task, data, out)
     m = res.checkpoint.metrics
     row = {"method": method, "variant": variant, "keep": keep, "seed": seed,
@@ -114,7 +115,8 @@ def main() -> None:
     a = {"data": args.data, "hidden": args.hidden, "epochs": args.epochs, "strength": args.strength,
          "quantile": args.quantile, "centrality": args.centrality,
          "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
-         "release_masks": args.release_masks, "distill": args.distill, "distill_temperature": args.distill_temperature}
+         "release_masks": args.release_masks, "distill": args.distill, "distill_temperature": args.distill_temperature,
+         "finetune_strength": args.finetune_strength}
     recipe_tag, recipe_text = recipe(args)
     t0 = time.monotonic()
     parents = {s: str(torus_parent(args.parents, args.strength, s)) for s in args.seeds}

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, add_recipe_args, md_table, recipe, shrunk_path, write_report
+from common import HEADLINE_RECIPE, ROOT, add_recipe_args, md_table, recipe, shrunk_path, write_report
 
 from exporters.export import export_checkpoint
 from models.checkpoint import load_checkpoint
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--finetune-epochs", type=int, default=10)
-    add_recipe_args(ap, release_masks=True, distill=0.9)  # the headline's recipe, to find its checkpoint
+    add_recipe_args(ap, **HEADLINE_RECIPE)  # the headline's recipe, to find its checkpoint
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "streaming")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "streaming.md")
     args = ap.parse_args()
