@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import echo_json, fmt_table, handle_errors, progress_for, quiet_option
-from exporters.export import IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
+from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
 
@@ -40,6 +40,10 @@ from models.checkpoint import load_checkpoint
               help="int8 variants: fraction by which mse / bpc / position error may get worse.")
 @click.option("--min-gain", type=float, default=0.0, show_default=True,
               help="sparse: fraction of a weight's dense size that sparse storage must save to be used.")
+@click.option("--int8-float-below", type=int, default=INT8_FLOAT_BELOW, show_default=True,
+              help="int8 formats keep a MatMul float when it runs once per call (a last-step head, a step "
+                   "model's layers) and has fewer weights than this: quantizing it costs more time (about "
+                   "1 us per call) than it saves. 0 quantizes every MatMul (smallest file).")
 @click.option("--parity-samples", type=int, default=512, show_default=True,
               help="Test sequences for the float32 comparison.")
 @click.option("--metric-samples", type=int, default=10000, show_default=True,
@@ -53,8 +57,9 @@ from models.checkpoint import load_checkpoint
 @quiet_option
 @handle_errors
 def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, verify_data: str, atol: float,
-           rtol: float, int8_accuracy_drop: float, int8_relative: float, min_gain: float, parity_samples: int,
-           metric_samples: int, ir_version: int, threads: int, force: bool, as_json: bool, quiet: bool) -> None:
+           rtol: float, int8_accuracy_drop: float, int8_relative: float, min_gain: float, int8_float_below: int,
+           parity_samples: int, metric_samples: int, ir_version: int, threads: int, force: bool, as_json: bool,
+           quiet: bool) -> None:
     """Export a checkpoint to ONNX (opset 17), verified against the torch model.
 
     Every file is run in onnxruntime and compared with torch before anything is written;
@@ -77,7 +82,7 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
     options = ExportOptions(
         verify_data=verify_data, atol=atol, rtol=rtol,
         int8=Int8Tolerance(accuracy_points=int8_accuracy_drop, relative=int8_relative),
-        min_gain=min_gain, parity_samples=parity_samples, metric_samples=metric_samples,
+        min_gain=min_gain, int8_float_below=int8_float_below, parity_samples=parity_samples, metric_samples=metric_samples,
         ir_version=ir_version, threads=threads,
     )
     ckpt = load_checkpoint(checkpoint)

@@ -23,6 +23,7 @@ from exporters.export import (
 )
 from exporters.graph import OPSET, build_chunk_graph, build_full_graph, build_step_graph
 from exporters.passes import (
+    INT8_FLOAT_BELOW,
     AddMetadata,
     DensifyInitializers,
     Pass,
@@ -37,7 +38,7 @@ from exporters.passes import (
 from exporters.verify import Int8Tolerance, Parity, evaluate_onnx, make_session, onnx_outputs, run_full, run_steps
 
 __all__ = [
-    "FORMATS", "IR_VERSION", "OPSET", "ExportOptions", "ExportResult", "SparsifyResult", "Variant",
+    "FORMATS", "INT8_FLOAT_BELOW", "IR_VERSION", "OPSET", "ExportOptions", "ExportResult", "SparsifyResult", "Variant",
     "build_variant", "export_checkpoint", "parse_formats", "read_onnx", "sparsify_file",
     "build_full_graph", "build_step_graph", "build_chunk_graph",
     "AddMetadata", "DensifyInitializers", "Pass", "PassResult", "QuantizeDynamic", "SetIrVersion",

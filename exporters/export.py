@@ -33,6 +33,7 @@ import torch
 
 from exporters.graph import IR_VERSION, OPSET, build_chunk_graph, build_full_graph, build_step_graph
 from exporters.passes import (
+    INT8_FLOAT_BELOW,
     AddMetadata,
     DensifyInitializers,
     Pass,
@@ -130,6 +131,9 @@ class ExportOptions:
             LSTM's logits of ~14 differ from torch by ~1e-5 from summation order alone.
         int8: how much worse an int8 variant's metric may be.
         min_gain: fraction of an initializer's size sparse storage must save.
+        int8_float_below: int8 variants keep a MatMul float when it runs on one row per
+            call (a last-step head, a step model's MatMuls) and its weight has fewer
+            elements than this; 0 quantizes every MatMul (see ``QuantizeDynamic``).
         parity_samples / metric_samples / step_samples: test sequences used for the
             float32 check, the int8 metric and the step check (each from the start of the
             test split).
@@ -142,6 +146,7 @@ class ExportOptions:
     rtol: float = 1.3e-6
     int8: Int8Tolerance = field(default_factory=Int8Tolerance)
     min_gain: float = 0.0
+    int8_float_below: int = INT8_FLOAT_BELOW
     parity_samples: int = 512
     metric_samples: int = 10000
     step_samples: int = 64
@@ -161,6 +166,9 @@ class ExportOptions:
                 raise param_error(f"int8 {name.replace('_', ' ')} tolerance", "a float >= 0", v)
         if not 0.0 <= self.min_gain < 1.0:
             raise param_error("min_gain", "a float in [0, 1)", self.min_gain)
+        v = self.int8_float_below
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise param_error("int8_float_below", "an int >= 0 (weights; 0 quantizes every MatMul)", v)
         for name in ("parity_samples", "metric_samples", "step_samples"):
             if getattr(self, name) < 1:
                 raise param_error(name, "a positive int", getattr(self, name))
@@ -214,6 +222,8 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
                                              "int8_random_rel_rms": options.int8.random_rel_rms}, sort_keys=True),
         MODEL_CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True),
     }
+    if variant.int8:
+        meta["rnncompress.int8_float_below"] = str(options.int8_float_below)
     if variant.int8 and model.config.cell in ("gru", "rnn"):
         # Weight-only int8 W/R: let onnxruntime fold the DequantizeLinear at load.
         meta[SESSION_CONFIG_KEY] = json.dumps({"session.disable_quant_qdq": "1"})
@@ -221,7 +231,8 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
 
 
 def build_variant(model: SequenceModel, variant: Variant, metadata: dict[str, str] | None = None,
-                  min_gain: float = 0.0, ir_version: int = IR_VERSION) -> onnx.ModelProto:
+                  min_gain: float = 0.0, ir_version: int = IR_VERSION,
+                  int8_float_below: int = INT8_FLOAT_BELOW) -> onnx.ModelProto:
     """The ONNX model of one format, not verified (``export_checkpoint`` verifies).
 
     Pipeline: emit the full or step graph -> [QuantizeDynamic, StoreRecurrentWeightsInt8]
@@ -233,7 +244,7 @@ def build_variant(model: SequenceModel, variant: Variant, metadata: dict[str, st
     proto = build(model)
     passes: list[Pass] = [SetIrVersion(ir_version)]
     if variant.int8:
-        passes += [QuantizeDynamic(), StoreRecurrentWeightsInt8()]
+        passes += [QuantizeDynamic(float_below=int8_float_below), StoreRecurrentWeightsInt8()]
     proto, _ = run_passes(proto, passes)
     stored = variant
     if variant.sparse:
@@ -408,7 +419,7 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     for v in variants:
         progress.message(f"{v.name}: building and verifying")
         meta = provenance_metadata(ckpt, model, v, options)
-        proto = build_variant(model, v, meta, options.min_gain, options.ir_version)
+        proto = build_variant(model, v, meta, options.min_gain, options.ir_version, options.int8_float_below)
         parity = verify_variant(proto, v, data, options)
         blob = proto.SerializeToString()
         built[targets[v]] = blob

@@ -213,6 +213,11 @@ def _quiet_logging() -> Iterator[None]:
         root.setLevel(level)
 
 
+# Below this many weights a MatMul on one row per call is faster float than int8 in
+# onnxruntime 1.31 (measured by benchmarks/int8_matmul.py; 256 x 256 is about even).
+INT8_FLOAT_BELOW = 256 * 256
+
+
 @dataclass(frozen=True)
 class QuantizeDynamic:
     """onnxruntime dynamic quantization (int8 weights, activations quantized at run time).
@@ -223,23 +228,52 @@ class QuantizeDynamic:
     and dequantized after the lookup. GRU and RNN are left alone (onnxruntime has no
     quantized kernel for them; see ``StoreRecurrentWeightsInt8``).
 
+    ``float_below``: a MatMul whose activation has rank 2 (one row per batch item, so
+    one row per call at batch 1: a last-step head, or any MatMul of a step model) and
+    whose constant weight has fewer elements than this stays float. Quantizing it swaps
+    one MatMul for five nodes (quantize the row, MatMulInteger, cast, two scale Muls)
+    whose fixed cost outweighs the int8 arithmetic below about 256 x 256 weights at one
+    row (``benchmarks/int8_matmul.py``); MatMuls over every time step (rank 3) are always
+    quantized, since there the rows add up. 0 quantizes every MatMul.
+
     Requires: dense initializers only (run it before ``SparsifyInitializers``).
-    Ensures: a model that onnxruntime runs; the IR version is kept.
+    Ensures: a model that onnxruntime runs; the IR version is kept; the MatMuls named
+    by ``float_matmuls`` are unchanged.
     """
 
     per_channel: bool = True
     reduce_range: bool = False
+    float_below: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.float_below, bool) or not isinstance(self.float_below, int) or self.float_below < 0:
+            raise param_error("float_below", "an int >= 0 (weights; 0 quantizes every MatMul)", self.float_below)
+
+    def float_matmuls(self, model: onnx.ModelProto) -> list[str]:
+        """Names of the MatMul nodes this pass leaves float (see ``float_below``)."""
+        if not self.float_below:
+            return []
+        inits = {t.name: t for t in model.graph.initializer}
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        ranks = {v.name: len(v.type.tensor_type.shape.dim)
+                 for v in [*inferred.input, *inferred.value_info, *inferred.output]
+                 if v.type.tensor_type.HasField("shape")}
+        return [n.name for n in model.graph.node
+                if n.op_type == "MatMul" and n.input[1] in inits and ranks.get(n.input[0]) == 2
+                and int(np.prod(inits[n.input[1]].dims)) < self.float_below]
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         if model.graph.sparse_initializer:
             raise ExportError("Dynamic quantization needs dense initializers: quantize before sparsifying.")
+        exclude = self.float_matmuls(model)
         with tempfile.TemporaryDirectory(prefix="rnncompress-quant-") as d, _quiet_logging():
             target = os.path.join(d, "int8.onnx")
             try:
                 quantize_dynamic(copy_model(model), target, per_channel=self.per_channel,
-                                 reduce_range=self.reduce_range, weight_type=QuantType.QInt8)
+                                 reduce_range=self.reduce_range, weight_type=QuantType.QInt8,
+                                 nodes_to_exclude=exclude)
             except Exception as e:  # the quantizer raises bare asserts and assorted errors
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise ExportError(f"onnxruntime dynamic quantization failed: {msg}") from None

@@ -208,7 +208,7 @@ def _export(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> 
     from exporters.export import ExportOptions, export_checkpoint
 
     options = ExportOptions(verify_data=p.export["verify_data"], atol=p.export["atol"],
-                            rtol=p.export["rtol"])
+                            rtol=p.export["rtol"], int8_float_below=p.export["int8_float_below"])
     final = out_dir / plan.inputs["checkpoint"]
     results = export_checkpoint(load_checkpoint(final), p.export["formats"], out_dir / "onnx", name="model",
                                 options=options, force=True, progress=progress)

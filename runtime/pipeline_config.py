@@ -10,7 +10,7 @@
                 centrality, edge_prune, finetune_epochs, finetune_lr, distill,
                 distill_temperature, release_masks, finetune_strength, seed,
                 teachers (list of checkpoint paths: further distillation teachers) (omit to skip)
-    [export]    formats, verify_data, atol, rtol                         (omit: dense + step)
+    [export]    formats, verify_data, atol, rtol, int8_float_below       (omit: dense + step)
     [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval, chunk
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
                 max_size_kb                                              (omit to skip)
@@ -57,7 +57,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "finetune_lr": NUM, "distill": NUM, "distill_temperature": NUM, "release_masks": (bool,),
         "finetune_strength": NUM, "seed": (int,), "teachers": (list,),
     },
-    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM},
+    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM, "int8_float_below": (int,)},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),
               "call_floor": (bool,), "accuracy": (bool,), "max_eval": (int,), "chunk": (int,)},
     "check": {"max_p50_ms": NUM, "max_p99_ms": NUM, "max_latency_ratio": NUM, "max_step_latency_ratio": NUM,
@@ -145,7 +145,7 @@ def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwa
     try:
         return fn(*args, **kwargs)
     except RnnCompressError as e:
-        m = re.search(r"The '([a-z_/]+)' parameter", str(e))
+        m = re.search(r"The '([a-z0-9_/]+)' parameter", str(e))
         key = key_of_error or (m.group(1).split("/")[0] if m else None)
         raise loc.error(table, key, str(e)) from None
     except TypeError as e:
@@ -215,13 +215,13 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     from exporters.export import ExportOptions, parse_formats
 
     ex = {"formats": ["dense", "step"], "verify_data": "task", "atol": ExportOptions.atol, "rtol": ExportOptions.rtol,
-          **doc.get("export", {})}
+          "int8_float_below": ExportOptions.int8_float_below, **doc.get("export", {})}
     if not ex["formats"] or not all(isinstance(f, str) for f in ex["formats"]):
         raise loc.error("export", "formats", f"must be a non-empty list of format names; got {ex['formats']!r}.")
 
     _build("export", "formats", loc, parse_formats, ex["formats"])
     _build("export", None, loc, ExportOptions, verify_data=ex["verify_data"], atol=ex["atol"],
-           rtol=ex["rtol"])
+           rtol=ex["rtol"], int8_float_below=ex["int8_float_below"])
 
     bench = dict(doc.get("bench", {}))
     from runtime.bench import BenchConfig

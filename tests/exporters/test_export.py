@@ -20,7 +20,7 @@ from exporters.export import (
     sparsify_file,
 )
 from exporters.graph import IR_VERSION, OPSET, build_full_graph
-from exporters.passes import DensifyInitializers
+from exporters.passes import INT8_FLOAT_BELOW, DensifyInitializers
 from exporters.verify import make_session, run_full
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError, ConfigError, DataError, ExportError, ParityError
@@ -72,6 +72,26 @@ def test_int8_is_smaller_for_real_sizes(make_model, make_checkpoint, tmp_path, c
     path = make_checkpoint(make_model(cell, (64,), 0.0))
     dense, int8 = export_checkpoint(load_checkpoint(path), "dense,int8", tmp_path / "o")
     assert int8.bytes < 0.5 * dense.bytes
+
+
+def test_int8_keeps_a_small_head_float_unless_told(make_model, make_checkpoint, tmp_path):
+    """The default leaves the once-per-call head float (faster at batch 1); 0 quantizes it.
+    Both verify, both record the choice, and only the head differs."""
+    path = make_checkpoint(make_model("lstm", (16,), 0.0, output_size=3))
+    ckpt = load_checkpoint(path)
+    default = export_checkpoint(ckpt, "int8,step+int8", tmp_path / "a")
+    every = export_checkpoint(ckpt, "int8,step+int8", tmp_path / "b", options=ExportOptions(int8_float_below=0))
+    for kept, quantized in zip(default, every):
+        assert kept.parity.passed and quantized.parity.passed
+        k, q = (onnx.load(str(r.path)) for r in (kept, quantized))
+        kinds = {n.name: n.op_type for n in k.graph.node}
+        assert kinds["head.matmul"] == "MatMul" and "MatMulInteger" not in kinds.values()
+        assert "MatMulInteger" in {n.op_type for n in q.graph.node}
+        assert "DynamicQuantizeLSTM" in kinds.values()
+        assert {p.key: p.value for p in k.metadata_props}["rnncompress.int8_float_below"] == str(INT8_FLOAT_BELOW)
+        assert {p.key: p.value for p in q.metadata_props}["rnncompress.int8_float_below"] == "0"
+    with pytest.raises(ConfigError, match="'int8_float_below' parameter must be an int >= 0"):
+        ExportOptions(int8_float_below=-1)
 
 
 def test_exports_are_byte_identical(make_model, make_checkpoint, tmp_path):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from exporters.graph import build_full_graph
+from exporters.graph import build_full_graph, build_step_graph
 from exporters.passes import (
     AddMetadata,
     DensifyInitializers,
@@ -154,6 +154,45 @@ def test_quantize_lstm_becomes_dynamic_quantize_lstm(make_model):
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
     assert "MatMulInteger" in ops  # the head
+
+
+def _matmuls(model: onnx.ModelProto) -> dict[str, str]:
+    """MatMul prefix ("head", "input") -> "float" or "int8", as the quantized graph has it."""
+    out = {}
+    for n in model.graph.node:
+        prefix = n.name.split(".")[0]
+        if n.op_type == "MatMul":
+            out[prefix] = "float"
+        elif n.op_type == "MatMulInteger":
+            out[prefix] = "int8"
+    return out
+
+
+@pytest.mark.parametrize("graph, head, expected", [
+    (build_full_graph, "last", {"input": "int8", "head": "float"}),    # every step / once per call
+    (build_full_graph, "every", {"input": "int8", "head": "int8"}),    # both over every time step
+    (build_step_graph, "last", {"input": "float", "head": "float"}),   # a step model: one row per call
+])
+def test_quantize_keeps_small_once_per_call_matmuls_float(make_model, graph, head, expected):
+    model = make_model("lstm", (8,), 0.0, input_layer="linear", input_dim=5, input_size=3,
+                       output_size=4, head=head)
+    proto = graph(model)
+    small = QuantizeDynamic(float_below=10_000)
+    q = small(proto).model
+    assert _matmuls(q) == expected
+    assert set(small.float_matmuls(proto)) == {f"{k}.matmul" for k, v in expected.items() if v == "float"}
+    assert "DynamicQuantizeLSTM" in [n.op_type for n in q.graph.node]  # the recurrent op is quantized regardless
+    assert set(_matmuls(QuantizeDynamic()(proto).model).values()) == {"int8"}  # 0: every MatMul
+    weights = {n.name: int(np.prod([d for t in proto.graph.initializer if t.name == n.input[1] for d in t.dims]))
+               for n in proto.graph.node if n.op_type == "MatMul"}
+    tight = QuantizeDynamic(float_below=min(weights.values()))  # "fewer than": the smallest is quantized too
+    assert tight.float_matmuls(proto) == []
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "64"])
+def test_float_below_validated(bad):
+    with pytest.raises(ConfigError, match="'float_below' parameter must be an int >= 0"):
+        QuantizeDynamic(float_below=bad)
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])

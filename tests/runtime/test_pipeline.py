@@ -89,6 +89,8 @@ def test_the_navigation_example_is_the_embedded_default() -> None:
     (("samples = 200", "sampels = 200"), "has no parameter 'sampels'"),
     (("max_size_kb = 1000", "max_size_kb = true"), "<t>:32: [check] max_size_kb: must be number"),
     (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "fp16"]'), "<t>:24: [export] formats:"),
+    (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "step", "int8"]\nint8_float_below = -1'),
+     "<t>:25: [export] int8_float_below: The 'int8_float_below' parameter must be an int >= 0"),
     (("[train]", "[train\n"), "invalid TOML"),
 ])
 def test_bad_config_names_the_line(edit, match: str) -> None:
