@@ -38,6 +38,7 @@ RECIPES = {  # key -> (label, release_masks, distill, fine-tuning regularizer st
     "rel": ("masks released", True, 0.0, None, False),
     "kept+d": ("masks kept + distill", False, 0.9, None, False),
     "rel+d": ("masks released + distill", True, 0.9, None, False),
+    "kept+off": ("masks kept, regularizer off", False, 0.0, 0.0, False),
     "rel+off": ("masks released, regularizer off", True, 0.0, 0.0, False),
     "rel+d+off": ("masks released + distill, regularizer off", True, 0.9, 0.0, False),
     "rel+d2": ("masks released + distill from parent and dense model", True, 0.9, None, True),
@@ -145,7 +146,9 @@ def main() -> None:
                if any(r.get("reused") for r in rows) else "")
             + md_table(["kept", "fine-tuning recipe", f"val {unit}", f"test {unit}", "s per run (1 thread)"],
                        table))
-    title = "Choosing the fine-tuning recipe (validation split)" + ("" if args.task == "smnist" else f": {args.task}")
+    kept = " and ".join(str(k) for k in args.keeps)
+    task = {"smnist": "seq-MNIST"}.get(args.task, args.task)
+    title = f"Choosing the fine-tuning recipe (validation split): {task}, {kept} of 256 neurons kept"
     write_report(args.out, title, "python " + " ".join(sys.argv), body, time.monotonic() - t0)
 
 
