@@ -224,9 +224,6 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
     }
     if variant.int8:
         meta["rnncompress.int8_float_below"] = str(options.int8_float_below)
-    if variant.int8 and model.config.cell in ("gru", "rnn"):
-        # Weight-only int8 W/R: let onnxruntime fold the DequantizeLinear at load.
-        meta[SESSION_CONFIG_KEY] = json.dumps({"session.disable_quant_qdq": "1"})
     return meta
 
 
@@ -254,6 +251,11 @@ def build_variant(model: SequenceModel, variant: Variant, metadata: dict[str, st
     meta = dict(metadata or {})
     if meta:
         meta[FORMAT_KEY] = stored.name
+    stored_names = {t.name for t in proto.graph.initializer} | {t.values.name for t in proto.graph.sparse_initializer}
+    if any(n.op_type == "DequantizeLinear" and n.input[0] in stored_names for n in proto.graph.node):
+        # Weight-only int8 W/R (GRU, RNN, a step LSTM left float): let onnxruntime fold the
+        # DequantizeLinear into a constant at load instead of running it on every call.
+        meta[SESSION_CONFIG_KEY] = json.dumps({"session.disable_quant_qdq": "1"})
     return run_passes(proto, [SetIrVersion(ir_version), AddMetadata(meta)]).model
 
 

@@ -214,7 +214,7 @@ def _quiet_logging() -> Iterator[None]:
 
 
 # Below this many weights a MatMul on one row per call is faster float than int8 in
-# onnxruntime 1.31 (measured by benchmarks/int8_matmul.py; 256 x 256 is about even).
+# onnxruntime 1.31 (measured by benchmarks/int8_ops.py; 256 x 256 is about even).
 INT8_FLOAT_BELOW = 256 * 256
 
 
@@ -228,17 +228,18 @@ class QuantizeDynamic:
     and dequantized after the lookup. GRU and RNN are left alone (onnxruntime has no
     quantized kernel for them; see ``StoreRecurrentWeightsInt8``).
 
-    ``float_below``: a MatMul whose activation has rank 2 (one row per batch item, so
-    one row per call at batch 1: a last-step head, or any MatMul of a step model) and
-    whose constant weight has fewer elements than this stays float. Quantizing it swaps
-    one MatMul for five nodes (quantize the row, MatMulInteger, cast, two scale Muls)
-    whose fixed cost outweighs the int8 arithmetic below about 256 x 256 weights at one
-    row (``benchmarks/int8_matmul.py``); MatMuls over every time step (rank 3) are always
-    quantized, since there the rows add up. 0 quantizes every MatMul.
+    ``float_below``: an op that runs on one row per call at batch 1 and has fewer
+    constant weights than this is left float: a MatMul whose activation has rank 2 (a
+    last-step head, any MatMul of a step model), and an LSTM over a sequence of static
+    length 1 (a step model's layer; W and R counted). Quantizing it adds nodes whose fixed
+    cost outweighs the int8 arithmetic below about 256 x 256 weights at one row
+    (``benchmarks/int8_ops.py``; ``StoreRecurrentWeightsInt8`` then still stores a
+    left-float LSTM's weights as int8). Ops over every time step are always quantized,
+    since there the rows add up. 0 quantizes every MatMul and LSTM.
 
     Requires: dense initializers only (run it before ``SparsifyInitializers``).
-    Ensures: a model that onnxruntime runs; the IR version is kept; the MatMuls named
-    by ``float_matmuls`` are unchanged.
+    Ensures: a model that onnxruntime runs; the IR version is kept; the nodes named by
+    ``float_nodes`` are unchanged.
     """
 
     per_channel: bool = True
@@ -249,25 +250,39 @@ class QuantizeDynamic:
         if isinstance(self.float_below, bool) or not isinstance(self.float_below, int) or self.float_below < 0:
             raise param_error("float_below", "an int >= 0 (weights; 0 quantizes every MatMul)", self.float_below)
 
-    def float_matmuls(self, model: onnx.ModelProto) -> list[str]:
-        """Names of the MatMul nodes this pass leaves float (see ``float_below``)."""
+    def float_nodes(self, model: onnx.ModelProto) -> list[str]:
+        """Names of the MatMul and LSTM nodes this pass leaves float (see ``float_below``)."""
         if not self.float_below:
             return []
         inits = {t.name: t for t in model.graph.initializer}
-        inferred = onnx.shape_inference.infer_shapes(model).graph
-        ranks = {v.name: len(v.type.tensor_type.shape.dim)
-                 for v in [*inferred.input, *inferred.value_info, *inferred.output]
-                 if v.type.tensor_type.HasField("shape")}
-        return [n.name for n in model.graph.node
-                if n.op_type == "MatMul" and n.input[1] in inits and ranks.get(n.input[0]) == 2
-                and int(np.prod(inits[n.input[1]].dims)) < self.float_below]
+        g = onnx.shape_inference.infer_shapes(model).graph
+        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+                  for v in [*g.input, *g.value_info, *g.output] if v.type.tensor_type.HasField("shape")}
+
+        def weights(names: Iterable[str]) -> int:
+            return sum(int(np.prod(inits[n].dims)) for n in names if n in inits)
+
+        out = []
+        for n in model.graph.node:
+            x = shapes.get(n.input[0]) if n.input else None
+            if n.op_type == "MatMul" and n.input[1] in inits:
+                one_row = x is not None and len(x) == 2
+                size = weights(n.input[1:2])
+            elif n.op_type == "LSTM" and n.domain in ("", "ai.onnx"):
+                one_row = x is not None and len(x) == 3 and x[0] == 1
+                size = weights(n.input[1:3])
+            else:
+                continue
+            if one_row and size < self.float_below:
+                out.append(n.name)
+        return out
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         if model.graph.sparse_initializer:
             raise ExportError("Dynamic quantization needs dense initializers: quantize before sparsifying.")
-        exclude = self.float_matmuls(model)
+        exclude = self.float_nodes(model)
         with tempfile.TemporaryDirectory(prefix="rnncompress-quant-") as d, _quiet_logging():
             target = os.path.join(d, "int8.onnx")
             try:
@@ -285,7 +300,8 @@ class QuantizeDynamic:
 
 @dataclass(frozen=True)
 class StoreRecurrentWeightsInt8:
-    """Weight-only int8 for recurrent ops without a quantized kernel (GRU, RNN).
+    """Weight-only int8 for float recurrent ops: GRU and RNN (onnxruntime has no quantized
+    kernel for them), and an LSTM that ``QuantizeDynamic`` left float.
 
     W and R are stored as int8 with one symmetric scale per gate row (zero point 0, so
     pruned weights stay exact zeros and sparse storage still applies), and a
@@ -298,7 +314,7 @@ class StoreRecurrentWeightsInt8:
     nodes are placed right before their consumer (topological order kept).
     """
 
-    op_types: tuple[str, ...] = ("GRU", "RNN")
+    op_types: tuple[str, ...] = ("GRU", "RNN", "LSTM")
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         inits = {t.name: t for t in model.graph.initializer}

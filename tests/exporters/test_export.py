@@ -54,7 +54,9 @@ def test_export_every_format(make_model, make_checkpoint, tmp_path, cell):
         assert meta["rnncompress.verified"] == "task"
         assert json.loads(meta["rnncompress.tolerance"])["fp32_max_abs"] == 1e-5
         assert json.loads(meta["rnncompress.model_config"])["cell"] == cell
-        assert ("rnncompress.session_config" in meta) == (cell != "lstm" and "int8" in r.format)
+        # weight-only int8 recurrent weights: GRU and RNN, and a small LSTM in a step model
+        weight_only = "int8" in r.format and (cell != "lstm" or r.format.startswith("step"))
+        assert ("rnncompress.session_config" in meta) == weight_only
         assert meta["rnncompress.version"]
         make_session(r.path)  # loads from disk too
     assert by["sparse"].bytes < by["dense"].bytes and by["sparse"].stored_sparsity > 0.5
@@ -74,10 +76,12 @@ def test_int8_is_smaller_for_real_sizes(make_model, make_checkpoint, tmp_path, c
     assert int8.bytes < 0.5 * dense.bytes
 
 
-def test_int8_keeps_a_small_head_float_unless_told(make_model, make_checkpoint, tmp_path):
-    """The default leaves the once-per-call head float (faster at batch 1); 0 quantizes it.
-    Both verify, both record the choice, and only the head differs."""
-    path = make_checkpoint(make_model("lstm", (16,), 0.0, output_size=3))
+def test_int8_keeps_small_one_row_ops_float_unless_told(make_model, make_checkpoint, tmp_path):
+    """By default the once-per-call head stays float, and so does a step model's small LSTM
+    (its weights stored int8 behind DequantizeLinear, folded at load); the full model's LSTM
+    runs over every step and is quantized. 0 quantizes everything. All verify, and the
+    files record the choice."""
+    path = make_checkpoint(make_model("lstm", (16,), 0.0))
     ckpt = load_checkpoint(path)
     default = export_checkpoint(ckpt, "int8,step+int8", tmp_path / "a")
     every = export_checkpoint(ckpt, "int8,step+int8", tmp_path / "b", options=ExportOptions(int8_float_below=0))
@@ -85,10 +89,16 @@ def test_int8_keeps_a_small_head_float_unless_told(make_model, make_checkpoint, 
         assert kept.parity.passed and quantized.parity.passed
         k, q = (onnx.load(str(r.path)) for r in (kept, quantized))
         kinds = {n.name: n.op_type for n in k.graph.node}
+        q_ops = {n.op_type for n in q.graph.node}
         assert kinds["head.matmul"] == "MatMul" and "MatMulInteger" not in kinds.values()
-        assert "MatMulInteger" in {n.op_type for n in q.graph.node}
-        assert "DynamicQuantizeLSTM" in kinds.values()
-        assert {p.key: p.value for p in k.metadata_props}["rnncompress.int8_float_below"] == str(INT8_FLOAT_BELOW)
+        assert {"MatMulInteger", "DynamicQuantizeLSTM"} <= q_ops and "DequantizeLinear" not in q_ops
+        meta = {p.key: p.value for p in k.metadata_props}
+        if kept.format == "step+int8":
+            assert kinds["rnn.0.lstm"] == "LSTM" and kinds["rnn.0.R.dequantize"] == "DequantizeLinear"
+            assert json.loads(meta["rnncompress.session_config"]) == {"session.disable_quant_qdq": "1"}
+        else:
+            assert "DynamicQuantizeLSTM" in kinds.values() and "rnncompress.session_config" not in meta
+        assert meta["rnncompress.int8_float_below"] == str(INT8_FLOAT_BELOW)
         assert {p.key: p.value for p in q.metadata_props}["rnncompress.int8_float_below"] == "0"
     with pytest.raises(ConfigError, match="'int8_float_below' parameter must be an int >= 0"):
         ExportOptions(int8_float_below=-1)

@@ -173,20 +173,22 @@ def _matmuls(model: onnx.ModelProto) -> dict[str, str]:
     (build_full_graph, "every", {"input": "int8", "head": "int8"}),    # both over every time step
     (build_step_graph, "last", {"input": "float", "head": "float"}),   # a step model: one row per call
 ])
-def test_quantize_keeps_small_once_per_call_matmuls_float(make_model, graph, head, expected):
+def test_quantize_keeps_small_one_row_ops_float(make_model, graph, head, expected):
     model = make_model("lstm", (8,), 0.0, input_layer="linear", input_dim=5, input_size=3,
                        output_size=4, head=head)
     proto = graph(model)
     small = QuantizeDynamic(float_below=10_000)
     q = small(proto).model
     assert _matmuls(q) == expected
-    assert set(small.float_matmuls(proto)) == {f"{k}.matmul" for k, v in expected.items() if v == "float"}
-    assert "DynamicQuantizeLSTM" in [n.op_type for n in q.graph.node]  # the recurrent op is quantized regardless
+    floats = {f"{k}.matmul" for k, v in expected.items() if v == "float"}
+    assert set(small.float_nodes(proto)) == floats | ({"rnn.0.lstm"} if graph is build_step_graph else set())
+    ops = [n.op_type for n in q.graph.node]  # the LSTM: float over one step, int8 over a sequence
+    assert ("LSTM" in ops, "DynamicQuantizeLSTM" in ops) == ((True, False) if graph is build_step_graph
+                                                              else (False, True))
     assert set(_matmuls(QuantizeDynamic()(proto).model).values()) == {"int8"}  # 0: every MatMul
-    weights = {n.name: int(np.prod([d for t in proto.graph.initializer if t.name == n.input[1] for d in t.dims]))
-               for n in proto.graph.node if n.op_type == "MatMul"}
-    tight = QuantizeDynamic(float_below=min(weights.values()))  # "fewer than": the smallest is quantized too
-    assert tight.float_matmuls(proto) == []
+    sizes = {t.name: int(np.prod(t.dims)) for t in proto.graph.initializer}
+    smallest = min(sizes[n.input[1]] for n in proto.graph.node if n.op_type == "MatMul")
+    assert QuantizeDynamic(float_below=smallest).float_nodes(proto) == []  # "fewer than": the smallest is quantized
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "64"])
@@ -195,7 +197,7 @@ def test_float_below_validated(bad):
         QuantizeDynamic(float_below=bad)
 
 
-@pytest.mark.parametrize("cell", ["gru", "rnn"])
+@pytest.mark.parametrize("cell", ["gru", "rnn", "lstm"])
 def test_weight_only_int8_keeps_zeros_and_runs(make_model, cell):
     import torch
 

@@ -1,6 +1,6 @@
-"""When does int8 pay for a MatMul at batch 1? The evidence behind ``INT8_FLOAT_BELOW``.
+"""When does int8 pay at batch 1? The evidence behind ``INT8_FLOAT_BELOW``.
 
-    .venv/bin/python benchmarks/int8_matmul.py
+    .venv/bin/python benchmarks/int8_ops.py
 
 onnxruntime's dynamic quantization turns one float MatMul into five nodes: quantize the
 activation (DynamicQuantizeLinear), MatMulInteger, Cast, and two Muls for the scales. Each
@@ -8,8 +8,11 @@ node has a fixed cost per call, so on one row (batch 1, once per call: a last-st
 every MatMul of a step model) the int8 arithmetic has to save more than that. Part 1 times
 a single MatMul + bias, float against int8, over weight shapes and rows per call (1: once
 per call; 28 and 100: over every step of a sequence), interleaved in one run per shape.
-Part 2 exports the headline's int8 models both ways -- a small once-per-call head left
-float (the default) and every MatMul quantized (``--int8-float-below 0``) -- and benches
+Part 2 does the same for one LSTM step (a step model's layer): float, onnxruntime's
+DynamicQuantizeLSTM, and weight-only int8 (W and R stored int8, dequantized once at load).
+Part 3 exports the headline's int8 models both ways -- a small once-per-call head left
+float and a small step LSTM weight-only (the default) and everything quantized
+(``--int8-float-below 0``) -- and benches
 them in one interleaved run, full sequence and streaming step, with their accuracy in
 onnxruntime and file size.
 """
@@ -27,8 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from exporters.export import ExportOptions, export_checkpoint
 from exporters.graph import IR_VERSION, OPSET
-from exporters.passes import INT8_FLOAT_BELOW, QuantizeDynamic
-from exporters.verify import make_session
+from exporters.passes import INT8_FLOAT_BELOW, AddMetadata, QuantizeDynamic, StoreRecurrentWeightsInt8
+from exporters.verify import SESSION_CONFIG_KEY, make_session
 from models.checkpoint import load_checkpoint
 from runtime.bench import BenchConfig, bench
 from runtime.environment import environment
@@ -52,7 +55,7 @@ def matmul_model(k: int, n: int, rows: int):
     return model
 
 
-def part1(rows_list: list[int], runs: int, warmup: int) -> tuple[str, str]:
+def part_matmul(rows_list: list[int], runs: int, warmup: int) -> tuple[str, str]:
     """The table, and what it says about one row per call."""
     table, one_row = [], []
     for rows in rows_list:
@@ -78,7 +81,57 @@ def part1(rows_list: list[int], runs: int, warmup: int) -> tuple[str, str]:
                      "faster"], table)
 
 
-def part2(args, runs: int, warmup: int) -> str:
+def lstm_step_model(hidden: int, features: int):
+    """One LSTM step: x [1, 1, F], h, c [1, 1, H] -> h', c'; weights seeded, scaled 1/sqrt(H)."""
+    rng = np.random.default_rng(hidden)
+    scale = 1 / np.sqrt(hidden)
+    inits = [numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+             for name, shape in (("W", (1, 4 * hidden, features)), ("R", (1, 4 * hidden, hidden)),
+                                 ("B", (1, 8 * hidden)))]
+    node = helper.make_node("LSTM", ["x", "W", "R", "B", "", "h", "c"], ["", "h_out", "c_out"], name="lstm",
+                            hidden_size=hidden)
+    state = [1, 1, hidden]
+    graph = helper.make_graph(
+        [node], "lstm_step",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, features]),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, state),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, state)],
+        [helper.make_tensor_value_info("h_out", TensorProto.FLOAT, state),
+         helper.make_tensor_value_info("c_out", TensorProto.FLOAT, state)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+def part_lstm(hiddens: list[int], features: int, runs: int, warmup: int) -> tuple[str, str]:
+    table, verdict = [], []
+    fold = AddMetadata({SESSION_CONFIG_KEY: '{"session.disable_quant_qdq": "1"}'})
+    for hidden in hiddens:
+        fp32 = lstm_step_model(hidden, features)
+        sessions = {"float": make_session(fp32), "DynamicQuantizeLSTM": make_session(QuantizeDynamic()(fp32).model),
+                    "weight-only int8": make_session(fold(StoreRecurrentWeightsInt8()(fp32).model).model)}
+        rng = np.random.default_rng(1)
+        feeds = {"x": rng.standard_normal((1, 1, features)).astype(np.float32),
+                 "h": rng.standard_normal((1, 1, hidden)).astype(np.float32),
+                 "c": rng.standard_normal((1, 1, hidden)).astype(np.float32)}
+        ms = measure_interleaved({k: (lambda s=s: s.run(None, feeds)) for k, s in sessions.items()}, warmup, runs)
+        us = {k: float(np.median(v)) * 1000 for k, v in ms.items()}
+        weights = 4 * hidden * (features + hidden)
+        table.append((hidden, f"{weights:,}", *(f"{us[k]:.1f}" for k in sessions),
+                      f"{us['DynamicQuantizeLSTM'] / us['float']:.2f}",
+                      f"{us['weight-only int8'] / us['float']:.2f}"))
+        verdict.append((weights, us["DynamicQuantizeLSTM"] < us["float"]))
+        print(f"LSTM {hidden}: " + ", ".join(f"{k} {v:.1f} us" for k, v in us.items()), file=sys.stderr)
+    slower = [w for w, faster in verdict if not faster]
+    faster = [w for w, f in verdict if f]
+    text = (f"DynamicQuantizeLSTM was slower than float for {len(slower)} of {len(verdict)} sizes (largest: "
+            f"{max(slower, default=0):,} weights) and faster for {len(faster)} (smallest: "
+            f"{min(faster, default=0):,} weights).")
+    return text, md_table(["hidden", "weights (W + R)", "float p50 µs", "DynamicQuantizeLSTM p50 µs",
+                           "weight-only int8 p50 µs", "dynamic / float", "weight-only / float"], table)
+
+
+def part_models(args, runs: int, warmup: int) -> str:
     models = {"dense 256": args.dense}
     for keep in args.keep:
         models[f"shrunk {keep}"] = shrunk_path(ROOT / "runs" / "headline", keep, "degree", args.finetune_epochs,
@@ -90,7 +143,7 @@ def part2(args, runs: int, warmup: int) -> str:
     paths, names = [], []
     for label, ckpt_path in models.items():
         ckpt = load_checkpoint(ckpt_path)
-        for how, below in (("head float", INT8_FLOAT_BELOW), ("every MatMul int8", 0)):
+        for how, below in (("default", INT8_FLOAT_BELOW), ("everything int8", 0)):
             stem = f"{label.replace(' ', '')}-{below}"
             export_checkpoint(ckpt, "int8,step+int8", onnx, name=stem, force=True,
                               options=ExportOptions(int8_float_below=below))
@@ -116,25 +169,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 28, 100])
     ap.add_argument("--runs", type=int, default=3000, help="timed rounds per shape (part 1)")
-    ap.add_argument("--model-runs", type=int, default=1000, help="timed rounds (part 2)")
+    ap.add_argument("--hiddens", type=int, nargs="+", default=[32, 64, 96, 128, 192, 256, 512],
+                    help="LSTM sizes (part 2)")
+    ap.add_argument("--model-runs", type=int, default=1000, help="timed rounds (parts 2 and 3)")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
     ap.add_argument("--keep", type=int, nargs="+", default=[64, 128], help="the headline's shrunk models")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     add_recipe_args(ap, **HEADLINE_RECIPE)  # the headline's recipe, to find its checkpoints
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "int8_matmul")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "int8_matmul.md")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "int8_ops")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "int8_ops.md")
     args = ap.parse_args()
     t0 = time.monotonic()
     env = environment(threads=1)
-    verdict, table = part1(args.rows, args.runs, args.warmup)
+    verdict, table = part_matmul(args.rows, args.runs, args.warmup)
     body = (f"onnxruntime {env.get('onnxruntime')}, 1 intra-op thread, graph optimizations on.\n\n"
             f"**1. One MatMul + bias**, float vs onnxruntime dynamic int8 (per-column scales), p50 of {args.runs} "
             f"calls each, the two interleaved:\n\n" + table + f"\n\n{verdict} The export default is "
             f"`--int8-float-below {INT8_FLOAT_BELOW}`: a MatMul on one row per batch item (rank-2 activation) with "
-            f"fewer weights stays float; MatMuls over every time step (rank 3) are always quantized.\n\n"
-            f"**2. The headline's int8 models** exported both ways:\n\n" + part2(args, args.model_runs, args.warmup))
-    write_report(args.out, "int8 at batch 1: which MatMuls to quantize", "python " + " ".join(sys.argv), body,
+            f"fewer weights stays float; MatMuls over every time step (rank 3) are always quantized.\n\n")
+    verdict, table = part_lstm(args.hiddens, 28, args.model_runs, args.warmup)
+    body += (f"**2. One LSTM step** (28 inputs, a step model's layer), p50 of {args.model_runs} calls each, the three "
+             f"interleaved:\n\n" + table + f"\n\n{verdict} The same default applies: a step model's LSTM with fewer "
+             f"than {INT8_FLOAT_BELOW:,} weights (W + R) is not given DynamicQuantizeLSTM; its weights are stored "
+             f"int8 (weight-only, dequantized once at load): the file keeps the int8 size, the arithmetic is float.\n\n"
+             f"**3. The headline's int8 models**, exported with the default and with everything quantized "
+             f"(`--int8-float-below 0`):\n\n" + part_models(args, args.model_runs, args.warmup))
+    write_report(args.out, "int8 at batch 1: which ops to quantize", "python " + " ".join(sys.argv), body,
                  time.monotonic() - t0)
 
 
