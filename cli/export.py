@@ -41,9 +41,10 @@ from models.checkpoint import load_checkpoint
 @click.option("--min-gain", type=float, default=0.0, show_default=True,
               help="sparse: fraction of a weight's dense size that sparse storage must save to be used.")
 @click.option("--int8-float-below", type=int, default=INT8_FLOAT_BELOW, show_default=True,
-              help="int8 formats keep a MatMul float when it runs once per call (a last-step head, a step "
-                   "model's layers) and has fewer weights than this: quantizing it costs more time (about "
-                   "1 us per call) than it saves. 0 quantizes every MatMul (smallest file).")
+              help="int8 formats keep a MatMul or LSTM float when it runs once per call (a last-step head, "
+                   "a step model's layers) and has fewer weights than this: quantizing it costs more time "
+                   "than it saves (benchmarks/int8_ops.py). A float LSTM's weights are still stored int8. "
+                   "0 quantizes every MatMul and LSTM (smallest file).")
 @click.option("--parity-samples", type=int, default=512, show_default=True,
               help="Test sequences for the float32 comparison.")
 @click.option("--metric-samples", type=int, default=10000, show_default=True,

@@ -131,9 +131,10 @@ class ExportOptions:
             LSTM's logits of ~14 differ from torch by ~1e-5 from summation order alone.
         int8: how much worse an int8 variant's metric may be.
         min_gain: fraction of an initializer's size sparse storage must save.
-        int8_float_below: int8 variants keep a MatMul float when it runs on one row per
-            call (a last-step head, a step model's MatMuls) and its weight has fewer
-            elements than this; 0 quantizes every MatMul (see ``QuantizeDynamic``).
+        int8_float_below: int8 variants keep a MatMul or LSTM float when it runs on one
+            row per call (a last-step head, a step model's layers) and has fewer weights
+            than this (a float LSTM's weights are still stored int8); 0 quantizes every
+            MatMul and LSTM (see ``QuantizeDynamic``).
         parity_samples / metric_samples / step_samples: test sequences used for the
             float32 check, the int8 metric and the step check (each from the start of the
             test split).
@@ -168,7 +169,7 @@ class ExportOptions:
             raise param_error("min_gain", "a float in [0, 1)", self.min_gain)
         v = self.int8_float_below
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise param_error("int8_float_below", "an int >= 0 (weights; 0 quantizes every MatMul)", v)
+            raise param_error("int8_float_below", "an int >= 0 (weights; 0 quantizes every MatMul and LSTM)", v)
         for name in ("parity_samples", "metric_samples", "step_samples"):
             if getattr(self, name) < 1:
                 raise param_error(name, "a positive int", getattr(self, name))

@@ -213,8 +213,9 @@ def _quiet_logging() -> Iterator[None]:
         root.setLevel(level)
 
 
-# Below this many weights a MatMul on one row per call is faster float than int8 in
-# onnxruntime 1.31 (measured by benchmarks/int8_ops.py; 256 x 256 is about even).
+# Below this many weights an op on one row per call (a last-step head, a step model's MatMul
+# or LSTM) is faster float than int8 in onnxruntime 1.31 (benchmarks/int8_ops.py; a
+# 256 x 256 MatMul is about even).
 INT8_FLOAT_BELOW = 256 * 256
 
 
@@ -248,7 +249,7 @@ class QuantizeDynamic:
 
     def __post_init__(self) -> None:
         if isinstance(self.float_below, bool) or not isinstance(self.float_below, int) or self.float_below < 0:
-            raise param_error("float_below", "an int >= 0 (weights; 0 quantizes every MatMul)", self.float_below)
+            raise param_error("float_below", "an int >= 0 (weights; 0 quantizes every MatMul and LSTM)", self.float_below)
 
     def float_nodes(self, model: onnx.ModelProto) -> list[str]:
         """Names of the MatMul and LSTM nodes this pass leaves float (see ``float_below``)."""
