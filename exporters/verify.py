@@ -235,7 +235,7 @@ class Parity:
         if self.kind == "rel_rms":
             return f"rel rms {self.error:.2g} <= {self.tolerance:g}"
         unit = " pts" if self.detail.startswith("accuracy") else " rel"
-        return f"{self.detail.split(' ')[0]} worse {self.error:.2g}{unit} <= {self.tolerance:g}"
+        return f"{self.detail.split(' ')[0]} {self._change(f'{{:.2g}}{unit}')}, tol {self.tolerance:g}"
 
     def describe(self) -> str:
         if self.kind == "max_abs":
@@ -243,7 +243,13 @@ class Parity:
             return f"max abs error {self.error:.3g} (tolerance {self._bound()}{worst})"
         if self.kind == "rel_rms":
             return f"relative RMS error {self.error:.3g} (tolerance {self.tolerance:g}) on {self.data}"
-        return f"{self.detail} (worse by {self.error:.3g}, tolerance {self.tolerance:g}) on {self.data}"
+        return f"{self.detail} ({self._change('by {:.3g}')}; tolerance {self.tolerance:g} worse) on {self.data}"
+
+    def _change(self, amount: str) -> str:
+        """"worse by 0.2", "better by 0.05" or "unchanged" (metric kinds: error = how much worse)."""
+        if self.error == 0:
+            return "unchanged"
+        return f"{'worse' if self.error > 0 else 'better'} {amount.format(abs(self.error))}"
 
 
 @torch.no_grad()

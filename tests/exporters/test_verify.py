@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporters.verify import _fp32_parity
+from exporters.verify import Parity, _fp32_parity
 
 
 def _pair(ref: np.ndarray, diff: np.ndarray) -> dict:
@@ -63,3 +63,11 @@ def test_rule_matches_elementwise_allclose(values, atol, rtol):
     got = ref + np.linspace(-3e-5, 3e-5, len(values))
     expected = bool(np.all(np.abs(got - ref) <= atol + rtol * np.abs(ref)))
     assert _fp32_parity({"x": [(got, ref)]}, atol, rtol).passed == expected
+
+
+@pytest.mark.parametrize("error, words", [(0.0, "unchanged"), (-0.05, "better by 0.05"), (0.3, "worse by 0.3")])
+def test_metric_parity_says_which_way_it_moved(error, words):
+    p = Parity("metric", error, 0.5, "task test data (16)", "accuracy 98.1% vs torch 98.2%")
+    assert f"({words}; tolerance 0.5 worse)" in p.describe()
+    assert p.short().startswith("accuracy " + words.replace(" by", "")) and p.short().endswith("tol 0.5")
+    assert p.passed == (error <= 0.5)
