@@ -1,4 +1,4 @@
-"""``rnncompress info``: what a checkpoint holds."""
+"""``rnncompress info``: what a checkpoint or an ONNX file holds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli.common import echo_json, fmt_table, handle_errors
+from exporters.export import onnx_summary
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.sequence import count_parameters, sparsity_report
 
@@ -34,12 +35,64 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
     }
 
 
+def _tensors(values: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{v['name']} {v['type']} [{', '.join(str(d) for d in v['shape'])}]" for v in values)
+
+
+def show_onnx(d: dict[str, Any]) -> None:
+    opsets = ", ".join(f"{k} {v}" for k, v in d["opset"].items())
+    click.echo(f"{d['path']}  ({d['bytes']:,} bytes, IR {d['ir_version']}, opset {opsets})")
+    meta = d["metadata"]
+    if meta:
+        verified = {"task": "the task's test data and random inputs", "random": "random inputs"}.get(
+            meta.get("verified"), meta.get("verified", "?"))
+        click.echo(f"rnncompress {meta.get('version', '?')}: format {meta.get('format', '?')} of "
+                   f"{meta.get('source') or '?'} (sha256 {str(meta.get('source_sha256', ''))[:12]}), "
+                   f"verified against torch on {verified}")
+        m, task = meta.get("model_config") or {}, meta.get("task") or {}
+        if m:
+            value = meta.get("metric_value")
+            metric = f"; source test {meta.get('metric')} {value:.4g}" if isinstance(value, float) else ""
+            click.echo(f"model: {m.get('cell')} hidden {m.get('hidden_sizes')} input {m.get('input_size')} "
+                       f"output {m.get('output_size')} head {m.get('head')}; task {task.get('name', '?')}{metric}")
+        sp = meta.get("sparsity") or {}
+        if sp:
+            click.echo(f"weight sparsity: recurrent {sp.get('recurrent', 0):.3f}, overall {sp.get('overall', 0):.3f}")
+    else:
+        click.echo("not written by rnncompress (no rnncompress.* metadata)")
+    click.echo(f"inputs:  {_tensors(d['inputs'])}")
+    click.echo(f"outputs: {_tensors(d['outputs'])}")
+    click.echo("ops:     " + ", ".join(f"{k} {v}" for k, v in d["ops"].items()))
+    if d["int8"]:
+        below = meta.get("int8_float_below")
+        note = f" (ops on one row per call with < {below:,} weights kept float)" if isinstance(below, int) else ""
+        click.echo("int8:    " + "; ".join(d["int8"]) + note)
+    i = d["initializers"]
+    click.echo(f"storage: {i['dense']} dense + {i['sparse']} sparse initializers, {i['elements']:,} elements, "
+               f"{i['stored_sparsity']:.1%} left out by sparse storage")
+    if meta.get("session_config"):
+        entries = ", ".join(f"{k}={v}" for k, v in meta["session_config"].items())
+        click.echo(f"session: {entries} (applied by rnncompress bench, run and export verification)")
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
 @handle_errors
 def info(checkpoint: Path, as_json: bool) -> None:
-    """Show a checkpoint: model, task, per-matrix sparsity, metrics and history."""
+    """Show a checkpoint: model, task, per-matrix sparsity, metrics and history.
+
+    Given an .onnx file, show what it is instead: inputs and outputs, ops, which ops are
+    int8, sparse storage, and the provenance rnncompress recorded when it exported and
+    verified it (source checkpoint and hash, task, metric, sparsity).
+    """
+    if checkpoint.suffix.lower() == ".onnx":
+        d = onnx_summary(checkpoint)
+        if as_json:
+            echo_json(d)
+        else:
+            show_onnx(d)
+        return
     d = describe(load_checkpoint(checkpoint))
     if as_json:
         echo_json(d)

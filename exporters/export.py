@@ -41,10 +41,12 @@ from exporters.passes import (
     SetIrVersion,
     SparsifyInitializers,
     StoreRecurrentWeightsInt8,
+    initializer_stats,
     run_passes,
     stored_sparsity,
 )
 from exporters.verify import (
+    META_PREFIX,
     MODEL_CONFIG_KEY,
     SESSION_CONFIG_KEY,
     Int8Tolerance,
@@ -528,3 +530,59 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
     return SparsifyResult(dst, src.stat().st_size, len(blob), len(result.graph.sparse_initializer),
                           len(result.graph.initializer) + len(result.graph.sparse_initializer),
                           stored_sparsity(result), loads)
+
+
+# ------------------------------------------------------------------------ inspect
+_INT8_OPS = {"DynamicQuantizeLSTM": "LSTM with int8 arithmetic", "MatMulInteger": "MatMul with int8 arithmetic",
+             "DynamicQuantizeMatMul": "MatMul with int8 arithmetic"}
+
+
+def _value_info(v: onnx.ValueInfoProto) -> dict[str, object]:
+    t = v.type.tensor_type
+    dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in t.shape.dim]
+    return {"name": v.name, "type": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?",
+            "shape": dims}
+
+
+def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
+    """What an ONNX file is: its interface, ops, storage and rnncompress provenance.
+
+    ``int8`` lists how the file uses int8: ops with int8 arithmetic, and float ops whose
+    weights are stored int8 (a DequantizeLinear reading an initializer). ``metadata``
+    holds the ``rnncompress.*`` entries (JSON values decoded), ``other_metadata`` the rest.
+
+    Raises:
+        ExportError: the file is missing or not a valid ONNX model.
+    """
+    p = Path(path)
+    model = read_onnx(p)
+    g = model.graph
+    ops: dict[str, int] = {}
+    for n in g.node:
+        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+        ops[key] = ops.get(key, 0) + 1
+    stored = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+    int8 = [f"{_INT8_OPS[n.op_type]} ({n.name})" for n in g.node if n.op_type in _INT8_OPS]
+    dequantized = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in stored}
+    if dequantized:
+        consumers = sorted({c.op_type for c in g.node if dequantized & set(c.input)})
+        int8.append(f"weights stored int8, arithmetic float: {len(dequantized)} tensors of {', '.join(consumers)}")
+    meta, other = {}, {}
+    for prop in model.metadata_props:
+        if prop.key.startswith(META_PREFIX):
+            try:
+                meta[prop.key[len(META_PREFIX):]] = json.loads(prop.value)
+            except ValueError:
+                meta[prop.key[len(META_PREFIX):]] = prop.value
+        else:
+            other[prop.key] = prop.value
+    return {
+        "path": str(p), "bytes": p.stat().st_size, "ir_version": model.ir_version,
+        "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "inputs": [_value_info(v) for v in g.input if v.name not in stored],
+        "outputs": [_value_info(v) for v in g.output],
+        "ops": ops, "int8": int8,
+        "initializers": {**initializer_stats(model), "stored_sparsity": stored_sparsity(model)},
+        "metadata": meta, "other_metadata": other,
+    }

@@ -136,6 +136,14 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
     return ckpt.sha256
 
 
+def _looks_like(p: Path) -> str:
+    """A hint for a file that is not a checkpoint: what it probably is instead."""
+    hints = {".onnx": " (it is named like an ONNX model: `rnncompress info` and `bench` read those)",
+             ".json": " (a JSON file: reports go to `rnncompress check`)",
+             ".toml": " (a TOML file: pipelines go to `rnncompress run`)"}
+    return hints.get(p.suffix.lower(), "")
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint.
 
@@ -150,19 +158,20 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        reason = str(e).split("\n")[0]
-        if "Weights only load failed" in reason or "Unsupported" in str(e):
-            raise CheckpointError(
-                f"Checkpoint {p} carries pickled code or objects (refused: only tensors and plain data are loaded)."
-            ) from None
-        raise CheckpointError(f"Checkpoint {p} is not a torch checkpoint (unpickling failed).") from None
+        # weights_only refuses a global it does not allow (code or custom objects); an
+        # "Unsupported operand" means the bytes are not a pickle at all (another format).
+        if "Unsupported operand" in str(e) or "Weights only load failed" not in str(e):
+            raise CheckpointError(f"Checkpoint {p} is not a torch checkpoint{_looks_like(p)}.") from None
+        raise CheckpointError(
+            f"Checkpoint {p} carries pickled code or objects (refused: only tensors and plain data are loaded)."
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         msg = str(e).split("\n")[0]
         if "weights_only" in msg.lower() or "Weights only" in msg:
             raise CheckpointError(f"Checkpoint {p} carries pickled code or objects (refused).") from None
         raise CheckpointError(f"Checkpoint {p} is truncated or not a torch file ({msg[:80]}).") from None
-    except Exception as e:  # torch raises assorted types on garbage input
-        raise CheckpointError(f"Checkpoint {p} cannot be read: {type(e).__name__}.") from None
+    except Exception:  # torch raises assorted types (KeyError, ...) on garbage input
+        raise CheckpointError(f"Checkpoint {p} is not a torch checkpoint{_looks_like(p)}.") from None
     if not isinstance(raw, dict) or "format" not in raw:
         raise CheckpointError(f"{p} is not an rnncompress checkpoint (no 'format' key).")
     if raw["format"] != FORMAT:

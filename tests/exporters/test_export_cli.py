@@ -141,3 +141,38 @@ def test_sparsify_refuses_overwriting_input(make_model, tmp_path):
 def test_sparsify_missing_input(tmp_path):
     line = _one_error_line(_run("sparsify", tmp_path / "none.onnx", "--out", tmp_path / "y.onnx"))
     assert "does not exist" in line
+
+
+def test_info_describes_an_exported_onnx_file(make_model, make_checkpoint, tmp_path):
+    """``info`` on .onnx: interface, ops, how int8 is used, storage and provenance, as text
+    and JSON; the step+int8 LSTM shows weight-only storage and the session config."""
+    path = make_checkpoint(make_model("lstm", (8,), 0.9))
+    out = tmp_path / "o"
+    assert _run("export", path, "--format", "sparse,step+int8", "--out-dir", out, "-q").exit_code == 0
+    r = _run("info", out / "m.step.int8.onnx")
+    assert r.exit_code == 0, r.output
+    assert "format step+int8 of m.pt" in r.stdout and "verified against torch" in r.stdout
+    assert "inputs:  x float32 [batch, 2]; h0 float32 [1, batch, 8]; c0 float32 [1, batch, 8]" in r.stdout
+    assert "int8:    weights stored int8, arithmetic float: 2 tensors of LSTM" in r.stdout
+    assert "session: session.disable_quant_qdq=1" in r.stdout
+    d = json.loads(_run("info", out / "m.sparse.onnx", "--json").stdout)
+    assert d["metadata"]["format"] == "sparse" and d["metadata"]["source"] == "m.pt"
+    assert d["initializers"]["sparse"] > 0 and d["initializers"]["stored_sparsity"] > 0.5
+    assert d["ops"]["LSTM"] == 1 and d["int8"] == [] and d["bytes"] == (out / "m.sparse.onnx").stat().st_size
+
+
+def test_info_on_foreign_and_broken_onnx(make_model, tmp_path):
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(build_full_graph(make_model("gru", (4,))), str(foreign))  # no rnncompress metadata
+    r = _run("info", foreign)
+    assert r.exit_code == 0 and "not written by rnncompress" in r.stdout and "GRU 1" in r.stdout
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    assert "is not" in _one_error_line(_run("info", broken))
+
+
+def test_a_checkpoint_command_given_onnx_names_the_mix_up(make_model, tmp_path):
+    model = tmp_path / "m.onnx"
+    onnx.save(build_full_graph(make_model("lstm", (4,))), str(model))
+    line = _one_error_line(_run("prune", model, "--out", tmp_path / "p.pt", "-q"))
+    assert "is not a torch checkpoint (it is named like an ONNX model" in line

@@ -65,8 +65,12 @@ def test_foreign_checkpoints(tmp_path: Path) -> None:
         load_checkpoint(future)
     text = tmp_path / "text.pt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="is not a torch checkpoint"):
         load_checkpoint(text)
+    noise = tmp_path / "noise.pt"  # not pickle opcodes: another format, not "pickled code"
+    noise.write_bytes(bytes(range(8, 256)) * 4)
+    with pytest.raises(CheckpointError, match="is not a torch checkpoint"):
+        load_checkpoint(noise)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
 
