@@ -34,7 +34,7 @@ def cli() -> None:
 
     \b
     train     train with moduli regularization + gradual magnitude pruning
-    info      show a checkpoint
+    info      show a checkpoint or an ONNX file (ops, int8, provenance)
     export    checkpoint -> verified ONNX (dense, sparse, step, int8)
     sparsify  store any ONNX model's weights as sparse initializers
     prune     remove whole neurons (lattice, norm or random selection) and fine-tune
