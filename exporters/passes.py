@@ -256,7 +256,10 @@ class QuantizeDynamic:
         if not self.float_below:
             return []
         inits = {t.name: t for t in model.graph.initializer}
-        g = onnx.shape_inference.infer_shapes(model).graph
+        try:
+            g = onnx.shape_inference.infer_shapes(model).graph
+        except Exception:  # shapes unknown: nothing is known to run on one row, so quantize all
+            return []
         shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
                   for v in [*g.input, *g.value_info, *g.output] if v.type.tensor_type.HasField("shape")}
 
