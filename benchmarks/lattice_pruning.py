@@ -6,6 +6,10 @@ and a dense LSTM of the pruned size trained from scratch with the same total epo
 
 Parents are the 90%-sparse torus-regularized LSTMs of benchmarks/smnist_moduli.py (trained
 here if missing). Policies are compared on validation accuracy; test accuracy is reported.
+``--methods`` picks the policies, the recipe options those of ``rnncompress prune``
+(``--dense-teacher`` adds the dense model of the same seed as a further teacher), and
+``--no-auto`` / ``--no-scratch`` drop the auto and from-scratch rows. Pruned models and
+from-scratch models (named by their epochs) are reused from ``--work`` when present.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from common import (ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, to
 
 from compressor.prune import PruneConfig
 
-METHODS = [("lattice", "binary"), ("lattice", "continuous"), ("norm", "binary"), ("random", "binary")]
+METHODS = {"lattice-binary": ("lattice", "binary"), "lattice-continuous": ("lattice", "continuous"),
+           "norm": ("norm", "binary"), "random": ("random", "binary")}
 
 
 def parent_config(a: dict, seed: int):
@@ -53,7 +58,7 @@ def prune_one(job: tuple) -> dict:
     from models.checkpoint import load_checkpoint
     from models.tasks import task_from_checkpoint
 
-    parent, out, method, variant, keep, seed, a = job
+    parent, out, method, variant, keep, seed, teacher, a = job
     policy = {"quantile": a["quantile"], "centrality": a["centrality"]} if method == "lattice" else {}
     out = Path(out)
     summary = out.with_suffix(".json")
@@ -68,7 +73,7 @@ def prune_one(job: tuple) -> dict:
                                              release_masks=a["release_masks"], distill=a["distill"],
                                              distill_temperature=a["distill_temperature"],
                                              finetune_strength=a["finetune_strength"], **policy),
-                           task, data, out)
+                           task, data, out, teachers=(load_checkpoint(teacher),) if teacher else ())
     m = res.checkpoint.metrics
     row = {"method": method, "variant": variant, "keep": keep, "seed": seed,
            "kept": [l["after"] for l in res.report["layers"]],
@@ -105,7 +110,12 @@ def main() -> None:
     ap.add_argument("--centrality", default=PruneConfig.centrality)
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--finetune-lr", type=float, default=5e-4)
-    add_recipe_args(ap)
+    add_recipe_args(ap, dense_teacher=False)
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--auto", action=argparse.BooleanOptionalAction, default=True,
+                    help="also keep exactly the meet-irreducible set (keep=auto)")
+    ap.add_argument("--scratch", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train dense models of the pruned sizes from scratch (same total epochs)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--parents", type=Path, default=ROOT / "runs" / "smnist")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "lattice")
@@ -123,19 +133,27 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         list(pool.map(train_parent, [(p, s, a) for s, p in parents.items()]))
         jobs = []
+        teachers = {s: str(args.parents / f"dense-s{s}.pt") if args.distill and args.dense_teacher else None
+                    for s in args.seeds}
+        missing = [t for t in teachers.values() if t and not Path(t).exists()]
+        if missing:
+            sys.exit(f"--dense-teacher needs {missing[0]} (benchmarks/smnist_moduli.py --seeds ...)")
+        jobs = []
         for keep in args.keeps:
-            for method, variant in METHODS:
+            for key in args.methods:
+                method, variant = METHODS[key]
                 for s in args.seeds:
                     policy = f"-q{args.quantile:g}-{args.centrality}" if method == "lattice" else ""
                     name = f"{method}-{variant}{policy}-{keep:g}{recipe_tag}-s{s}.pt"
-                    jobs.append((parents[s], str(args.work / name), method, variant, keep, s, a))
-        for s in args.seeds:
+                    jobs.append((parents[s], str(args.work / name), method, variant, keep, s, teachers[s], a))
+        for s in args.seeds if args.auto else []:
             jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{args.centrality}-auto{recipe_tag}-s{s}.pt"),
-                         "lattice", "binary", "auto", s, a))
+                         "lattice", "binary", "auto", s, teachers[s], a))
         rows = list(pool.map(prune_one, jobs))
         sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
-        scratch = list(pool.map(scratch_one, [(str(args.work / f"scratch-{h}-s{s}.pt"), h, s, a)
-                                               for h in sizes for s in args.seeds]))
+        total = args.epochs + args.finetune_epochs
+        scratch = list(pool.map(scratch_one, [(str(args.work / f"scratch-{h}-e{total}-s{s}.pt"), h, s, a)
+                                               for h in sizes for s in args.seeds])) if args.scratch else []
 
     def cell(vals: list[float]) -> str:
         m, _ = mean_sd(vals)
@@ -145,17 +163,21 @@ def main() -> None:
     table = []
     for keep in args.keeps:
         h = max(1, round(keep * args.hidden))
-        for method, variant in METHODS:
+        for key in args.methods:
+            method, variant = METHODS[key]
             sel = [r for r in rows if r["keep"] == keep and r["method"] == method and r["variant"] == variant]
             label = f"{method} ({variant}, q {args.quantile:g}, {args.centrality})" if method == "lattice" else method
             table.append((f"{keep:g} ({h})", label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
                           cell([r["shrink_only"] for r in sel])))
         sc = [r for r in scratch if r["hidden"] == h]
-        table.append((f"{keep:g} ({h})", f"dense {h} from scratch ({args.epochs + args.finetune_epochs} epochs)",
-                      cell([r["val"] for r in sc]), cell([r["test"] for r in sc]), "-"))
+        if sc:
+            table.append((f"{keep:g} ({h})", f"dense {h} from scratch ({total} epochs)",
+                          cell([r["val"] for r in sc]), cell([r["test"] for r in sc]), "-"))
     auto = [r for r in rows if r["keep"] == "auto"]
-    table.append((f"auto ({'/'.join(str(r['kept'][0]) for r in auto)})", "lattice (binary), meet-irreducible set",
-                  cell([r["val"] for r in auto]), cell([r["test"] for r in auto]), cell([r["shrink_only"] for r in auto])))
+    if auto:
+        table.append((f"auto ({'/'.join(str(r['kept'][0]) for r in auto)})", "lattice (binary), meet-irreducible set",
+                      cell([r["val"] for r in auto]), cell([r["test"] for r in auto]),
+                      cell([r["shrink_only"] for r in auto])))
     body = (f"Parents: LSTM {args.hidden}, torus regularizer (strength {args.strength:g}), 90% recurrent sparsity, "
             f"{args.epochs} epochs, seeds {args.seeds}. Each pruned model: {args.finetune_epochs} fine-tuning epochs "
             f"at lr {args.finetune_lr} ({recipe_text}). Accuracy % as mean ± half-range over seeds:\n\n"
