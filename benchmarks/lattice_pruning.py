@@ -58,12 +58,12 @@ def prune_one(job: tuple) -> dict:
     from models.checkpoint import load_checkpoint
     from models.tasks import task_from_checkpoint
 
-    parent, out, method, variant, keep, seed, teacher, a = job
-    policy = {"quantile": a["quantile"], "centrality": a["centrality"]} if method == "lattice" else {}
+    parent, out, method, variant, centrality, keep, seed, teacher, a = job
+    policy = {"quantile": a["quantile"], "centrality": centrality} if method == "lattice" else {}
     out = Path(out)
     summary = out.with_suffix(".json")
-    if summary.exists():
-        return json.loads(summary.read_text())
+    if summary.exists():  # (summaries written before rows named their centrality: it is the file's)
+        return {**json.loads(summary.read_text()), "centrality": centrality if method == "lattice" else None}
     ckpt = load_checkpoint(parent)
     task = task_from_checkpoint(ckpt.task)
     data = task.load()
@@ -75,7 +75,8 @@ def prune_one(job: tuple) -> dict:
                                              finetune_strength=a["finetune_strength"], **policy),
                            task, data, out, teachers=(load_checkpoint(teacher),) if teacher else ())
     m = res.checkpoint.metrics
-    row = {"method": method, "variant": variant, "keep": keep, "seed": seed,
+    row = {"method": method, "variant": variant, "centrality": centrality if method == "lattice" else None,
+           "keep": keep, "seed": seed,
            "kept": [l["after"] for l in res.report["layers"]],
            "mi": [l.get("meet_irreducible") for l in res.report["layers"]],
            "test": m["test_accuracy"], "val": m["val_accuracy"], "shrink_only": res.report["test_after_shrink"],
@@ -107,7 +108,8 @@ def main() -> None:
     ap.add_argument("--keeps", type=float, nargs="+", default=[0.5, 0.25, 0.125])
     ap.add_argument("--quantile", type=float, default=PruneConfig.quantile,
                     help="lattice relation quantile (default: the library default, chosen by lattice_policy.py)")
-    ap.add_argument("--centrality", default=PruneConfig.centrality)
+    ap.add_argument("--centrality", nargs="+", default=[PruneConfig.centrality],
+                    help="centralities of the lattice policy to compare (one row each)")
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--finetune-lr", type=float, default=5e-4)
     add_recipe_args(ap, dense_teacher=False)
@@ -123,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     a = {"data": args.data, "hidden": args.hidden, "epochs": args.epochs, "strength": args.strength,
-         "quantile": args.quantile, "centrality": args.centrality,
+         "quantile": args.quantile,
          "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
          "release_masks": args.release_masks, "distill": args.distill, "distill_temperature": args.distill_temperature,
          "finetune_strength": args.finetune_strength}
@@ -138,17 +140,19 @@ def main() -> None:
         missing = [t for t in teachers.values() if t and not Path(t).exists()]
         if missing:
             sys.exit(f"--dense-teacher needs {missing[0]} (benchmarks/smnist_moduli.py --seeds ...)")
+        policies = [(m, v, c if m == "lattice" else None) for key in args.methods for m, v in [METHODS[key]]
+                    for c in (args.centrality if m == "lattice" else [None])]
         jobs = []
         for keep in args.keeps:
-            for key in args.methods:
-                method, variant = METHODS[key]
+            for method, variant, c in policies:
                 for s in args.seeds:
-                    policy = f"-q{args.quantile:g}-{args.centrality}" if method == "lattice" else ""
+                    policy = f"-q{args.quantile:g}-{c}" if method == "lattice" else ""
                     name = f"{method}-{variant}{policy}-{keep:g}{recipe_tag}-s{s}.pt"
-                    jobs.append((parents[s], str(args.work / name), method, variant, keep, s, teachers[s], a))
+                    jobs.append((parents[s], str(args.work / name), method, variant, c, keep, s, teachers[s], a))
+        c = args.centrality[0]
         for s in args.seeds if args.auto else []:
-            jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{args.centrality}-auto{recipe_tag}-s{s}.pt"),
-                         "lattice", "binary", "auto", s, teachers[s], a))
+            jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{c}-auto{recipe_tag}-s{s}.pt"),
+                         "lattice", "binary", c, "auto", s, teachers[s], a))
         rows = list(pool.map(prune_one, jobs))
         sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
         total = args.epochs + args.finetune_epochs
@@ -163,10 +167,10 @@ def main() -> None:
     table = []
     for keep in args.keeps:
         h = max(1, round(keep * args.hidden))
-        for key in args.methods:
-            method, variant = METHODS[key]
-            sel = [r for r in rows if r["keep"] == keep and r["method"] == method and r["variant"] == variant]
-            label = f"{method} ({variant}, q {args.quantile:g}, {args.centrality})" if method == "lattice" else method
+        for method, variant, c in policies:
+            sel = [r for r in rows if r["keep"] == keep and r["method"] == method and r["variant"] == variant
+                   and r["centrality"] == c]
+            label = f"{method} ({variant}, q {args.quantile:g}, {c})" if method == "lattice" else method
             table.append((f"{keep:g} ({h})", label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
                           cell([r["shrink_only"] for r in sel])))
         sc = [r for r in scratch if r["hidden"] == h]
