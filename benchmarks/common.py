@@ -149,6 +149,22 @@ def shrink_teachers(args, dense: "Checkpoint") -> tuple:
     return (dense,) if args.distill and args.dense_teacher else ()
 
 
+def add_headline_model_args(ap) -> None:
+    """Options that find the headline's shrunk checkpoints, for scripts that read them
+    (streaming.py, int8_ops.py): its fine-tuning budget and recipe."""
+    ap.add_argument("--finetune-epochs", type=int, default=10)
+    add_recipe_args(ap, **HEADLINE_RECIPE)
+
+
+def headline_shrunk(args, keep: int) -> Path:
+    """The headline's lattice-shrunk seed-0 checkpoint of ``keep`` neurons; exits with a
+    hint when benchmarks/headline.py has not made it yet."""
+    path = shrunk_path(ROOT / "runs" / "headline", keep, "degree", args.finetune_epochs, recipe(args)[0])
+    if not path.exists():
+        sys.exit(f"{path} is missing: run benchmarks/headline.py first (it prunes the shrunk models)")
+    return path
+
+
 def write_report(path: Path, title: str, command: str, body: str, wall: float) -> None:
     text = (f"## {title}\n\n`{command}`\n\nMachine: {machine()}. "
             f"Wall time: {wall / 60:.1f} min.\n\n{body}\n")

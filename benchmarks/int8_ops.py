@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import HEADLINE_RECIPE, ROOT, add_recipe_args, md_table, recipe, shrunk_path, write_report
+from common import ROOT, add_headline_model_args, headline_shrunk, md_table, write_report
 from onnx import TensorProto, helper, numpy_helper
 
 from exporters.export import ExportOptions, export_checkpoint
@@ -132,13 +132,9 @@ def part_lstm(hiddens: list[int], features: int, runs: int, warmup: int) -> tupl
 
 
 def part_models(args, runs: int, warmup: int) -> str:
-    models = {"dense 256": args.dense}
-    for keep in args.keep:
-        models[f"shrunk {keep}"] = shrunk_path(ROOT / "runs" / "headline", keep, "degree", args.finetune_epochs,
-                                               recipe(args)[0])
-    missing = [p for p in models.values() if not p.exists()]
-    if missing:
-        sys.exit(f"{missing[0]} is missing: run benchmarks/smnist_moduli.py and benchmarks/headline.py first")
+    if not args.dense.exists():
+        sys.exit(f"{args.dense} is missing: run benchmarks/smnist_moduli.py first")
+    models = {"dense 256": args.dense, **{f"shrunk {keep}": headline_shrunk(args, keep) for keep in args.keep}}
     onnx = args.work / "onnx"
     paths, names = [], []
     for label, ckpt_path in models.items():
@@ -175,8 +171,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
     ap.add_argument("--keep", type=int, nargs="+", default=[64, 128], help="the headline's shrunk models")
-    ap.add_argument("--finetune-epochs", type=int, default=10)
-    add_recipe_args(ap, **HEADLINE_RECIPE)  # the headline's recipe, to find its checkpoints
+    add_headline_model_args(ap)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "int8_ops")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "int8_ops.md")
     args = ap.parse_args()

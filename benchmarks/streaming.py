@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import HEADLINE_RECIPE, ROOT, add_recipe_args, md_table, recipe, shrunk_path, write_report
+from common import ROOT, add_headline_model_args, headline_shrunk, md_table, write_report
 
 from exporters.export import export_checkpoint
 from models.checkpoint import load_checkpoint
@@ -35,15 +35,12 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 7, 14, 28])
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--finetune-epochs", type=int, default=10)
-    add_recipe_args(ap, **HEADLINE_RECIPE)  # the headline's recipe, to find its checkpoint
+    add_headline_model_args(ap)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "streaming")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "streaming.md")
     args = ap.parse_args()
     t0 = time.monotonic()
-    shrunk = shrunk_path(ROOT / "runs" / "headline", args.keep, "degree", args.finetune_epochs, recipe(args)[0])
-    if not shrunk.exists():
-        sys.exit(f"{shrunk} is missing: run benchmarks/headline.py first (it prunes the shrunk models)")
+    shrunk = headline_shrunk(args, args.keep)
     onnx = args.work / "onnx"
     models = {}
     for label, ckpt in (("dense 256", args.dense), (f"shrunk {args.keep}", shrunk)):
