@@ -41,9 +41,11 @@ from exporters.passes import (
     SetIrVersion,
     SparsifyInitializers,
     StoreRecurrentWeightsInt8,
+    check_float_below,
     initializer_stats,
     run_passes,
     stored_sparsity,
+    weight_only_int8,
 )
 from exporters.verify import (
     META_PREFIX,
@@ -169,9 +171,7 @@ class ExportOptions:
                 raise param_error(f"int8 {name.replace('_', ' ')} tolerance", "a float >= 0", v)
         if not 0.0 <= self.min_gain < 1.0:
             raise param_error("min_gain", "a float in [0, 1)", self.min_gain)
-        v = self.int8_float_below
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise param_error("int8_float_below", "an int >= 0 (weights; 0 quantizes every MatMul and LSTM)", v)
+        check_float_below("int8_float_below", self.int8_float_below)
         for name in ("parity_samples", "metric_samples", "step_samples"):
             if getattr(self, name) < 1:
                 raise param_error(name, "a positive int", getattr(self, name))
@@ -254,8 +254,7 @@ def build_variant(model: SequenceModel, variant: Variant, metadata: dict[str, st
     meta = dict(metadata or {})
     if meta:
         meta[FORMAT_KEY] = stored.name
-    stored_names = {t.name for t in proto.graph.initializer} | {t.values.name for t in proto.graph.sparse_initializer}
-    if any(n.op_type == "DequantizeLinear" and n.input[0] in stored_names for n in proto.graph.node):
+    if weight_only_int8(proto):
         # Weight-only int8 W/R (GRU, RNN, a step LSTM left float): let onnxruntime fold the
         # DequantizeLinear into a constant at load instead of running it on every call.
         meta[SESSION_CONFIG_KEY] = json.dumps({"session.disable_quant_qdq": "1"})
@@ -563,7 +562,7 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
         ops[key] = ops.get(key, 0) + 1
     stored = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
     int8 = [f"{_INT8_OPS[n.op_type]} ({n.name})" for n in g.node if n.op_type in _INT8_OPS]
-    dequantized = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in stored}
+    dequantized = weight_only_int8(model)
     if dequantized:
         consumers = sorted({c.op_type for c in g.node if dequantized & set(c.input)})
         int8.append(f"weights stored int8, arithmetic float: {len(dequantized)} tensors of {', '.join(consumers)}")

@@ -219,6 +219,14 @@ def _quiet_logging() -> Iterator[None]:
 INT8_FLOAT_BELOW = 256 * 256
 
 
+def check_float_below(name: str, value: object) -> int:
+    """``value`` as a ``float_below`` threshold (see ``QuantizeDynamic``); ``name`` is the
+    parameter the caller exposes it as."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise param_error(name, "an int >= 0 (weights; 0 quantizes every MatMul and LSTM)", value)
+    return value
+
+
 @dataclass(frozen=True)
 class QuantizeDynamic:
     """onnxruntime dynamic quantization (int8 weights, activations quantized at run time).
@@ -248,8 +256,7 @@ class QuantizeDynamic:
     float_below: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.float_below, bool) or not isinstance(self.float_below, int) or self.float_below < 0:
-            raise param_error("float_below", "an int >= 0 (weights; 0 quantizes every MatMul and LSTM)", self.float_below)
+        check_float_below("float_below", self.float_below)
 
     def float_nodes(self, model: onnx.ModelProto) -> list[str]:
         """Names of the MatMul and LSTM nodes this pass leaves float (see ``float_below``)."""
@@ -372,6 +379,14 @@ def initializer_stats(model: onnx.ModelProto) -> dict[str, int]:
         stored += int(np.prod(sp.values.dims, dtype=np.int64))
     return {"elements": total, "stored": stored, "sparse": len(model.graph.sparse_initializer),
             "dense": len(model.graph.initializer)}
+
+
+def weight_only_int8(model: onnx.ModelProto) -> set[str]:
+    """Outputs of the DequantizeLinear nodes that read a stored initializer (dense or
+    sparse): weights kept int8 in the file for float arithmetic (``StoreRecurrentWeightsInt8``)."""
+    g = model.graph
+    stored = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+    return {n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in stored}
 
 
 def stored_sparsity(model: onnx.ModelProto) -> float:
