@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, md_table, mean_sd, torus_parent, write_report
+from common import ROOT, md_table, mean_sd, reuse_note, torus_parent, write_report
 
 TASKS = {  # task -> (parents, torus strength of the parents, neurons kept, display scale, unit)
     "smnist": (ROOT / "runs" / "smnist", 3.0, 64, 100.0, "accuracy %"),
@@ -141,9 +140,7 @@ def main() -> None:
             f"dense model of the same seed as a further teacher (`--teacher`), the target the mean of both "
             f"models' logits. {unit[0].upper() + unit[1:]}, "
             f"mean ± sd over seeds (**validation** chooses):\n\n"
-            + (f"{sum(1 for r in rows if r.get('reused'))} of {len(rows)} runs reused from an earlier "
-               f"invocation ({os.path.relpath(args.work, ROOT)}); the wall time covers the rest.\n\n"
-               if any(r.get("reused") for r in rows) else "")
+            + reuse_note(rows, args.work)
             + md_table(["kept", "fine-tuning recipe", f"val {unit}", f"test {unit}", "s per run (1 thread)"],
                        table))
     kept = " and ".join(str(k) for k in args.keeps)

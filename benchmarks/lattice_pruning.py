@@ -20,8 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import (ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, torus_parent, train_or_load,
-                    write_report)
+from common import (ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, reuse_note, torus_parent,
+                    train_or_load, write_report)
 
 from compressor.prune import PruneConfig
 
@@ -63,7 +63,8 @@ def prune_one(job: tuple) -> dict:
     out = Path(out)
     summary = out.with_suffix(".json")
     if summary.exists():  # (summaries written before rows named their centrality: it is the file's)
-        return {**json.loads(summary.read_text()), "centrality": centrality if method == "lattice" else None}
+        return {**json.loads(summary.read_text()), "centrality": centrality if method == "lattice" else None,
+                "reused": True}
     ckpt = load_checkpoint(parent)
     task = task_from_checkpoint(ckpt.task)
     data = task.load()
@@ -185,6 +186,7 @@ def main() -> None:
     body = (f"Parents: LSTM {args.hidden}, torus regularizer (strength {args.strength:g}), 90% recurrent sparsity, "
             f"{args.epochs} epochs, seeds {args.seeds}. Each pruned model: {args.finetune_epochs} fine-tuning epochs "
             f"at lr {args.finetune_lr} ({recipe_text}). Accuracy % as mean ± half-range over seeds:\n\n"
+            + reuse_note(rows, args.work, "pruned models")
             + md_table(["kept (neurons)", "policy", "val accuracy", "test accuracy", "test before fine-tuning"], table))
     title = "Lattice pruning of the seq-MNIST LSTM" + (f" (fine-tuning: {recipe_text})" if recipe_tag else "")
     write_report(args.out, title, "python " + " ".join(sys.argv), body,

@@ -9,7 +9,7 @@ import click
 
 from cli.common import CliError, echo_json, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from compressor.prune import PruneConfig, prune_checkpoint
-from compressor.selection import METHODS, VARIANTS, SelectionConfig, parse_keep
+from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint
 from models.tasks import task_from_checkpoint
 
@@ -32,10 +32,11 @@ from models.tasks import task_from_checkpoint
               help="Continuous variant: number of threshold levels in the filtration.")
 @click.option("--feed-forward/--no-feed-forward", default=True, show_default=True,
               help="Count what a neuron drives downstream (next layer, head) as receivers too.")
-@click.option("--centrality", type=click.Choice(["degree", "out", "flow", "degree-norm"]), default="degree", show_default=True,
+@click.option("--centrality", type=click.Choice(list(CENTRALITIES)), default="degree", show_default=True,
               help="Lattice ranking after irreducibility: weighted degree, out-strength (what a neuron drives, "
                    "downstream included), or flow: importance flowing back from the layer's outputs along the "
-                   "recurrent graph (Katz-style); degree-norm: degree times the incoming-weight norm.")
+                   "recurrent graph (Katz-style); degree-norm: degree times the incoming-weight norm; norm: the "
+                   "incoming-weight norm alone (the lattice removes the redundant neurons first, norm orders the rest).")
 @click.option("--edge-prune", is_flag=True, help="Also drop recurrent connections outside the relation.")
 @click.option("--finetune-epochs", type=int, default=3, show_default=True,
               help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force, "

@@ -176,10 +176,22 @@ def flow_centrality(A: np.ndarray, blocks: tuple[tuple[int, int], ...], damping:
     return score / score.sum()
 
 
-CENTRALITIES = {"degree": degree_centrality, "out": out_strength, "flow": flow_centrality,
-                # degree weighted by the neuron's own incoming magnitude (the norm saliency):
-                # central *and* strongly driven; filled in by select_layer.
-                "degree-norm": degree_centrality}
+def _unit_mean(x: np.ndarray) -> np.ndarray:
+    return x / max(float(x.mean()), 1e-300)
+
+
+# The second key of the lattice ranking, each f(A, blocks, magnitude) -> one score per
+# sender (magnitude: the neuron's incoming-weight norm, the `norm` policy's saliency).
+CENTRALITIES = {
+    "degree": lambda A, blocks, magnitude: degree_centrality(A, blocks),
+    "out": lambda A, blocks, magnitude: out_strength(A, blocks),
+    "flow": lambda A, blocks, magnitude: flow_centrality(A, blocks),
+    # central *and* strongly driven
+    "degree-norm": lambda A, blocks, magnitude: _unit_mean(degree_centrality(A, blocks)) * _unit_mean(magnitude),
+    # no graph centrality: the lattice only decides which neurons are redundant (reducible
+    # ones go first), the norm saliency orders the rest
+    "norm": lambda A, blocks, magnitude: magnitude,
+}
 
 
 def _top(order_keys: list[np.ndarray], k: int) -> torch.Tensor:
@@ -217,9 +229,7 @@ def select_layer(model: SequenceModel, layer: int, config: SelectionConfig) -> L
         return LayerSelection(layer, n, _top([magnitude], k), scores={"norm": magnitude})
     ff = (_downstream(model, layer),) if config.feed_forward else ()
     A, blocks = influence_blocks(weight_hh, model.config.gates, ff)
-    centrality = CENTRALITIES[config.centrality](A, blocks)
-    if config.centrality == "degree-norm":
-        centrality = centrality / max(centrality.mean(), 1e-300) * (magnitude / max(magnitude.mean(), 1e-300))
+    centrality = CENTRALITIES[config.centrality](A, blocks, magnitude)
     irreducible = config.criterion().scores(A, blocks=blocks, prefer=centrality)
     relation = config.relation(A, blocks)[:n] if config.variant == "binary" else None
     mi_mask = irreducible >= 0.5

@@ -169,7 +169,9 @@ def test_centralities() -> None:
     share = rec / rec.sum(1, keepdims=True)
     s = np.linalg.solve(np.eye(6) - 0.5 * share.T, out_strength(A, blocks[1:]))
     assert np.allclose(flow, s / s.sum(), atol=1e-9)
+    magnitude = rng.uniform(0.5, 2.0, size=6)
     for fn in CENTRALITIES.values():
-        assert fn(A, blocks).shape == (6,)
+        assert fn(A, blocks, magnitude).shape == (6,)
+    assert np.array_equal(CENTRALITIES["norm"](A, blocks, magnitude), magnitude)
     with pytest.raises(ConfigError, match="'centrality' parameter"):
         SelectionConfig(centrality="closeness")
