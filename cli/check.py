@@ -9,6 +9,7 @@ import click
 
 from cli.common import CliError, echo_json, fmt_table, handle_errors
 from models.errors import BudgetExceeded, ConfigError
+from models.io import probe_writable_file
 from runtime.check import Budgets, check_report, describe_failure, write_junit
 from runtime.report import load_report
 
@@ -71,8 +72,8 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
     budgets = _budgets(limits)
     if not budgets.given():
         raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
-    if junit is not None and not junit.absolute().parent.is_dir():
-        raise CliError(f"Directory {junit.absolute().parent} for --junit does not exist.")
+    if junit is not None:
+        probe_writable_file(junit, "--junit")
     if junit is not None and junit.resolve() == report.resolve():
         raise CliError("--junit must differ from the report (inputs are never overwritten).")
     results = check_report(load_report(report), budgets, list(models) or None)

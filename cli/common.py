@@ -39,6 +39,9 @@ def handle_errors(fn: Callable) -> Callable:
             sys.exit(130)
         except MemoryError:
             raise CliError("out of memory; try a smaller --batch-size or model.", 2) from None
+        except OSError as e:  # the file system said no (full disk, read-only, permissions)
+            where = f": {e.filename}" if e.filename else ""
+            raise CliError(f"{e.strerror or e}{where}.", 2) from None
 
     return wrapper
 

@@ -11,6 +11,7 @@ from cli.common import CliError, echo_json, fmt_table, handle_errors, progress_f
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint
+from models.io import probe_writable_file
 from models.tasks import task_from_checkpoint
 
 
@@ -82,8 +83,7 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
     set_threads(threads)
     if out.resolve() in {p.resolve() for p in (checkpoint, *teachers)}:
         raise CliError("--out must differ from the input checkpoint and the teachers (inputs are never overwritten).")
-    if not out.parent.exists():
-        raise CliError(f"Directory {out.parent} for --out does not exist.")
+    probe_writable_file(out, "--out")
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
                          centrality=o["centrality"],

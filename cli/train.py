@@ -15,6 +15,7 @@ from compressor.moduli import INHIBITORS, ModuliConfig
 from compressor.training import TrainConfig, model_config_for, resume_training, train_new
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError
+from models.io import probe_writable_file
 from models.tasks import TASKS, make_task
 
 # CLI option -> (task parameter name per task). Options a task does not take are refused.
@@ -119,6 +120,7 @@ def train(ctx: click.Context, **o: Any) -> None:
     set_threads(o["threads"])
     progress = progress_for(o["quiet"])
     out: Path = o["out"]
+    probe_writable_file(out, "--out")  # before loading data and training
     if o["resume"]:
         if not out.exists():
             raise CliError(f"--resume: no checkpoint at {out} to continue.")
@@ -152,8 +154,6 @@ def train(ctx: click.Context, **o: Any) -> None:
         )
         data = task.load()
         model_config = model_config_for(data, o["cell"], o["hidden"], o["layers"], o["nonlinearity"])
-        if not out.parent.exists():
-            raise CliError(f"Directory {out.parent} for --out does not exist.")
         progress.message(f"task {task.name}: {data.info}; model {model_config.cell} hidden {model_config.hidden_sizes}")
         final = train_new(task, data, model_config, config, out, progress,
                           provenance={"command": "rnncompress " + " ".join(sys.argv[1:])})

@@ -61,7 +61,7 @@ from exporters.verify import (
 )
 from models.checkpoint import Checkpoint, check_finite, package_version
 from models.errors import ConfigError, DataError, ExportError, ParityError, RnnCompressError, param_error
-from models.io import atomic_path, probe_writable_dir
+from models.io import atomic_path, probe_writable_dir, probe_writable_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import Split, Task, task_from_checkpoint
@@ -501,8 +501,7 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
     sparsify = SparsifyInitializers(min_gain)
     if dst.exists() and not force:
         raise ConfigError(f"{dst} already exists; pass force=True (--force) to overwrite it.")
-    if not dst.absolute().parent.is_dir():
-        raise ExportError(f"Directory {dst.absolute().parent} for the output does not exist.")
+    probe_writable_file(dst, "the output", ExportError)
     model = read_onnx(src)
     result, _ = sparsify(model)
     if not _same_weights(model, result):

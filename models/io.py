@@ -22,7 +22,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise RnnCompressError(f"Cannot write {target}: directory {parent} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise RnnCompressError(f"Cannot write {target}: {e.strerror.lower()} in {parent}.") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -64,6 +67,33 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _can_create_in(d: Path) -> bool:
+    """Whether a file can really be created in directory ``d`` (os.access says yes to root
+    on read-only or virtual file systems such as /proc); the probe file is removed."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".rnncompress-probe.", dir=d)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(tmp)
+    return True
+
+
+def probe_writable_file(path: str | os.PathLike, option: str,
+                        error: type[RnnCompressError] = RnnCompressError) -> Path:
+    """Fail early (before slow work) if the file ``path`` (given as ``option``) could not be
+    written: its directory must exist and accept new files, and it must not be a directory."""
+    p = Path(path)
+    parent = p.absolute().parent
+    if not parent.is_dir():
+        raise error(f"Directory {parent} for {option} does not exist.")
+    if p.is_dir():
+        raise error(f"{option} {p} is a directory; give a file name.")
+    if not _can_create_in(parent):
+        raise error(f"Directory {parent} for {option} is not writable.")
+    return p
+
+
 def probe_writable_dir(path: str | os.PathLike, error: type[RnnCompressError] = RnnCompressError) -> Path:
     """Fail early (before slow work) if ``path`` could not be created or written; creates nothing."""
     d = Path(path)
@@ -74,7 +104,7 @@ def probe_writable_dir(path: str | os.PathLike, error: type[RnnCompressError] = 
         probe = probe.parent
     if not probe.is_dir():
         raise error(f"Cannot create output directory {d}: {probe} is not a directory.")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not _can_create_in(probe):
         raise error(f"Output directory {d} is not writable ({probe} does not allow writing).")
     return d
 
@@ -89,6 +119,6 @@ def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
         raise RnnCompressError(f"Cannot create output directory {d}: {e.strerror}.") from None
     if not d.is_dir():
         raise RnnCompressError(f"Output path {d} is not a directory.")
-    if not os.access(d, os.W_OK | os.X_OK):
+    if not _can_create_in(d):
         raise RnnCompressError(f"Output directory {d} is not writable.")
     return d

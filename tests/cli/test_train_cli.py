@@ -78,3 +78,41 @@ def test_smnist_cli_on_generated_mnist(tmp_path: Path, mnist_dir: Path) -> None:
              "--space", "klein", "--sparsity", "0.5", "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert "test accuracy" in r.output
+
+
+def test_unwritable_output_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An --out that cannot be written is refused up front (not after the training it would
+    lose), including where os.access lies (root on a read-only or virtual file system)."""
+    import models.io
+
+    real_mkstemp = models.io.tempfile.mkstemp
+    ro = tmp_path / "ro"
+    ro.mkdir()
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == ro:
+            raise OSError(30, "Read-only file system")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(models.io.tempfile, "mkstemp", mkstemp)
+    r = run(["train", *TINY, "--out", str(ro / "m.pt")])
+    assert_one_line_error(r, match="for --out is not writable")
+    assert "epoch" not in r.output
+    assert_one_line_error(run(["train", *TINY, "--out", str(tmp_path)]), match="is a directory")
+    # and a write that fails anyway (the probe passed, the disk filled up) is one line too
+    with pytest.raises(models.io.RnnCompressError, match="Cannot write .*read-only file system"):
+        models.io.atomic_write_text(ro / "x.txt", "x")
+    assert list(ro.iterdir()) == []
+
+
+def test_file_system_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import cli.train
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "m.pt"))
+
+    monkeypatch.setattr(cli.train, "train_new", full)
+    r = run(["train", *TINY, "--out", str(tmp_path / "m.pt")])
+    assert_one_line_error(r, match="No space left on device: ")
+    assert "m.pt" in r.stderr
+    assert r.exit_code == 2
