@@ -84,6 +84,8 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
     if out.resolve() in {p.resolve() for p in (checkpoint, *teachers)}:
         raise CliError("--out must differ from the input checkpoint and the teachers (inputs are never overwritten).")
     probe_writable_file(out, "--out")
+    if plot is not None:
+        probe_writable_file(plot, "--plot")
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
                          centrality=o["centrality"],

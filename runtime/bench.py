@@ -43,7 +43,7 @@ from exporters.verify import (
     torch_initial_states,
 )
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
-from models.errors import DataError, ExportError, ParityError, RnnCompressError, param_error
+from models.errors import CheckpointError, DataError, ExportError, ParityError, RnnCompressError, param_error
 from models.io import sha256_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
@@ -471,6 +471,14 @@ def _us(samples_ms: np.ndarray) -> list[float]:
     return [round(float(v) * 1000.0, 1) for v in samples_ms]
 
 
+def _check_files(inputs: list[BenchInput]) -> None:
+    """Every input is a file: checked before the first one's (slow) preparation."""
+    for i in inputs:
+        if not i.path.is_file():
+            what, error = ("ONNX file", ExportError) if i.kind == "onnx" else ("Checkpoint", CheckpointError)
+            raise error(f"{what} {i.path} {'is not a file' if i.path.exists() else 'does not exist'}.")
+
+
 def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | None) -> tuple[list[BenchInput], str]:
     if baseline is None:
         first = next((i for i in inputs if i.kind == "checkpoint"), inputs[0])
@@ -516,6 +524,7 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     progress = progress or SILENT
     inputs = bench_inputs(paths, names)
     inputs, baseline_name = _resolve_baseline(inputs, baseline)
+    _check_files(inputs)
     tasks = _TaskCache()
     prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]
     runners: dict[str, dict[str, Runner]] = {"full": {}, "step": {}}

@@ -85,3 +85,8 @@ def test_bad_bench_input(models, tmp_path):
     assert_one_line_error(run(["bench", str(models["dense"]), "--out-dir", str(a_file), "-q"]),
                           match="is not a directory")
     assert_one_line_error(run(["bench", "--out-dir", str(out)]), match="Missing argument 'MODEL...'")
+    # a missing input is found before any other is loaded or measured (no progress lines)
+    assert_one_line_error(run(["bench", str(models["ckpt"]), str(tmp_path / "gone.onnx"), "--out-dir", str(out)]),
+                          match="ONNX file " + str(tmp_path / "gone.onnx") + " does not exist")
+    assert_one_line_error(run(["bench", str(models["dense"]), "--baseline", str(tmp_path), "--out-dir", str(out)]),
+                          match="is not a file")

@@ -65,6 +65,8 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--teacher", str(trained)], "distill > 0"),
         (["--distill", "0.5", "--teacher", str(tmp_path / "missing.pt")], "missing.pt"),
         (["--finetune-strength", "-1"], "'finetune_strength' parameter"),
+        (["--plot", str(tmp_path / "no" / "m.png")], "for --plot does not exist"),  # refused before fine-tuning
+        (["--plot", str(tmp_path)], "is a directory"),
     ]
     for args, match in cases:
         assert_one_line_error(run(["prune", str(trained), *args, "--out", str(out), "-q"]), match=match)
