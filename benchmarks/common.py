@@ -168,11 +168,13 @@ def headline_shrunk(args, keep: int) -> Path:
 def reuse_note(rows: list[dict], work: Path, what: str = "runs") -> str:
     """The sentence saying how many of ``rows`` (flagged ``reused``) an earlier invocation
     produced, so a report's wall time is not read as the cost of every row; '' if none."""
-    reused = sum(1 for r in rows if r.get("reused"))
+    reused = [r for r in rows if r.get("reused")]
     if not reused:
         return ""
-    return (f"{reused} of {len(rows)} {what} reused from an earlier invocation ({os.path.relpath(work, ROOT)}); "
-            "the wall time covers the rest.\n\n")
+    cost = (f", where they took {sum(r['seconds'] for r in reused) / 60:.1f} min of single-thread compute"
+            if all("seconds" in r for r in reused) else "")
+    return (f"{len(reused)} of {len(rows)} {what} reused from an earlier invocation ({os.path.relpath(work, ROOT)})"
+            f"{cost}; the wall time covers the rest.\n\n")
 
 
 def write_report(path: Path, title: str, command: str, body: str, wall: float) -> None:

@@ -15,6 +15,7 @@ from-scratch models (named by their epochs) are reused from ``--work`` when pres
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -87,6 +88,14 @@ def prune_one(job: tuple) -> dict:
     return row
 
 
+@functools.lru_cache(maxsize=None)
+def kept_neurons(path: str) -> list[set[int]]:
+    """Per layer, the parent's neurons a pruned checkpoint kept."""
+    from models.checkpoint import load_checkpoint
+
+    return [set(layer["kept_index"]) for layer in load_checkpoint(path).pruning["layers"]]
+
+
 def scratch_one(job: tuple) -> dict:
     import torch
 
@@ -155,6 +164,8 @@ def main() -> None:
             jobs.append((parents[s], str(args.work / f"lattice-binary-q{args.quantile:g}-{c}-auto{recipe_tag}-s{s}.pt"),
                          "lattice", "binary", c, "auto", s, teachers[s], a))
         rows = list(pool.map(prune_one, jobs))
+        for job, row in zip(jobs, rows):
+            row["path"] = job[1]
         sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
         total = args.epochs + args.finetune_epochs
         scratch = list(pool.map(scratch_one, [(str(args.work / f"scratch-{h}-e{total}-s{s}.pt"), h, s, a)
@@ -165,6 +176,16 @@ def main() -> None:
         spread = (max(vals) - min(vals)) / 2 if len(vals) > 1 else 0.0
         return f"{m * 100:.2f} ± {spread * 100:.2f}"
 
+    def shared_with_norm(sel: list[dict]) -> str:
+        """Neurons each seed's selection shares with norm's at the same size, e.g. '105/100/104'."""
+        out = []
+        for r in sel:
+            ref = [n for n in rows if n["method"] == "norm" and n["keep"] == r["keep"] and n["seed"] == r["seed"]]
+            if r["method"] == "norm" or not ref:
+                return "-"
+            out.append(str(sum(len(a & b) for a, b in zip(kept_neurons(r["path"]), kept_neurons(ref[0]["path"])))))
+        return "/".join(out)
+
     table = []
     for keep in args.keeps:
         h = max(1, round(keep * args.hidden))
@@ -173,21 +194,22 @@ def main() -> None:
                    and r["centrality"] == c]
             label = f"{method} ({variant}, q {args.quantile:g}, {c})" if method == "lattice" else method
             table.append((f"{keep:g} ({h})", label, cell([r["val"] for r in sel]), cell([r["test"] for r in sel]),
-                          cell([r["shrink_only"] for r in sel])))
+                          cell([r["shrink_only"] for r in sel]), shared_with_norm(sel)))
         sc = [r for r in scratch if r["hidden"] == h]
         if sc:
             table.append((f"{keep:g} ({h})", f"dense {h} from scratch ({total} epochs)",
-                          cell([r["val"] for r in sc]), cell([r["test"] for r in sc]), "-"))
+                          cell([r["val"] for r in sc]), cell([r["test"] for r in sc]), "-", "-"))
     auto = [r for r in rows if r["keep"] == "auto"]
     if auto:
         table.append((f"auto ({'/'.join(str(r['kept'][0]) for r in auto)})", "lattice (binary), meet-irreducible set",
                       cell([r["val"] for r in auto]), cell([r["test"] for r in auto]),
-                      cell([r["shrink_only"] for r in auto])))
+                      cell([r["shrink_only"] for r in auto]), "-"))
     body = (f"Parents: LSTM {args.hidden}, torus regularizer (strength {args.strength:g}), 90% recurrent sparsity, "
             f"{args.epochs} epochs, seeds {args.seeds}. Each pruned model: {args.finetune_epochs} fine-tuning epochs "
             f"at lr {args.finetune_lr} ({recipe_text}). Accuracy % as mean ± half-range over seeds:\n\n"
             + reuse_note(rows, args.work, "pruned models")
-            + md_table(["kept (neurons)", "policy", "val accuracy", "test accuracy", "test before fine-tuning"], table))
+            + md_table(["kept (neurons)", "policy", "val accuracy", "test accuracy", "test before fine-tuning",
+                        "neurons shared with norm (per seed)"], table))
     title = "Lattice pruning of the seq-MNIST LSTM" + (f" (fine-tuning: {recipe_text})" if recipe_tag else "")
     write_report(args.out, title, "python " + " ".join(sys.argv), body,
                  time.monotonic() - t0)
