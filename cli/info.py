@@ -67,6 +67,8 @@ def show_onnx(d: dict[str, Any]) -> None:
         below = meta.get("int8_float_below")
         note = f" (ops on one row per call with < {below:,} weights kept float)" if isinstance(below, int) else ""
         click.echo("int8:    " + "; ".join(d["int8"]) + note)
+    elif "int8" in str(meta.get("format", "")).split("+"):
+        click.echo("int8:    none (every matrix too small for int8 to pay): the float model")
     i = d["initializers"]
     click.echo(f"storage: {i['dense']} dense + {i['sparse']} sparse initializers, {i['elements']:,} elements, "
                f"{i['stored_sparsity']:.1%} left out by sparse storage")

@@ -564,7 +564,8 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
     dequantized = weight_only_int8(model)
     if dequantized:
         consumers = sorted({c.op_type for c in g.node if dequantized & set(c.input)})
-        int8.append(f"weights stored int8, arithmetic float: {len(dequantized)} tensors of {', '.join(consumers)}")
+        int8.append(f"weights stored int8, arithmetic float: {len(dequantized)} "
+                    f"tensor{'s' if len(dequantized) > 1 else ''} of {', '.join(consumers)}")
     meta, other = {}, {}
     for prop in model.metadata_props:
         if prop.key.startswith(META_PREFIX):

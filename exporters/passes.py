@@ -321,7 +321,9 @@ class StoreRecurrentWeightsInt8:
     ``session.disable_quant_qdq=1``, which folds it into a constant at load.
 
     Requires: opset >= 13 (per-axis DequantizeLinear); W/R as float initializers.
-    Ensures: every matching op reads W and R through DequantizeLinear; DequantizeLinear
+    Ensures: every matching op reads W and R through DequantizeLinear where that makes the
+    file smaller (not for a matrix so small that int8 + scales + the node cost more bytes
+    than its float values; such a W or R stays float); DequantizeLinear
     nodes are placed right before their consumer (topological order kept).
     """
 
@@ -334,11 +336,15 @@ class StoreRecurrentWeightsInt8:
                  if len(n.input) > k and n.input[k] in inits and inits[n.input[k]].data_type == TensorProto.FLOAT]
         if not names:
             return PassResult(model, False)
-        out = copy_model(model)
-        g = out.graph
         quantized: dict[str, list[TensorProto]] = {}
         for name in dict.fromkeys(names):
-            quantized[name] = self._quantize(numpy_helper.to_array(inits[name]), name)
+            q = self._quantize(numpy_helper.to_array(inits[name]), name)
+            if sum(t.ByteSize() for t in q) + self._dequantize(name).ByteSize() < inits[name].ByteSize():
+                quantized[name] = q  # (a tiny matrix costs more as int8 + scales + a node)
+        if not quantized:
+            return PassResult(model, False)
+        out = copy_model(model)
+        g = out.graph
         keep = [t for t in g.initializer if t.name not in quantized]
         del g.initializer[:]
         g.initializer.extend(keep)
@@ -349,13 +355,17 @@ class StoreRecurrentWeightsInt8:
         for n in g.node:
             for name in n.input:
                 if name in quantized and name not in done:
-                    nodes.append(helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale"], [name],
-                                                  name=f"{name}.dequantize", axis=1))
+                    nodes.append(self._dequantize(name))
                     done.add(name)
             nodes.append(n)
         del g.node[:]
         g.node.extend(nodes)
         return PassResult(out, True)
+
+    @staticmethod
+    def _dequantize(name: str) -> onnx.NodeProto:
+        return helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale"], [name],
+                                name=f"{name}.dequantize", axis=1)
 
     @staticmethod
     def _quantize(w: np.ndarray, name: str) -> list[TensorProto]:

@@ -146,13 +146,13 @@ def test_sparsify_missing_input(tmp_path):
 def test_info_describes_an_exported_onnx_file(make_model, make_checkpoint, tmp_path):
     """``info`` on .onnx: interface, ops, how int8 is used, storage and provenance, as text
     and JSON; the step+int8 LSTM shows weight-only storage and the session config."""
-    path = make_checkpoint(make_model("lstm", (8,), 0.9))
+    path = make_checkpoint(make_model("lstm", (16,), 0.9))
     out = tmp_path / "o"
     assert _run("export", path, "--format", "sparse,step+int8", "--out-dir", out, "-q").exit_code == 0
     r = _run("info", out / "m.step.int8.onnx")
     assert r.exit_code == 0, r.output
     assert "format step+int8 of m.pt" in r.stdout and "verified against torch" in r.stdout
-    assert "inputs:  x float32 [batch, 2]; h0 float32 [1, batch, 8]; c0 float32 [1, batch, 8]" in r.stdout
+    assert "inputs:  x float32 [batch, 2]; h0 float32 [1, batch, 16]; c0 float32 [1, batch, 16]" in r.stdout
     assert "int8:    weights stored int8, arithmetic float: 2 tensors of LSTM" in r.stdout
     assert "session: session.disable_quant_qdq=1" in r.stdout
     d = json.loads(_run("info", out / "m.sparse.onnx", "--json").stdout)

@@ -21,6 +21,7 @@ from exporters.passes import (
     run_passes,
     stored_sparsity,
     to_dense_tensor,
+    weight_only_int8,
 )
 from exporters.verify import make_session, run_full
 from models.errors import ConfigError, ExportError
@@ -201,7 +202,7 @@ def test_float_below_validated(bad):
 def test_weight_only_int8_keeps_zeros_and_runs(make_model, cell):
     import torch
 
-    model = make_model(cell, (16, 8), 0.8, seed=5)
+    model = make_model(cell, (16, 8), 0.8, seed=5, input_size=12)
     q = StoreRecurrentWeightsInt8()(build_full_graph(model)).model
     onnx.checker.check_model(q, full_check=True)
     inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
@@ -212,8 +213,24 @@ def test_weight_only_int8_keeps_zeros_and_runs(make_model, cell):
     # pruned weights stay exact zeros (zero point 0), so sparse storage still applies
     r = model.rnn[0].weight_hh_l0.detach().numpy()
     assert (inits["rnn.0.R_quantized"] == 0).sum() >= (r == 0).sum()
-    x = torch.randn(4, 5, 2)
+    x = torch.randn(4, 5, 12)
     with torch.no_grad():
         ref = model(x).numpy()
     y = run_full(make_session(q), x)
     assert np.abs(y - ref).max() < 0.05 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+@pytest.mark.parametrize("hidden", [(2,), (4, 3), (6,), (16, 8), (40,)])
+def test_weight_only_int8_never_grows_the_file(make_model, cell, hidden):
+    """A matrix so small that int8 + one scale per row + a DequantizeLinear cost more bytes
+    than its float values stays float: the pass only ever shrinks the model."""
+    f = build_full_graph(make_model(cell, hidden))
+    result = StoreRecurrentWeightsInt8()(f)
+    assert result.model.ByteSize() <= f.ByteSize()
+    int8 = weight_only_int8(result.model)
+    assert result.changed == bool(int8)
+    if hidden == (2,):
+        assert not result.changed and result.model is f
+    if hidden == (40,):
+        assert "rnn.0.R" in int8  # [G*40, 40] pays
