@@ -210,7 +210,9 @@ def main() -> None:
             + reuse_note(rows, args.work, "pruned models")
             + md_table(["kept (neurons)", "policy", "val accuracy", "test accuracy", "test before fine-tuning",
                         "neurons shared with norm (per seed)"], table))
-    title = "Lattice pruning of the seq-MNIST LSTM" + (f" (fine-tuning: {recipe_text})" if recipe_tag else "")
+    title = ("Lattice pruning of the seq-MNIST LSTM"
+             + (": " + " vs ".join(args.methods) if args.methods != list(METHODS) else "")
+             + (f" (fine-tuning: {recipe_text})" if recipe_tag else ""))
     write_report(args.out, title, "python " + " ".join(sys.argv), body,
                  time.monotonic() - t0)
 
