@@ -25,7 +25,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
-        raise RnnCompressError(f"Cannot write {target}: {e.strerror.lower()} in {parent}.") from None
+        raise RnnCompressError(f"Cannot write {target}: {(e.strerror or str(e)).lower()} in {parent}.") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -95,7 +95,8 @@ def probe_writable_file(path: str | os.PathLike, option: str,
 
 
 def probe_writable_dir(path: str | os.PathLike, error: type[RnnCompressError] = RnnCompressError) -> Path:
-    """Fail early (before slow work) if ``path`` could not be created or written; creates nothing."""
+    """Fail early (before slow work) if ``path`` could not be created or written; leaves
+    nothing behind (the directory is not created, the probe file is removed)."""
     d = Path(path)
     if d.exists() and not d.is_dir():
         raise error(f"Output path {d} exists and is not a directory.")
