@@ -26,7 +26,8 @@ from models.tasks import task_from_checkpoint
                    "validation and binary 0.06 points behind at 50% kept (README, Results).")
 @click.option("--keep", default="0.5", show_default=True,
               help="Neurons kept per layer: a fraction in (0, 1], a count >= 1, or 'auto' (exactly the "
-                   "meet-irreducible set; lattice only).")
+                   "meet-irreducible set; lattice only; continuous: the neurons meet-irreducible over at "
+                   "least half of the filtration).")
 @click.option("--quantile", type=float, default=SelectionConfig.quantile, show_default=True,
               help="Binary relation threshold: this quantile of the nonzero influences (per receiver block).")
 @click.option("--threshold", type=float, default=None,
