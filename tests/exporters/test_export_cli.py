@@ -176,3 +176,19 @@ def test_a_checkpoint_command_given_onnx_names_the_mix_up(make_model, tmp_path):
     onnx.save(build_full_graph(make_model("lstm", (4,))), str(model))
     line = _one_error_line(_run("prune", model, "--out", tmp_path / "p.pt", "-q"))
     assert "is not a torch checkpoint (it is named like an ONNX model" in line
+
+
+def test_int8_of_a_tiny_model_says_it_holds_nothing_int8(make_model, make_checkpoint, tmp_path):
+    """Every matrix of a 3-neuron RNN is too small for int8 to shrink the file: the int8
+    export is the float model, and export and info say so instead of implying int8."""
+    path = make_checkpoint(make_model("rnn", (3,)))
+    out = tmp_path / "o"
+    r = _run("export", path, "--format", "dense,int8", "--out-dir", out, "-q")
+    assert r.exit_code == 0, r.output
+    assert "note: m.int8.onnx holds nothing int8" in r.stdout
+    assert (out / "m.int8.onnx").stat().st_size <= (out / "m.onnx").stat().st_size + 200  # metadata only
+    r = _run("info", out / "m.int8.onnx")
+    assert "int8:    none" in r.stdout
+    r = _run("export", make_checkpoint(make_model("lstm", (16,)), name="big"), "--format", "int8",
+             "--out-dir", out, "-q")
+    assert r.exit_code == 0 and "holds nothing int8" not in r.stdout
