@@ -74,8 +74,8 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
         raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
     if junit is not None:
         probe_writable_file(junit, "--junit")
-    if junit is not None and junit.resolve() == report.resolve():
-        raise CliError("--junit must differ from the report (inputs are never overwritten).")
+        if junit.resolve() == report.resolve():
+            raise CliError("--junit must differ from the report (inputs are never overwritten).")
     results = check_report(load_report(report), budgets, list(models) or None)
     if junit is not None:
         write_junit(results, junit)

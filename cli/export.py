@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import echo_json, fmt_table, handle_errors, progress_for, quiet_option
-from exporters.export import (INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint,
-                              onnx_summary)
+from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
 
@@ -102,6 +101,6 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
     click.echo(f"wrote {len(results)} files to {out_dir}, each verified against torch on {checked}")
     click.echo(fmt_table(rows, ["format", "file", "bytes", "stored sparsity", "parity", "opset/IR"]))
     for r in results:
-        if "int8" in r.format.split("+") and not onnx_summary(r.path)["int8"]:
+        if "int8" in r.format.split("+") and not r.int8:
             click.echo(f"note: {r.path.name} holds nothing int8 (every matrix is below --int8-float-below, "
                        "or too small for int8 to shrink the file): it is the float model.")

@@ -42,6 +42,7 @@ from exporters.passes import (
     SparsifyInitializers,
     StoreRecurrentWeightsInt8,
     check_float_below,
+    initializer_names,
     initializer_stats,
     run_passes,
     stored_sparsity,
@@ -184,7 +185,7 @@ class ExportOptions:
 @dataclass(frozen=True)
 class ExportResult:
     """One written file. ``stored_sparsity``: fraction of initializer elements the file
-    leaves out (zeros of sparse initializers)."""
+    leaves out (zeros of sparse initializers); ``int8``: how it uses int8 (``int8_usage``)."""
 
     format: str
     path: Path
@@ -193,6 +194,7 @@ class ExportResult:
     parity: Parity
     opset: int
     ir_version: int
+    int8: tuple[str, ...] = ()
 
     @property
     def parity_error(self) -> float:
@@ -428,7 +430,7 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
         blob = proto.SerializeToString()
         built[targets[v]] = blob
         results.append(ExportResult(v.name, targets[v], len(blob), stored_sparsity(proto), parity,
-                                    OPSET, proto.ir_version))
+                                    OPSET, proto.ir_version, tuple(int8_usage(proto))))
     write_all(built)
     return results
 
@@ -542,11 +544,23 @@ def _value_info(v: onnx.ValueInfoProto) -> dict[str, object]:
             "shape": dims}
 
 
+def int8_usage(model: onnx.ModelProto) -> list[str]:
+    """How a model uses int8, one line each: ops with int8 arithmetic, and float ops whose
+    weights are stored int8 (a DequantizeLinear reading an initializer); [] for a float model."""
+    g = model.graph
+    int8 = [f"{_INT8_OPS[n.op_type]} ({n.name})" for n in g.node if n.op_type in _INT8_OPS]
+    dequantized = weight_only_int8(model)
+    if dequantized:
+        consumers = sorted({c.op_type for c in g.node if dequantized & set(c.input)})
+        int8.append(f"weights stored int8, arithmetic float: {len(dequantized)} "
+                    f"tensor{'s' if len(dequantized) > 1 else ''} of {', '.join(consumers)}")
+    return int8
+
+
 def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
     """What an ONNX file is: its interface, ops, storage and rnncompress provenance.
 
-    ``int8`` lists how the file uses int8: ops with int8 arithmetic, and float ops whose
-    weights are stored int8 (a DequantizeLinear reading an initializer). ``metadata``
+    ``int8`` lists how the file uses int8 (``int8_usage``). ``metadata``
     holds the ``rnncompress.*`` entries (JSON values decoded), ``other_metadata`` the rest.
 
     Raises:
@@ -559,13 +573,7 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
     for n in g.node:
         key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
         ops[key] = ops.get(key, 0) + 1
-    stored = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
-    int8 = [f"{_INT8_OPS[n.op_type]} ({n.name})" for n in g.node if n.op_type in _INT8_OPS]
-    dequantized = weight_only_int8(model)
-    if dequantized:
-        consumers = sorted({c.op_type for c in g.node if dequantized & set(c.input)})
-        int8.append(f"weights stored int8, arithmetic float: {len(dequantized)} "
-                    f"tensor{'s' if len(dequantized) > 1 else ''} of {', '.join(consumers)}")
+    stored = initializer_names(model)
     meta, other = {}, {}
     for prop in model.metadata_props:
         if prop.key.startswith(META_PREFIX):
@@ -581,7 +589,7 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "inputs": [_value_info(v) for v in g.input if v.name not in stored],
         "outputs": [_value_info(v) for v in g.output],
-        "ops": ops, "int8": int8,
+        "ops": ops, "int8": int8_usage(model),
         "initializers": {**initializer_stats(model), "stored_sparsity": stored_sparsity(model)},
         "metadata": meta, "other_metadata": other,
     }

@@ -391,12 +391,17 @@ def initializer_stats(model: onnx.ModelProto) -> dict[str, int]:
             "dense": len(model.graph.initializer)}
 
 
+def initializer_names(model: onnx.ModelProto) -> set[str]:
+    """Names of every stored weight, dense or sparse."""
+    g = model.graph
+    return {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+
+
 def weight_only_int8(model: onnx.ModelProto) -> set[str]:
     """Outputs of the DequantizeLinear nodes that read a stored initializer (dense or
     sparse): weights kept int8 in the file for float arithmetic (``StoreRecurrentWeightsInt8``)."""
-    g = model.graph
-    stored = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
-    return {n.output[0] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in stored}
+    stored = initializer_names(model)
+    return {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in stored}
 
 
 def stored_sparsity(model: onnx.ModelProto) -> float:
