@@ -7,12 +7,13 @@ dense versus 90% and 98% recurrent sparsity, with and without the torus regulari
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, SHARED, md_table, mean_sd, train_or_load, write_report
+from common import ROOT, SHARED, md_table, mean_sd, reuse_note, train_or_load, write_report
 
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
@@ -89,15 +90,14 @@ def main() -> None:
             for seed in args.seeds:
                 name = f"{task}-{space}-{sp:g}" + (f"-s{seed}" if seed else "") + ".pt"
                 jobs.append((task, str(args.work / name), space, sp, seed, a))
-    reused = sum(Path(j[1]).exists() for j in jobs)  # train_or_load reuses a finished checkpoint
+    reused = [Path(j[1]).exists() for j in jobs]  # train_or_load reuses a finished checkpoint
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(run_one, jobs))
+    runs = [{"reused": r, **({"seconds": res[-1]} if math.isfinite(res[-1]) else {})}
+            for r, res in zip(reused, results)]
     seeds = f"mean ± sd over seeds {args.seeds}"
-    if reused:
-        seeds += (f" ({reused} of {len(jobs)} runs reused from an earlier invocation in "
-                  f"{args.work.relative_to(ROOT) if args.work.is_relative_to(ROOT) else args.work}; the wall time "
-                  f"covers the rest)")
-    body = [f"charlm on `{Path(args.text).name}` (4.1 M characters, 63 symbols; last 5% test, 5% before it "
+    body = [reuse_note(runs, args.work).rstrip()] if any(reused) else []
+    body += [f"charlm on `{Path(args.text).name}` (4.1 M characters, 63 symbols; last 5% test, 5% before it "
             f"validation): LSTM hidden {args.hidden}, embedding 32, windows of 100 characters, batch 64, "
             f"{args.epochs} epochs, Adam lr 2e-3 cosine, cubic magnitude schedule on weight_hh, torus strength "
             f"{args.strength:g}; bits per character, {seeds}:\n\n"
