@@ -110,16 +110,12 @@ def probe_writable_dir(path: str | os.PathLike, error: type[RnnCompressError] = 
     return d
 
 
-def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
-    """Make sure ``path`` is a directory we can write into (creating it if asked)."""
-    d = Path(path)
+def check_writable_dir(path: str | os.PathLike,
+                       error: type[RnnCompressError] = RnnCompressError) -> Path:
+    """Make sure ``path`` is a directory we can write into, creating it (and its parents)."""
+    d = probe_writable_dir(path, error)
     try:
-        if create:
-            d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnCompressError(f"Cannot create output directory {d}: {e.strerror}.") from None
-    if not d.is_dir():
-        raise RnnCompressError(f"Output path {d} is not a directory.")
-    if not _can_create_in(d):
-        raise RnnCompressError(f"Output directory {d} is not writable.")
+        raise error(f"Cannot create output directory {d}: {e.strerror}.") from None
     return d

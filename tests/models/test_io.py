@@ -1,0 +1,56 @@
+"""models.io: the output-path rules every command shares (probe creates nothing; check
+creates; both refuse the same paths with one line)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.errors import RnnCompressError
+from models.io import (atomic_write_text, check_writable_dir, probe_writable_dir,
+                       probe_writable_file)
+
+
+def test_probe_creates_nothing_and_check_creates_parents(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    assert probe_writable_dir(target) == target
+    assert not (tmp_path / "a").exists()
+    assert check_writable_dir(target) == target
+    assert target.is_dir()
+    assert list(target.iterdir()) == []  # the write probe left nothing behind
+
+
+@pytest.mark.parametrize("check", [probe_writable_dir, check_writable_dir])
+def test_a_file_where_a_directory_is_wanted(tmp_path: Path, check) -> None:
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    with pytest.raises(RnnCompressError, match="not a directory"):
+        check(f)
+    with pytest.raises(RnnCompressError, match="not a directory"):
+        check(f / "sub")
+    assert f.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("check", [probe_writable_dir, check_writable_dir])
+def test_an_unwritable_directory(check) -> None:
+    # /proc refuses new files even to root, where os.access would say yes.
+    with pytest.raises(RnnCompressError, match="not writable"):
+        check("/proc/rnncompress-out")
+
+
+def test_probe_writable_file(tmp_path: Path) -> None:
+    assert probe_writable_file(tmp_path / "x.pt", "--out") == tmp_path / "x.pt"
+    with pytest.raises(RnnCompressError, match="--out .* is a directory"):
+        probe_writable_file(tmp_path, "--out")
+    with pytest.raises(RnnCompressError, match="for --out does not exist"):
+        probe_writable_file(tmp_path / "missing" / "x.pt", "--out")
+    with pytest.raises(RnnCompressError, match="for --out is not writable"):
+        probe_writable_file("/proc/x.pt", "--out")
+
+
+def test_atomic_write_replaces_whole_files_only(tmp_path: Path) -> None:
+    f = tmp_path / "r.txt"
+    atomic_write_text(f, "one")
+    atomic_write_text(f, "two")
+    assert f.read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.txt"]  # no temporary left
