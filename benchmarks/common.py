@@ -99,6 +99,8 @@ def shrunk_path(work: Path, keep: int, centrality: str, finetune_epochs: int, re
 # (--keeps 128 --recipes ... rel+d2+off): headline.py prunes with it, headline_seeds.py and
 # streaming.py find the headline's checkpoints by it.
 HEADLINE_RECIPE = {"release_masks": True, "distill": 0.9, "finetune_strength": 0.0, "dense_teacher": True}
+# The lattice centrality of the headline's shrunk models (binary variant, the CLI default).
+HEADLINE_CENTRALITY = "degree"
 
 
 def add_recipe_args(ap, release_masks: bool = False, distill: float = 0.0, temperature: float = 4.0,
@@ -152,6 +154,7 @@ def shrink_teachers(args, dense: "Checkpoint") -> tuple:
 def add_headline_model_args(ap) -> None:
     """Options that find the headline's shrunk checkpoints, for scripts that read them
     (streaming.py, int8_ops.py): its fine-tuning budget and recipe."""
+    ap.add_argument("--centrality", default=HEADLINE_CENTRALITY)
     ap.add_argument("--finetune-epochs", type=int, default=10)
     add_recipe_args(ap, **HEADLINE_RECIPE)
 
@@ -159,7 +162,7 @@ def add_headline_model_args(ap) -> None:
 def headline_shrunk(args, keep: int) -> Path:
     """The headline's lattice-shrunk seed-0 checkpoint of ``keep`` neurons; exits with a
     hint when benchmarks/headline.py has not made it yet."""
-    path = shrunk_path(ROOT / "runs" / "headline", keep, "degree", args.finetune_epochs, recipe(args)[0])
+    path = shrunk_path(ROOT / "runs" / "headline", keep, args.centrality, args.finetune_epochs, recipe(args)[0])
     if not path.exists():
         sys.exit(f"{path} is missing: run benchmarks/headline.py first (it prunes the shrunk models)")
     return path

@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (HEADLINE_RECIPE, ROOT, add_recipe_args, md_table, recipe, shrink_config, shrink_teachers,
-                    shrunk_path, train_or_load, write_report)
+from common import (HEADLINE_CENTRALITY, HEADLINE_RECIPE, ROOT, add_recipe_args, md_table, recipe, shrink_config,
+                    shrink_teachers, shrunk_path, train_or_load, write_report)
 
 from compressor.prune import prune_checkpoint
 from compressor.training import TrainConfig
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--dense", type=Path, default=ROOT / "runs/smnist/dense-s0.pt")
     ap.add_argument("--sparse", type=Path, default=ROOT / "runs/smnist/torus-0.9-3-s0.pt")
     ap.add_argument("--keep", type=int, nargs="+", default=[64, 96, 128], help="neurons kept by the lattice policy")
-    ap.add_argument("--centrality", default="degree")
+    ap.add_argument("--centrality", default=HEADLINE_CENTRALITY)
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     add_recipe_args(ap, **HEADLINE_RECIPE)

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (HEADLINE_RECIPE, ROOT, SHARED, add_recipe_args, md_table, recipe, shrink_config,
-                    shrink_teachers, shrunk_path, torus_parent, train_or_load, write_report)
+from common import (HEADLINE_CENTRALITY, HEADLINE_RECIPE, ROOT, SHARED, add_recipe_args, md_table, recipe,
+                    shrink_config, shrink_teachers, shrunk_path, torus_parent, train_or_load, write_report)
 from smnist_moduli import config as smnist_config
 
 from compressor.prune import prune_checkpoint
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--keep", type=int, nargs="+", default=[64, 128], help="neurons kept by the lattice policy")
     ap.add_argument("--strength", type=float, default=3.0, help="torus strength of the sparse parents")
     ap.add_argument("--epochs", type=int, default=12, help="training epochs of the parents")
-    ap.add_argument("--centrality", default="degree")
+    ap.add_argument("--centrality", default=HEADLINE_CENTRALITY)
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     add_recipe_args(ap, **HEADLINE_RECIPE)
