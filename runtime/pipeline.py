@@ -13,6 +13,9 @@ Layout of the output directory::
     manifest.json
     model/trained.pt          train
     model/pruned.pt           prune  (when the pipeline has a [prune] table)
+    model/prune.json          prune  (neurons before/after per layer, parameters, metric)
+    model/pruning.png         prune  (recurrent weights in space order, kept neurons marked;
+                                      pruning-<layer>.png for several layers)
     onnx/model.*.onnx         export (the final model in every requested format)
     onnx/baseline.onnx        export (dense ONNX of the trained model, when pruned)
     bench/report.json|md|png  bench  (baseline: the trained model)
@@ -24,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,7 +53,9 @@ def _hash(obj: Any) -> str:
 class StagePlan:
     name: str
     inputs: dict[str, str]  # label -> path (hashed into the input hash)
-    outputs: list[str]  # paths relative to the output directory
+    # Paths relative to the output directory. A stage whose files depend on its results
+    # (the bench plots) adds them when it runs, so the manifest lists every file written.
+    outputs: list[str]
     settings: dict[str, Any]
     action: str = "run"  # run | skip | resume
     reason: str = ""
@@ -141,8 +146,8 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
                         {"task": p.task, "model": p.model, "train": p.train.to_dict(), "data": data_hashes})]
     if p.prune:
         teachers = {f"teacher{i}": t for i, t in enumerate(p.teachers)}  # absolute: out_dir / t == t
-        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt", **teachers}, ["model/pruned.pt"],
-                                p.prune.to_dict()))
+        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt", **teachers},
+                                ["model/pruned.pt", "model/prune.json"], p.prune.to_dict()))
     onnx_files = [f for f, _ in export_files(p)]
     stages.append(StagePlan("export", {"checkpoint": final, "baseline": "model/trained.pt"}, onnx_files, p.export))
     stages.append(StagePlan("bench", {"checkpoint": final, "baseline": "model/trained.pt",
@@ -176,6 +181,14 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
     return stages
 
 
+def _add_outputs(plan: StagePlan, out_dir: Path, written: list[Path]) -> None:
+    """Record files a stage wrote beyond its planned outputs (so the manifest lists them)."""
+    for path in written:
+        rel = Path(path).relative_to(out_dir).as_posix()
+        if rel not in plan.outputs:
+            plan.outputs.append(rel)
+
+
 def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
     path = out_dir / "model/trained.pt"
     task = make_task(p.task["name"], p.task["params"])
@@ -195,11 +208,19 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
 
 
 def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
-    ckpt = load_checkpoint(out_dir / "model/trained.pt")
+    # The parent as the folder names it: the pruned checkpoint must not depend on where the
+    # output folder lives (same config, same artifacts; the folder can be moved).
+    ckpt = replace(load_checkpoint(out_dir / "model/trained.pt"), path=Path("model/trained.pt"))
     task = task_from_checkpoint(ckpt.task)
     teachers = tuple(load_checkpoint(t) for t in p.teachers)
     res = prune_checkpoint(ckpt, p.prune, task, task.load(), out_dir / "model/pruned.pt", progress, teachers=teachers)
     r = res.report
+    from runtime.plots import plot_pruning
+
+    plots = plot_pruning(out_dir / "model/pruning.png", res.parent_model, res.selections, ckpt.regularizer,
+                         ckpt.config.gates)
+    atomic_write_text(out_dir / "model/prune.json", json.dumps(r, indent=2, sort_keys=True, default=str) + "\n")
+    _add_outputs(plan, out_dir, plots)
     progress.message(f"prune: {[l['before'] for l in r['layers']]} -> {[l['after'] for l in r['layers']]} neurons, "
                      f"test {r['metric']} {r['test_before']:.4f} -> {r['test_after_finetune']:.4f}")
 
@@ -230,7 +251,7 @@ def _bench(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> d
     paths = [out_dir / plan.inputs["checkpoint"]] + [out_dir / f for f, _ in extra]
     names = ["final"] + [f"final {v.name}" for _, v in extra]
     report = bench(paths, baseline=out_dir / "model/trained.pt", config=config, names=names, progress=progress)
-    write_report(report, out_dir / "bench")
+    _add_outputs(plan, out_dir, write_report(report, out_dir / "bench"))
     return report
 
 

@@ -131,10 +131,25 @@ def test_manifest_lists_every_artifact(first_run) -> None:
         assert rel in files and (out / rel).exists(), rel
     assert files["model/pruned.pt"]["produced_by"] == "prune"
     assert manifest["stages"]["check"]["passed"] is True
+    # Every file in the folder is in the manifest (plots included), and nothing else.
+    on_disk = {f.relative_to(out).as_posix() for f in out.rglob("*") if f.is_file()} - {"manifest.json"}
+    assert on_disk == set(files)
+    assert {"model/prune.json", "model/pruning.png", "bench/latency_full.png"} <= on_disk
+
+
+def test_prune_report_matches_the_pruned_checkpoint(first_run) -> None:
+    out, _ = first_run
+    rep = json.loads((out / "model/prune.json").read_text())
+    info = json.loads(run(["info", str(out / "model/pruned.pt"), "--json"]).stdout)
+    assert [l["after"] for l in rep["layers"]] == info["model"]["hidden_sizes"]
+    assert rep["layers"] == info["pruning"]["layers"]
+    assert rep["parameters_after"] == info["parameters"]
+    assert rep["test_after_finetune"] == info["pruning"]["test_after_finetune"]
 
 
 def test_unchanged_stages_are_skipped_and_changed_ones_rerun(first_run, tmp_path: Path) -> None:
-    out, _ = first_run
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)  # the fixture's folder stays the reference run
     before = {p: (out / p).read_bytes() for p in ("model/trained.pt", "model/pruned.pt")}
     again = run_pipeline(parse_pipeline(TINY, "<t>"), out)
     assert [s.action for s in again.stages] == ["skip", "skip", "skip", "skip", "run"]
@@ -186,7 +201,14 @@ def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Pa
     assert (out / "model/trained.pt").exists() and not (out / "model/pruned.pt").exists()
     resumed = run_pipeline(parse_pipeline(TINY, "<t>"), out)
     assert resumed.stages[0].action == "resume"
-    assert (out / "model/trained.pt").read_bytes() == (reference / "model/trained.pt").read_bytes()
+    # Same config, same artifacts: every file but the timings (bench, check) is byte-identical
+    # to the uninterrupted run's.
+    def artifacts(d: Path) -> dict[str, bytes]:
+        return {f.relative_to(d).as_posix(): f.read_bytes() for f in d.rglob("*")
+                if f.is_file() and f.parts[len(d.parts)] in ("model", "onnx")}
+
+    assert artifacts(out) == artifacts(reference)
+    assert "model/pruning.png" in artifacts(out)
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
