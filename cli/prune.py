@@ -67,7 +67,8 @@ from models.tasks import task_from_checkpoint
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Pruned checkpoint to write.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of each layer's recurrent matrix (neurons ordered by position on the space) "
-                   "with kept and removed neurons marked; layer l goes to PLOT with suffix -l.")
+                   "with kept and removed neurons marked, beside the neurons drawn on the space (when the "
+                   "model was trained with one); with several layers, layer l goes to PLOT with suffix -l.")
 @click.option("--json", "as_json", is_flag=True, help="Print the pruning report as JSON.")
 @threads_option
 @quiet_option

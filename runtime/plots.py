@@ -10,7 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker, transforms  # noqa: E402
+from matplotlib import colors, ticker, transforms  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.io import atomic_path  # noqa: E402
@@ -32,32 +32,73 @@ def position_order(positions: np.ndarray | None, space: str) -> np.ndarray:
     if "circle" in space or "sphere" in space:
         angle = np.arctan2(positions[:, 1], positions[:, 0])
         return np.lexsort((positions[:, -1], angle))
+    if positions.shape[1] == 1:  # T^1, R^1: along the line
+        return np.argsort(positions[:, 0], kind="stable")
     # torus / klein / euclidean: sweep along x in bands of y (a raster order on the square)
     bands = np.floor(positions[:, 1] / (np.ptp(positions[:, 1]) / 8 + 1e-12))
     return np.lexsort((positions[:, 0], bands))
 
 
+def space_coordinates(positions: np.ndarray, space: str) -> tuple[np.ndarray, tuple[str, str]]:
+    """Two coordinates to draw neurons on ``space``: the point on the circle; longitude and
+    latitude on spheres; the first two coordinates otherwise (tori, Klein bottle, R^k)."""
+    if "circle" in space:
+        return positions[:, :2], ("x", "y")
+    if "sphere" in space:
+        unit = positions / np.linalg.norm(positions, axis=1, keepdims=True).clip(1e-12)
+        lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
+        lat = np.degrees(np.arcsin(np.clip(unit[:, 2], -1, 1)))
+        return np.stack([lon, lat], axis=1), ("longitude (deg)", "latitude (deg)")
+    if positions.shape[1] == 1:
+        return np.concatenate([positions, np.zeros_like(positions)], axis=1), ("x", "")
+    return positions[:, :2], ("x", "y")
+
+
 def plot_recurrent_matrix(
     path: str | os.PathLike, influence: np.ndarray, kept: np.ndarray, order: np.ndarray, title: str,
+    positions: np.ndarray | None = None, space: str = "none",
 ) -> None:
-    """|weight_hh| summed over gates, neurons in ``order``; removed neurons shaded red."""
+    """|weight_hh| summed over gates, neurons in ``order``, kept (green) and removed (red)
+    neurons marked on strips along the top and left edges; with ``positions``, a second
+    panel draws every neuron at its place on ``space`` in the same colours."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
     A = influence[np.ix_(order, order)]
     kept_o = kept[order]
-    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    n = len(order)
+    with_space = positions is not None and positions.size > 0
+    fig, axes = plt.subplots(1, 2 if with_space else 1, figsize=(11.5 if with_space else 6.4, 6.0),
+                             gridspec_kw={"width_ratios": [1.0, 0.9]} if with_space else None, squeeze=False)
+    ax = axes[0, 0]
     nz = A[A > 0]
     vmax = float(np.quantile(nz, 0.99)) if nz.size else 1.0
-    ax.imshow(A, cmap="Greys", vmin=0, vmax=vmax, interpolation="nearest")
-    n = len(order)
-    for i in np.flatnonzero(~kept_o):
-        ax.axhspan(i - 0.5, i + 0.5, color="tab:red", alpha=0.18, lw=0)
-        ax.axvspan(i - 0.5, i + 0.5, color="tab:red", alpha=0.18, lw=0)
-    ax.scatter(np.flatnonzero(kept_o), np.full(kept_o.sum(), -1.5), s=6, c="tab:green", marker="s", clip_on=False)
-    ax.scatter(np.flatnonzero(~kept_o), np.full((~kept_o).sum(), -1.5), s=6, c="tab:red", marker="s", clip_on=False)
-    ax.set_xlim(-0.5, n - 0.5)
-    ax.set_ylim(n - 0.5, -2.5)
+    ax.imshow(A, cmap="Greys", vmin=0, vmax=vmax, interpolation="nearest", aspect="equal")
     ax.set_xlabel("sender neuron (ordered by position on the space)")
-    ax.set_ylabel("receiver neuron")
-    ax.set_title(f"{title}\nkept {int(kept.sum())} (green) / removed {int((~kept).sum())} (red)", fontsize=9)
+    strip_colors = colors.ListedColormap(["tab:red", "tab:green"])
+    divider = make_axes_locatable(ax)
+    top = divider.append_axes("top", size="4%", pad=0.04, sharex=ax)
+    left = divider.append_axes("left", size="4%", pad=0.04, sharey=ax)
+    top.imshow(kept_o[None, :].astype(float), cmap=strip_colors, vmin=0, vmax=1, aspect="auto",
+               interpolation="nearest")
+    left.imshow(kept_o[:, None].astype(float), cmap=strip_colors, vmin=0, vmax=1, aspect="auto",
+                interpolation="nearest")
+    top.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False)
+    ax.tick_params(labelleft=False)  # the receiver axis is labelled on the left strip
+    left.tick_params(bottom=False, labelbottom=False)
+    left.set_ylabel("receiver neuron")
+    top.set_title(f"{title}\nkept {int(kept.sum())} (green) / removed {int((~kept).sum())} (red) of {n}",
+                  fontsize=9)
+    if with_space:
+        xy, (xlabel, ylabel) = space_coordinates(positions, space)
+        sp = axes[0, 1]
+        sp.scatter(xy[~kept, 0], xy[~kept, 1], s=14, c="tab:red", alpha=0.45, lw=0, )
+        sp.scatter(xy[kept, 0], xy[kept, 1], s=22, c="tab:green", lw=0.4, edgecolors="black")
+        sp.set_xlabel(xlabel)
+        sp.set_ylabel(ylabel)
+        if "circle" in space:
+            sp.set_aspect("equal")
+        sp.set_title(f"the same neurons at their places on the space ({space})\nkept (green) / removed (red)",
+                     fontsize=9)
     _save(fig, path)
 
 
@@ -76,7 +117,7 @@ def plot_pruning(path: Path, parent, selections, reg_state: dict[str, Any], gate
         kept[s.keep_index.numpy()] = True
         out = path if len(selections) == 1 else path.with_name(f"{path.stem}-{s.layer}{path.suffix}")
         plot_recurrent_matrix(out, A, kept, position_order(pos, space),
-                              f"layer {s.layer}: |weight_hh| summed over gates ({space})")
+                              f"layer {s.layer}: |weight_hh| summed over gates ({space})", pos, space)
         paths.append(out)
     return paths
 
