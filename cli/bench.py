@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import echo_json, handle_errors, progress_for, quiet_option
+from cli.common import data_option, echo_json, handle_errors, progress_for, quiet_option
 from runtime.bench import BenchConfig, bench as run_bench
 from runtime.report import check_out_dir, markdown, write_report
 
@@ -45,12 +45,14 @@ from runtime.report import check_out_dir, markdown, write_report
                    "divided by this, what streaming costs when this many steps are buffered per call.")
 @click.option("--seed", type=int, default=BenchConfig.seed, show_default=True,
               help="Seed of the interleaving order and of random inputs.")
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report (without raw samples) as JSON.")
 @quiet_option
 @handle_errors
 def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
           runs: int, warmup: int, no_step: bool, no_torch: bool, no_call_floor: bool, no_accuracy: bool,
-          max_eval: int, seq_len: int | None, chunk: int, seed: int, as_json: bool, quiet: bool) -> None:
+          max_eval: int, seq_len: int | None, chunk: int, seed: int, data: str | None, as_json: bool,
+          quiet: bool) -> None:
     """Measure checkpoints and ONNX files in onnxruntime: latency, size, accuracy.
 
     Batch 1, onnxruntime CPU, graph optimizations on. Each checkpoint is measured as its
@@ -74,8 +76,8 @@ def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...]
     """
     config = BenchConfig(threads=threads, warmup=warmup, runs=runs, step=not no_step, torch_reference=not no_torch,
                          call_floor=not no_call_floor, accuracy=not no_accuracy, max_eval=max_eval, seed=seed,
-                         seq_len=seq_len, chunk=chunk)
-    check_out_dir(out_dir)
+                         seq_len=seq_len, chunk=chunk, data=data)
+    check_out_dir(out_dir, [*paths, baseline])
     report = run_bench(list(paths), baseline=baseline, config=config, names=list(names) or None,
                        progress=progress_for(quiet or as_json))
     written = write_report(report, out_dir)

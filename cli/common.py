@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
-from models.errors import RnnCompressError
+from models.errors import RnnCompressError, check_threads
 from models.progress import Progress
 
 
@@ -22,6 +24,9 @@ class CliError(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+OUT_OF_MEMORY = "out of memory; try a smaller model, --batch-size, sequence length or sample count."
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -38,12 +43,34 @@ def handle_errors(fn: Callable) -> Callable:
                        "where they stopped).", err=True)
             sys.exit(130)
         except MemoryError:
-            raise CliError("out of memory; try a smaller --batch-size or model.", 2) from None
+            raise CliError(OUT_OF_MEMORY, 2) from None
+        except RuntimeError as e:  # torch's allocator reports a failed allocation this way
+            if "allocate" not in str(e) and "out of memory" not in str(e).lower():
+                raise
+            raise CliError(OUT_OF_MEMORY, 2) from None
+        except BrokenPipeError:  # `rnncompress info X | head`: the reader left; stop quietly
+            try:  # so the interpreter's own flush at exit does not fail again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            sys.exit(141)  # what a shell reports for a process killed by SIGPIPE
         except OSError as e:  # the file system said no (full disk, read-only, permissions)
             where = f": {e.filename}" if e.filename else ""
             raise CliError(f"{e.strerror or e}{where}.", 2) from None
 
     return wrapper
+
+
+def explicit_options(ctx: click.Context, names: list[str]) -> list[str]:
+    """Which of the options ``names`` the user typed (not left at their defaults)."""
+    return [n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+
+
+def refuse_inapplicable(ctx: click.Context, names: list[str], applies_to: str) -> None:
+    """One line when an option that only ``applies_to`` something else was typed (it would be ignored)."""
+    given = explicit_options(ctx, names)
+    if given:
+        raise CliError(f"--{given[0].replace('_', '-')} applies to {applies_to} only; drop it.")
 
 
 def quiet_option(fn: Callable) -> Callable:
@@ -52,20 +79,30 @@ def quiet_option(fn: Callable) -> Callable:
 
 def threads_option(fn: Callable) -> Callable:
     return click.option("--threads", type=int, default=0, show_default=True,
-                        help="torch intra-op threads for training (0 = torch's default).")(fn)
+                        help="torch intra-op threads for training (0 = torch's default; at most 256).")(fn)
+
+
+def data_option(fn: Callable) -> Callable:
+    return click.option("--data", type=click.Path(), default=None,
+                        help="Where the task's data files are now, if they moved since training (smnist, npz, "
+                             "charlm; default: the location the checkpoint records).")(fn)
 
 
 def set_threads(threads: int) -> None:
     import torch
 
-    if threads < 0:
-        raise CliError(f"The 'threads' parameter must be an int >= 0. Got {threads} instead.")
-    if threads:
+    if check_threads(threads):
         torch.set_num_threads(threads)
 
 
 def progress_for(quiet: bool) -> Progress:
     return Progress(enabled=not quiet)
+
+
+def note_unfinished(ckpt: Any) -> None:
+    """Warn on stderr when a command is given an interrupted training run."""
+    if (text := ckpt.unfinished()) is not None:
+        click.echo(f"note: {text}.", err=True)
 
 
 def echo_json(obj: Any) -> None:

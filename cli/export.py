@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import echo_json, fmt_table, handle_errors, progress_for, quiet_option
+from cli.common import data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for, quiet_option
 from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
@@ -50,17 +50,18 @@ from models.checkpoint import load_checkpoint
 @click.option("--metric-samples", type=int, default=10000, show_default=True,
               help="Test sequences for the int8 metric comparison.")
 @click.option("--ir-version", type=int, default=IR_VERSION, show_default=True,
-              help="ONNX IR version written (onnxruntime 1.31 reads at most 13).")
+              help="ONNX IR version written, 8 (the first with opset 17) to 13 (the most onnxruntime 1.31 reads).")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="onnxruntime intra-op threads while verifying (0 = onnxruntime's default).")
+@data_option
 @click.option("--force", is_flag=True, help="Overwrite existing files of the same names.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (for scripts).")
 @quiet_option
 @handle_errors
 def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, verify_data: str, atol: float,
            rtol: float, int8_accuracy_drop: float, int8_relative: float, min_gain: float, int8_float_below: int,
-           parity_samples: int, metric_samples: int, ir_version: int, threads: int, force: bool, as_json: bool,
-           quiet: bool) -> None:
+           parity_samples: int, metric_samples: int, ir_version: int, threads: int, data: str | None, force: bool,
+           as_json: bool, quiet: bool) -> None:
     """Export a checkpoint to ONNX (opset 17), verified against the torch model.
 
     Every file is run in onnxruntime and compared with torch before anything is written;
@@ -84,9 +85,10 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
         verify_data=verify_data, atol=atol, rtol=rtol,
         int8=Int8Tolerance(accuracy_points=int8_accuracy_drop, relative=int8_relative),
         min_gain=min_gain, int8_float_below=int8_float_below, parity_samples=parity_samples, metric_samples=metric_samples,
-        ir_version=ir_version, threads=threads,
+        ir_version=ir_version, threads=threads, data=data,
     )
     ckpt = load_checkpoint(checkpoint)
+    note_unfinished(ckpt)
     results = export_checkpoint(ckpt, formats, out_dir, name=name, options=options, force=force,
                                 progress=progress_for(quiet or as_json))
     if as_json:

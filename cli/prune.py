@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from cli.common import CliError, echo_json, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
+from cli.common import (CliError, data_option, echo_json, explicit_options, fmt_table, handle_errors, note_unfinished,
+                        progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint
-from models.io import probe_writable_file
+from models.io import check_output_file
 from models.tasks import task_from_checkpoint
 
 
@@ -25,9 +26,10 @@ from models.tasks import task_from_checkpoint
                    "On seq-MNIST with a 10-epoch fine-tune, continuous was level with --method norm on "
                    "validation and binary 0.06 points behind at 50% kept (README, Results).")
 @click.option("--keep", default="0.5", show_default=True,
-              help="Neurons kept per layer: a fraction in (0, 1], a count >= 1, or 'auto' (exactly the "
-                   "meet-irreducible set; lattice only; continuous: the neurons meet-irreducible over at "
-                   "least half of the filtration).")
+              help="Neurons kept per layer: a fraction with a decimal point in (0, 1] (0.5; 1.0 = all), a "
+                   "count without one (128; 1 = one neuron), or 'auto' (exactly the meet-irreducible set; "
+                   "lattice only; continuous: the neurons meet-irreducible over at least half of the "
+                   "filtration).")
 @click.option("--quantile", type=float, default=SelectionConfig.quantile, show_default=True,
               help="Binary relation threshold: this quantile of the nonzero influences (per receiver block).")
 @click.option("--threshold", type=float, default=None,
@@ -70,10 +72,13 @@ from models.tasks import task_from_checkpoint
                    "with kept and removed neurons marked, beside the neurons drawn on the space (when the "
                    "model was trained with one); with several layers, layer l goes to PLOT with suffix -l.")
 @click.option("--json", "as_json", is_flag=True, help="Print the pruning report as JSON.")
+@click.option("--force", is_flag=True, help="Overwrite existing --out and --plot files (inputs never).")
+@data_option
 @threads_option
 @quiet_option
+@click.pass_context
 @handle_errors
-def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: bool, threads: int,
+def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as_json: bool, force: bool, quiet: bool, threads: int,
           teachers: tuple[Path, ...], **o: Any) -> None:
     """Shrink a trained checkpoint: select neurons, remove them, fine-tune.
 
@@ -85,11 +90,18 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
       rnncompress prune lstm.pt --method lattice --keep 0.25 --finetune-epochs 3 --out small.pt
     """
     set_threads(threads)
-    if out.resolve() in {p.resolve() for p in (checkpoint, *teachers)}:
-        raise CliError("--out must differ from the input checkpoint and the teachers (inputs are never overwritten).")
-    probe_writable_file(out, "--out")
+    if o["method"] != "lattice":
+        refuse_inapplicable(ctx, ["variant", "quantile", "threshold", "thresholds", "centrality", "feed_forward",
+                                  "edge_prune"], "--method lattice")
+    if o["variant"] != "continuous":
+        refuse_inapplicable(ctx, ["thresholds"], "--variant continuous")
+    if len(explicit_options(ctx, ["quantile", "threshold"])) == 2:
+        raise CliError("--threshold (absolute) replaces --quantile; give one of them.")
+    check_output_file(out, "--out", [checkpoint, *teachers], force)
     if plot is not None:
-        probe_writable_file(plot, "--plot")
+        check_output_file(plot, "--plot", [checkpoint, *teachers, out], force)
+        if plot.suffix.lower() != ".png":
+            raise CliError(f"--plot {plot} must be a .png file name.")
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
                          centrality=o["centrality"],
@@ -98,7 +110,8 @@ def prune(checkpoint: Path, out: Path, plot: Path | None, as_json: bool, quiet: 
                          distill_temperature=o["distill_temperature"], release_masks=o["release_masks"],
                          finetune_strength=o["finetune_strength"], seed=o["seed"])
     ckpt = load_checkpoint(checkpoint)
-    task = task_from_checkpoint(ckpt.task)
+    note_unfinished(ckpt)
+    task = task_from_checkpoint(ckpt.task, o["data"])
     data = task.load()
     further = tuple(load_checkpoint(t) for t in teachers)
     result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further)

@@ -9,13 +9,13 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from cli.common import CliError, handle_errors, progress_for, quiet_option, set_threads, threads_option
+from cli.common import CliError, explicit_options, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import INHIBITORS, ModuliConfig
-from compressor.training import TrainConfig, model_config_for, resume_training, train_new
+from compressor.training import TrainConfig, check_resumable, model_config_for, resume_training, train_new
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError
-from models.io import probe_writable_file
+from models.io import check_output_file
 from models.tasks import TASKS, make_task
 
 # CLI option -> (task parameter name per task). Options a task does not take are refused.
@@ -40,10 +40,6 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
         value = values[option]
         params[per_task[task]] = str(value) if option == "data" else value
     return params
-
-
-def explicit_options(ctx: click.Context, names: list[str]) -> list[str]:
-    return [n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
 
 
 @click.command()
@@ -86,8 +82,10 @@ def explicit_options(ctx: click.Context, names: list[str]) -> list[str]:
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate.")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="Learning-rate schedule over all steps.")
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
+              help="Optimizer (sgd uses momentum 0.9).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="Weight decay of the optimizer (L2 for adam/sgd, decoupled for adamw); finite, >= 0.")
 @click.option("--grad-clip", type=float, default=1.0, show_default=True, help="Gradient-norm clip (0 = off).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds model init, batch order and neuron positions.")
@@ -120,7 +118,8 @@ def train(ctx: click.Context, **o: Any) -> None:
     set_threads(o["threads"])
     progress = progress_for(o["quiet"])
     out: Path = o["out"]
-    probe_writable_file(out, "--out")  # before loading data and training
+    # Before loading data and training; an existing checkpoint is handled below (resume / --force).
+    check_output_file(out, "--out", [o["data"]], force=True)
     if o["resume"]:
         if not out.exists():
             raise CliError(f"--resume: no checkpoint at {out} to continue.")
@@ -129,6 +128,7 @@ def train(ctx: click.Context, **o: Any) -> None:
                                          "strength", "sparsity", "schedule", "epochs", "batch_size", "lr", "seed"])
         if changed:
             raise CliError(f"--resume continues the stored run with its own settings; drop --{changed[0].replace('_', '-')}.")
+        check_resumable(ckpt)
         task = make_task(ckpt.task["name"], ckpt.task.get("params", {}))
         data = task.load()
         done = ckpt.resume["epoch"] if ckpt.resume else 0
@@ -142,6 +142,8 @@ def train(ctx: click.Context, **o: Any) -> None:
                 state = "unknown"
             hint = "use --resume to continue it" if state == "training" else "pass --force to overwrite it"
             raise CliError(f"{out} already exists ({state} checkpoint); {hint}.")
+        if o["cell"] != "rnn" and explicit_options(ctx, ["nonlinearity"]):
+            raise CliError(f"--nonlinearity applies to --cell rnn only (an {o['cell']} has fixed gate nonlinearities).")
         task = make_task(o["task"], task_params_from_cli(ctx, o["task"], o))
         config = TrainConfig(
             epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], lr_schedule=o["lr_schedule"],

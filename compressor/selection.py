@@ -50,6 +50,10 @@ def parse_keep(value: Any) -> Keep:
     return value
 
 
+# Levels of the continuous filtration: each is one lattice computation; more is a typo.
+MAX_THRESHOLDS = 1024
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     method: str = "lattice"
@@ -78,8 +82,8 @@ class SelectionConfig:
                               f"'{self.method}' ('auto' keeps the meet-irreducible set: lattice only)", self.keep)
         if not 0 <= self.quantile < 1:
             raise param_error("quantile", "a float in [0, 1)", self.quantile)
-        if self.thresholds < 1:
-            raise param_error("thresholds", "an int >= 1", self.thresholds)
+        if not 1 <= self.thresholds <= MAX_THRESHOLDS:
+            raise param_error("thresholds", f"an int in [1, {MAX_THRESHOLDS}]", self.thresholds)
         if self.method == "lattice":
             self.criterion()  # validates variant/threshold combinations
 

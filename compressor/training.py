@@ -58,10 +58,10 @@ class TrainConfig:
             raise param_error("lr_schedule", f"one of {list(LR_SCHEDULES)}", self.lr_schedule)
         if self.optimizer not in OPTIMIZERS:
             raise param_error("optimizer", f"one of {list(OPTIMIZERS)}", self.optimizer)
-        if self.weight_decay < 0:
-            raise param_error("weight_decay", "a float >= 0", self.weight_decay)
-        if self.grad_clip < 0:
-            raise param_error("grad_clip", "a float >= 0 (0 = off)", self.grad_clip)
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise param_error("weight_decay", "a finite float >= 0", self.weight_decay)
+        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            raise param_error("grad_clip", "a finite float >= 0 (0 = off)", self.grad_clip)
         check_distill(self.distill, self.distill_temperature)
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,7 +239,14 @@ class Trainer:
                     raise ConfigError(
                         f"Training diverged at epoch {epoch + 1}, step {step} (loss is not finite); lower --lr or --strength.")
                 self.progress.update(b + 1, f"loss {loss_sum / (b + 1):.4f}")
+            # A last step can break the weights after a finite loss: never write such a model.
+            bad = next((f"{n} is not finite" for n, t in model.named_parameters() if not torch.isfinite(t).all()),
+                       None)
             val = evaluate(model, self.task, self.data.val, cfg.eval_batch_size)
+            if bad is None and not math.isfinite(val["loss"]):
+                bad = "the validation loss is not finite"
+            if bad is not None:
+                raise ConfigError(f"Training diverged at epoch {epoch + 1} ({bad}); lower --lr or --strength.")
             sp = sparsity_report(model)
             entry = {
                 "epoch": epoch + 1, "step": step, "lr": _lr_at(cfg, step, total),
@@ -286,11 +293,16 @@ def train_new(
     return trainer.fit(model, reg)
 
 
+def check_resumable(ckpt: Checkpoint) -> None:
+    """Raise ConfigError unless ``ckpt`` is an interrupted training run."""
+    if ckpt.state == "complete" or ckpt.resume is None:
+        raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
+
+
 def resume_training(ckpt: Checkpoint, task: Task, data: TaskData, out: Path | None,
                     progress: Progress = SILENT) -> Checkpoint:
     """Continue an interrupted run from its last epoch checkpoint."""
-    if ckpt.state == "complete" or ckpt.resume is None:
-        raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
+    check_resumable(ckpt)
     config = TrainConfig.from_dict(ckpt.training)
     trainer = Trainer(task, data, config, out, progress,
                       base={"provenance": ckpt.provenance, "pruning": ckpt.pruning})

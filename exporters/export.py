@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 import torch
 
-from exporters.graph import IR_VERSION, OPSET, build_chunk_graph, build_full_graph, build_step_graph
+from exporters.graph import IR_VERSION, MIN_IR_VERSION, OPSET, build_chunk_graph, build_full_graph, build_step_graph
 from exporters.passes import (
     INT8_FLOAT_BELOW,
     AddMetadata,
@@ -61,8 +61,9 @@ from exporters.verify import (
     make_session,
 )
 from models.checkpoint import Checkpoint, check_finite, package_version
-from models.errors import ConfigError, DataError, ExportError, ParityError, RnnCompressError, param_error
-from models.io import atomic_path, probe_writable_dir, probe_writable_file
+from models.errors import (ConfigError, DataError, ExportError, ParityError, RnnCompressError,
+                           check_threads, param_error)
+from models.io import atomic_path, check_output_file, probe_writable_dir
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import Split, Task, task_from_checkpoint
@@ -145,6 +146,8 @@ class ExportOptions:
             test split).
         ir_version: IR version written (onnxruntime 1.31 reads at most 13).
         threads: onnxruntime intra-op threads during verification.
+        data: where the task's files are now, if they moved since training (default: the
+            location the checkpoint records).
     """
 
     verify_data: str = "task"
@@ -158,6 +161,7 @@ class ExportOptions:
     step_samples: int = 64
     ir_version: int = IR_VERSION
     threads: int = 1
+    data: str | None = None
 
     def __post_init__(self) -> None:
         if self.verify_data not in VERIFY_DATA:
@@ -176,10 +180,10 @@ class ExportOptions:
         for name in ("parity_samples", "metric_samples", "step_samples"):
             if getattr(self, name) < 1:
                 raise param_error(name, "a positive int", getattr(self, name))
-        if not 3 <= self.ir_version <= 13:
-            raise param_error("ir_version", "an int in [3, 13] (onnxruntime 1.31 reads at most 13)", self.ir_version)
-        if self.threads < 0:
-            raise param_error("threads", "an int >= 0", self.threads)
+        if not MIN_IR_VERSION <= self.ir_version <= 13:
+            raise param_error("ir_version", f"an int in [{MIN_IR_VERSION}, 13] (opset {OPSET} needs IR "
+                              f">= {MIN_IR_VERSION}; onnxruntime 1.31 reads at most 13)", self.ir_version)
+        check_threads(self.threads)
 
 
 @dataclass(frozen=True)
@@ -290,20 +294,21 @@ def check_data_fits(test: Split, c: ModelConfig, task_name: str, hint: str = "")
         raise DataError(f"The test split of task '{task_name}' is empty.")
 
 
-def load_test_split(ckpt: Checkpoint) -> tuple[Task, Split]:
-    """The checkpoint's task and its test split, checked against the model's shape.
+def load_test_split(ckpt: Checkpoint, data: str | None = None) -> tuple[Task, Split]:
+    """The checkpoint's task (reading its files from ``data`` if given) and its test split,
+    checked against the model's shape.
 
     Raises:
         DataError: the task cannot be rebuilt or its data cannot be loaded.
     """
-    hint = "pass verify_data='random' (--verify-data random) to verify on random inputs only"
+    hint = "pass --data PATH if the data moved, or --verify-data random to verify on random inputs only"
     try:
-        task = task_from_checkpoint(ckpt.task)
-        data = task.load()
+        task = task_from_checkpoint(ckpt.task, data)
+        loaded = task.load()
     except RnnCompressError as e:
         raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
-    check_data_fits(data.test, ckpt.config, task.name, hint)
-    return task, data.test
+    check_data_fits(loaded.test, ckpt.config, task.name, hint)
+    return task, loaded.test
 
 
 @dataclass
@@ -323,7 +328,7 @@ def _verify_data(ckpt: Checkpoint, model: SequenceModel, options: ExportOptions,
     if options.verify_data == "random":
         r_int8 = {"random inputs (batch 64 x 9 steps)": random_inputs(model, 64, steps, seed=2)}
         return _VerifyData(None, rand, rand, r_int8, TorchReference(model))
-    task, test = load_test_split(ckpt)
+    task, test = load_test_split(ckpt, options.data)
     n = len(test)
     parity = {f"task test data ({min(n, options.parity_samples)})": test.take(slice(0, options.parity_samples)), **rand}
     step = {f"task test data ({min(n, options.step_samples)})": test.take(slice(0, options.step_samples)), **rand}
@@ -414,9 +419,8 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
         raise param_error("name", "a file stem without path separators", stem)
     targets = {v: out / v.filename(stem) for v in variants}
     probe_writable_dir(out, ExportError)  # before the (slow) verification
-    existing = [p for p in targets.values() if p.exists()]
-    if existing and not force:
-        raise ExportError(f"{existing[0]} already exists; pass force=True (--force) to overwrite it.")
+    for target in targets.values():
+        check_output_file(target, "The export", [ckpt.path], force, ExportError, probe=False)
     model = ckpt.build_model()
     model.eval()
     data = _verify_data(ckpt, model, options, need_int8=any(v.int8 for v in variants))
@@ -497,13 +501,8 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
         ExportError: the input is not a valid ONNX model, or the output cannot be written.
     """
     src, dst = Path(in_path), Path(out_path)
-    same = dst.resolve() == src.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst))
-    if same:
-        raise param_error("out", "a different file from the input model (the input is never overwritten)", str(dst))
+    check_output_file(dst, "The output", [src], force, ConfigError)
     sparsify = SparsifyInitializers(min_gain)
-    if dst.exists() and not force:
-        raise ConfigError(f"{dst} already exists; pass force=True (--force) to overwrite it.")
-    probe_writable_file(dst, "the output", ExportError)
     model = read_onnx(src)
     result, _ = sparsify(model)
     if not _same_weights(model, result):

@@ -58,6 +58,7 @@ OPSET = 17  # LSTM/GRU/RNN-14 semantics; per-axis DequantizeLinear needs >= 13
 # IR 8 is the version onnx pairs with opset 17 (onnx 1.12); onnx 1.23 would write 14,
 # which onnxruntime 1.31 (at most 13) refuses. onnxruntime >= 1.12 reads IR 8.
 IR_VERSION = 8
+MIN_IR_VERSION = 8  # the IR version that introduced opset 17
 ONNX_OPS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 # Index of each ONNX gate block in torch's stacked weight, in ONNX order.
 GATE_ORDER = {"rnn": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}

@@ -67,6 +67,14 @@ class Checkpoint:
     path: Path | None = None
     sha256: str | None = None
 
+    def unfinished(self) -> str | None:
+        """A sentence saying this is an interrupted training run (None for a finished one)."""
+        if self.state != "training":
+            return None
+        done, total = (self.resume or {}).get("epoch", 0), self.training.get("epochs", "?")
+        return (f"{self.path or 'the checkpoint'} is an unfinished training run ({done} of {total} epochs; "
+                "finish it with train --resume)")
+
     def build_model(self) -> SequenceModel:
         model = SequenceModel(self.config)
         try:

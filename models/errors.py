@@ -51,3 +51,16 @@ class BudgetExceeded(RnnCompressError):
 def param_error(name: str, rule: str, value: object) -> ConfigError:
     """The scikit-learn style message: names the parameter, the rule and the value."""
     return ConfigError(f"The '{name}' parameter must be {rule}. Got {value!r} instead.")
+
+
+# More threads than this is a typo, not a machine: torch and onnxruntime crash or hang
+# trying to start 100 000 of them.
+MAX_THREADS = 256
+
+
+def check_threads(value: object, minimum: int = 0, name: str = "threads") -> int:
+    """``value`` as a thread count in [minimum, MAX_THREADS] (0 = the library's default)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_THREADS:
+        default = " (0 = the library's default)" if minimum == 0 else ""
+        raise param_error(name, f"an int in [{minimum}, {MAX_THREADS}]{default}", value)
+    return value

@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from models.errors import RnnCompressError
 
@@ -91,6 +91,37 @@ def probe_writable_file(path: str | os.PathLike, option: str,
         raise error(f"{option} {p} is a directory; give a file name.")
     if not _can_create_in(parent):
         raise error(f"Directory {parent} for {option} is not writable.")
+    return p
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file (after resolving links and ``..``)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str | os.PathLike | None] = (),
+                      force: bool = False, error: type[RnnCompressError] = RnnCompressError,
+                      probe: bool = True) -> Path:
+    """The rules for a file a command is about to write, checked before any slow work: it is
+    none of the command's ``inputs`` (never overwritten, even with ``force``), not a
+    directory, not an existing file unless ``force``, and (``probe``) its directory exists
+    and accepts files."""
+    p = Path(path)
+    for source in inputs:
+        if source is not None and same_file(p, source):
+            raise error(f"{option} {p} is one of the inputs; inputs are never overwritten, choose another path.")
+    if probe:
+        probe_writable_file(p, option, error)
+    elif p.is_dir():
+        raise error(f"{option} {p} is a directory; give a file name.")
+    if p.exists() and not force:
+        raise error(f"{option} {p} already exists; pass --force to overwrite it.")
     return p
 
 

@@ -43,7 +43,8 @@ from exporters.verify import (
     torch_initial_states,
 )
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
-from models.errors import CheckpointError, DataError, ExportError, ParityError, RnnCompressError, param_error
+from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError,
+                           check_threads, param_error)
 from models.io import sha256_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
@@ -93,6 +94,8 @@ class BenchConfig:
             inputs have dynamic sequence axes.
         chunk: steps per call for chunk models (``--format chunk``); their per-step
             latency is one call divided by this (at most the sequence length).
+        data: where the tasks' files are now, if they moved since training (default: the
+            location each model records).
     """
 
     threads: int = 1
@@ -105,10 +108,12 @@ class BenchConfig:
     max_eval: int = 10000
     seed: int = 0
     seq_len: int | None = None
+    data: str | None = None
     chunk: int = 4
 
     def __post_init__(self) -> None:
-        for name, minimum in (("threads", 1), ("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0), ("chunk", 1)):
+        check_threads(self.threads, minimum=1)
+        for name, minimum in (("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0), ("chunk", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
                 raise param_error(name, f"an int >= {minimum}", v)
@@ -193,18 +198,20 @@ class _Prepared:
 class _TaskCache:
     """Each task's data is loaded once, however many inputs share it."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: str | None = None) -> None:
         self._cache: dict[str, tuple[Task, Split]] = {}
+        self._data = data  # the files' location now, if they moved since training
 
     def test_split(self, task_dict: dict[str, Any], config: ModelConfig, source: Path) -> tuple[Task, Split]:
         key = json.dumps(task_dict, sort_keys=True, default=str)
         if key not in self._cache:
             try:
-                task = task_from_checkpoint(task_dict)
+                task = task_from_checkpoint(task_dict, self._data)
                 data = task.load()
             except RnnCompressError as e:
                 raise DataError(f"Cannot load the test data of {source} (task "
-                                f"{task_dict.get('name', '?')!r}): {str(e).rstrip('.')}.") from None
+                                f"{task_dict.get('name', '?')!r}): {str(e).rstrip('.')}; pass --data PATH if "
+                                "the data moved, or --no-accuracy.") from None
             self._cache[key] = (task, data.test)
         task, test = self._cache[key]
         check_data_fits(test, config, task.name, f"model {source}")
@@ -297,7 +304,7 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
         if not parity.passed:
             raise ParityError(f"The ONNX model built from {inp.path} disagrees with its torch model: "
                               f"{parity.describe()}; refusing to benchmark it.")
-    metric, notes = None, []
+    metric, notes = None, [n for n in [ckpt.unfinished()] if n]
     if config.accuracy and task is not None:
         progress.message(f"{inp.name}: {task.metric_name} in onnxruntime and torch")
         split = test.take(slice(0, config.max_eval))
@@ -525,7 +532,7 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     inputs = bench_inputs(paths, names)
     inputs, baseline_name = _resolve_baseline(inputs, baseline)
     _check_files(inputs)
-    tasks = _TaskCache()
+    tasks = _TaskCache(config.data)
     prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]
     runners: dict[str, dict[str, Runner]] = {"full": {}, "step": {}}
     for p in prepared:

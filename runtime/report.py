@@ -63,10 +63,10 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from models.errors import ReportError
-from models.io import atomic_write_text, check_writable_dir, probe_writable_dir
+from models.io import atomic_write_text, check_output_file, check_writable_dir, probe_writable_dir
 
 SCHEMA = "rnncompress-report/1.1"
 SCHEMA_PREFIX = "rnncompress-report/"
@@ -181,10 +181,13 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ writing
-def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Fail before a (long) benchmark if ``out_dir`` could not be created or written;
-    creates nothing."""
-    return probe_writable_dir(out_dir, ReportError)
+def check_out_dir(out_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+    """Fail before a (long) benchmark if ``out_dir`` could not be created or written, or
+    if a file the report writes there is one of the ``inputs``; creates nothing."""
+    out = probe_writable_dir(out_dir, ReportError)
+    for name in FILES.values():
+        check_output_file(out / name, "--out-dir", inputs, force=True, error=ReportError, probe=False)
+    return out
 
 
 def _f(v: Any, digits: int = 4) -> str:

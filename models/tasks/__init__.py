@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from models.errors import ConfigError
@@ -24,10 +25,12 @@ def make_task(name: str, params: dict[str, Any] | None = None) -> Task:
     return TASKS[name].from_dict(dict(params or {}))
 
 
-def task_from_checkpoint(task_dict: dict[str, Any]) -> Task:
+def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | None = None) -> Task:
+    """The task a checkpoint records; ``data`` replaces its stored data location."""
     if not task_dict or "name" not in task_dict:
         raise ConfigError("The checkpoint does not record its task; pass the task explicitly.")
-    return make_task(task_dict["name"], task_dict.get("params", {}))
+    task = make_task(task_dict["name"], task_dict.get("params", {}))
+    return task if data is None else task.with_data(data)
 
 
 __all__ = ["TASKS", "make_task", "task_from_checkpoint", "Task", "TaskData", "Split", "ModelSpec", "evaluate"]

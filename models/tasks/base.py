@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -10,6 +12,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.errors import ConfigError, DataError
+
+
+def require_file(path: Path, what: str) -> None:
+    """DataError unless ``path`` is an existing file (``what`` names it: "npz file")."""
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a directory; give the file itself.")
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist.")
+
+
+def require_dir(path: Path, what: str, holds: str) -> None:
+    """DataError unless ``path`` is an existing directory (that ``holds`` the named files)."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{what} {path} is a file; --data must be the directory holding {holds}.")
+    if not path.is_dir():
+        raise DataError(f"{what} {path} does not exist (--data must be the directory holding {holds}).")
 
 
 @dataclass
@@ -80,7 +98,17 @@ class Task:
             raise ConfigError(
                 f"Task '{cls.name}' has no parameter {unknown[0]!r}; its parameters are {sorted(names)}."
             )
+        if isinstance(params.get("data"), (str, os.PathLike)) and str(params["data"]):
+            # Stored absolute: the task (and checkpoints) must not depend on the working directory.
+            params = {**params, "data": os.path.abspath(params["data"])}
         return cls(cls.Params(**params))
+
+    def with_data(self, data: str | os.PathLike) -> "Task":
+        """This task reading its files from ``data`` (the data moved since training)."""
+        if not any(f.name == "data" for f in fields(self.Params)):
+            raise ConfigError(f"The 'data' parameter does not apply to task '{self.name}': it generates its data "
+                              "from a seed.")
+        return type(self).from_dict({**self.to_dict()["params"], "data": str(data)})
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": {f.name: getattr(self.params, f.name) for f in fields(self.params)}}

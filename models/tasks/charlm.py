@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from models.errors import DataError, param_error
-from models.tasks.base import ModelSpec, Split, Task, TaskData
+from models.tasks.base import ModelSpec, Split, Task, TaskData, require_file
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ class CharlmParams:
 
 
 def read_text(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"Text file {path} does not exist.")
+    require_file(path, "Text file")
     try:
         raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as e:

@@ -32,6 +32,9 @@ from models.errors import param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData
 
 
+DECODE_K = 3  # a position is read out as the mean centre of this many most active place cells
+
+
 @dataclass(frozen=True)
 class NavigationParams:
     seq_len: int = 20
@@ -49,9 +52,12 @@ class NavigationParams:
     def __post_init__(self):
         if self.tuning not in ("gauss", "dog"):
             raise param_error("tuning", "'gauss' or 'dog'", self.tuning)
-        for name in ("seq_len", "samples", "val_samples", "test_samples", "place_cells"):
+        for name in ("seq_len", "samples", "val_samples", "test_samples"):
             if getattr(self, name) < 1:
                 raise param_error(name, "a positive int", getattr(self, name))
+        if self.place_cells < DECODE_K:
+            raise param_error("place_cells", f"an int >= {DECODE_K} (positions are decoded from the {DECODE_K} "
+                              "most active cells)", self.place_cells)
         for name in ("box", "sigma", "surround", "dt"):
             if not getattr(self, name) > 0:
                 raise param_error(name, "a positive float", getattr(self, name))
@@ -113,7 +119,7 @@ class PlaceCells:
         out = out - out.min(dim=-1, keepdim=True).values
         return out / out.sum(dim=-1, keepdim=True)
 
-    def decode(self, activity: Tensor, k: int = 3) -> Tensor:
+    def decode(self, activity: Tensor, k: int = DECODE_K) -> Tensor:
         """Mean centre of the k most active place cells."""
         idx = activity.topk(k, dim=-1).indices
         return self.centres[idx].mean(dim=-2)

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from models.errors import DataError, param_error
-from models.tasks.base import ModelSpec, Split, Task, TaskData, split_off
+from models.tasks.base import ModelSpec, Split, Task, TaskData, require_file, split_off
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,7 @@ class NpzParams:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise DataError(f"npz file {path} does not exist.")
+    require_file(path, "npz file")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}

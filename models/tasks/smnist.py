@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from models.errors import DataError, param_error
-from models.tasks.base import ModelSpec, Split, Task, TaskData, split_off
+from models.tasks.base import ModelSpec, Split, Task, TaskData, require_dir, split_off
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -60,8 +60,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def load_mnist(directory: str | Path) -> dict[str, np.ndarray]:
     d = Path(directory)
-    if not d.is_dir():
-        raise DataError(f"MNIST directory {d} does not exist (pass --data DIR with the four idx files).")
+    require_dir(d, "MNIST directory", "the four idx files")
     paths = {key: find_idx_file(d, stem) for key, stem in FILES.items()}
     missing = [FILES[k] for k, p in paths.items() if p is None]
     if missing:

@@ -74,7 +74,8 @@ def test_bad_bench_input(models, tmp_path):
         ([str(tmp_path / "missing.pt")], "does not exist"),
         ([str(garbage)], "is not an ONNX model"),
         ([str(models["ckpt"]), "--runs", "0"], "'runs' parameter must be an int >= 1"),
-        ([str(models["ckpt"]), "--threads", "0"], "'threads' parameter must be an int >= 1"),
+        ([str(models["ckpt"]), "--threads", "0"], "'threads' parameter must be an int in [1, 256]"),
+        ([str(models["ckpt"]), "--threads", "100000"], "'threads' parameter must be an int in [1, 256]"),
         ([str(models["ckpt"]), "--runs", "many"], "Invalid value for '--runs'"),
         ([str(models["ckpt"]), str(models["dense"]), "--name", "a"], "'names' parameter must be a list of 2 names"),
         ([str(models["dense"]), str(models["dense"])], "unique per model"),
@@ -90,3 +91,10 @@ def test_bad_bench_input(models, tmp_path):
                           match="ONNX file " + str(tmp_path / "gone.onnx") + " does not exist")
     assert_one_line_error(run(["bench", str(models["dense"]), "--baseline", str(tmp_path), "--out-dir", str(out)]),
                           match="is not a file")
+    # the report never replaces an input, whatever its name
+    named = tmp_path / "in" / "report.json"
+    named.parent.mkdir()
+    named.write_bytes(models["dense"].read_bytes())
+    assert_one_line_error(run(["bench", str(named), "--out-dir", str(named.parent), "-q"]),
+                          match="is one of the inputs")
+    assert named.read_bytes() == models["dense"].read_bytes()

@@ -67,15 +67,31 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--finetune-strength", "-1"], "'finetune_strength' parameter"),
         (["--plot", str(tmp_path / "no" / "m.png")], "for --plot does not exist"),  # refused before fine-tuning
         (["--plot", str(tmp_path)], "is a directory"),
+        (["--plot", str(tmp_path / "w.pt")], "must be a .png file name"),
+        (["--plot", str(trained)], "is one of the inputs"),
+        (["--data", str(tmp_path)], "does not apply to task 'adding'"),
+        (["--variant", "continuous", "--thresholds", "100000"], "'thresholds' parameter must be an int in [1, 1024]"),
+        (["--thresholds", "8"], "--thresholds applies to --variant continuous only"),
+        (["--method", "norm", "--quantile", "0.9"], "--quantile applies to --method lattice only"),
+        (["--quantile", "0.9", "--threshold", "0.1"], "--threshold (absolute) replaces --quantile"),
+        (["--threads", "100000"], "'threads' parameter must be an int in [0, 256]"),
     ]
     for args, match in cases:
         assert_one_line_error(run(["prune", str(trained), *args, "--out", str(out), "-q"]), match=match)
         assert not out.exists()
-    assert_one_line_error(run(["prune", str(trained), "--out", str(trained), "-q"]), match="must differ")
+    assert_one_line_error(run(["prune", str(trained), "--out", str(trained), "-q"]), match="is one of the inputs")
+    other = tmp_path / "other.pt"
+    other.write_text("not mine")
+    for flag in ("--out", "--plot"):
+        args = ["--out", str(other)] if flag == "--out" else ["--plot", str(other.with_suffix(".png")), "--out", str(out)]
+        if flag == "--plot":
+            other.with_suffix(".png").write_text("not mine")
+        assert_one_line_error(run(["prune", str(trained), *args, "-q"]), match="already exists; pass --force")
+    assert other.read_text() == "not mine" and not out.exists()
     teacher = tmp_path / "t.pt"
     teacher.write_bytes(trained.read_bytes())
     assert_one_line_error(run(["prune", str(trained), "--distill", "0.5", "--teacher", str(teacher), "--out",
-                               str(teacher), "-q"]), match="must differ")
+                               str(teacher), "-q"]), match="is one of the inputs")
     assert teacher.read_bytes() == trained.read_bytes()
 
 

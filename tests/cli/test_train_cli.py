@@ -45,6 +45,12 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--epochs", "0"], "'epochs' parameter"),
     (["--lr", "-1"], "'lr' parameter"),
     (["--permute-pixels"], "does not apply to task 'adding'"),
+    (["--weight-decay", "nan"], "'weight_decay' parameter must be a finite float >= 0"),
+    (["--weight-decay", "inf"], "'weight_decay' parameter must be a finite float >= 0"),
+    (["--grad-clip", "nan"], "'grad_clip' parameter must be a finite float >= 0"),
+    (["--cell", "lstm", "--nonlinearity", "relu"], "--nonlinearity applies to --cell rnn only"),
+    (["--threads", "100000"], "'threads' parameter must be an int in [0, 256]"),
+    (["--hidden", "100000000"], "out of memory"),
 ])
 def test_bad_training_options(tmp_path: Path, args: list[str], match: str) -> None:
     out = tmp_path / "m.pt"
@@ -61,7 +67,10 @@ def test_bad_data_paths(tmp_path: Path) -> None:
     r = run(["train", "--task", "smnist", "--data", str(tmp_path / "partial"), "--out", str(out), "-q"])
     assert_one_line_error(r, match="incomplete: missing")
     r = run(["train", "--task", "charlm", "--data", str(tmp_path), "--out", str(out), "-q"])
-    assert_one_line_error(r, match="does not exist")
+    assert_one_line_error(r, match="is a directory; give the file itself")
+    (tmp_path / "file.txt").write_text("x")
+    r = run(["train", "--task", "smnist", "--data", str(tmp_path / "file.txt"), "--out", str(out), "-q"])
+    assert_one_line_error(r, match="is a file; --data must be the directory holding the four idx files")
     assert not out.exists()
 
 
@@ -116,3 +125,40 @@ def test_file_system_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert_one_line_error(r, match="No space left on device: ")
     assert "m.pt" in r.stderr
     assert r.exit_code == 2
+
+
+def test_navigation_needs_three_place_cells(tmp_path: Path) -> None:
+    r = run(["train", "--task", "navigation", "--place-cells", "2", "--out", str(tmp_path / "m.pt"), "-q"])
+    assert_one_line_error(r, match="'place_cells' parameter must be an int >= 3")
+
+
+def test_output_never_replaces_the_data(tmp_path: Path) -> None:
+    import numpy as np
+
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x_train=rng.standard_normal((20, 4, 3)).astype(np.float32), y_train=np.arange(20) % 2)
+    before = data.read_bytes()
+    r = run(["train", "--task", "npz", "--data", str(data), "--epochs", "1", "--force", "--out", str(data), "-q"])
+    assert_one_line_error(r, match="is one of the inputs")
+    assert data.read_bytes() == before
+
+
+def test_a_run_that_diverges_writes_nothing(tmp_path: Path) -> None:
+    """The loss of the only step is finite; the weights it leaves are not: no checkpoint."""
+    out = tmp_path / "m.pt"
+    r = run(["train", "--task", "adding", "--seq-len", "5", "--samples", "32", "--batch-size", "64", "--hidden", "8",
+             "--epochs", "1", "--optimizer", "sgd", "--lr", "1e30", "--grad-clip", "0", "--out", str(out), "-q"])
+    assert_one_line_error(r, match="Training diverged at epoch 1")
+    assert not out.exists()
+
+
+def test_data_path_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path) -> None:
+    monkeypatch.chdir(mnist_dir.parent)
+    out = tmp_path / "m.pt"
+    r = run(["train", "--task", "smnist", "--data", mnist_dir.name, "--hidden", "4", "--epochs", "1", "--limit", "64",
+             "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(tmp_path.parent)
+    info = json.loads(run(["info", str(out), "--json"]).stdout)
+    assert info["task"]["params"]["data"] == str(mnist_dir)

@@ -89,6 +89,25 @@ def test_missing_data_suggests_random(make_model, make_checkpoint, tmp_path):
     assert r.exit_code == 0 and "random inputs only" in r.stdout
 
 
+def test_data_that_moved_is_named_with_data(make_model, make_checkpoint, tmp_path, mnist_dir):
+    model = make_model("lstm", (4,), input_size=28, output_size=10)
+    path = make_checkpoint(model, {"name": "smnist", "params": {"data": str(tmp_path / "gone")}})
+    assert "pass --data PATH if the data moved" in _one_error_line(_run("export", path, "--out-dir", tmp_path / "o"))
+    r = _run("export", path, "--out-dir", tmp_path / "o", "--data", mnist_dir, "--format", "dense", "-q")
+    assert r.exit_code == 0 and "the task's test data" in r.stdout
+
+
+def test_export_never_overwrites_its_checkpoint(make_model, make_checkpoint, tmp_path):
+    src = make_checkpoint(make_model("gru", (4,)), name="m")
+    named_onnx = src.with_name("m.onnx")  # a checkpoint whose name is the export's
+    named_onnx.write_bytes(src.read_bytes())
+    before = named_onnx.read_bytes()
+    line = _one_error_line(_run("export", named_onnx, "--out-dir", src.parent, "--name", "m", "--format", "dense",
+                                "--force"))
+    assert "is one of the inputs" in line
+    assert named_onnx.read_bytes() == before
+
+
 def test_parity_failure_exits_3(make_model, make_checkpoint, tmp_path):
     path = make_checkpoint(make_model("gru", (8,), 0.0, seed=1))
     result = _run("export", path, "--format", "dense,sparse", "--atol", "1e-15", "--rtol", "0",
@@ -134,7 +153,7 @@ def test_sparsify_refuses_overwriting_input(make_model, tmp_path):
     onnx.save(build_full_graph(make_model("rnn", (4,))), str(src))
     before = src.read_bytes()
     line = _one_error_line(_run("sparsify", src, "--out", src))
-    assert "'out' parameter must be a different file from the input" in line
+    assert "is one of the inputs; inputs are never overwritten" in line
     assert src.read_bytes() == before
 
 

@@ -131,7 +131,8 @@ def test_foreign_onnx_gets_latency_only(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"threads": 0}, "'threads' parameter must be an int >= 1"),
+    ({"threads": 0}, r"'threads' parameter must be an int in \[1, 256\]"),
+    ({"threads": 100_000}, r"'threads' parameter must be an int in \[1, 256\]"),
     ({"runs": 0}, "'runs' parameter must be an int >= 1"),
     ({"warmup": -1}, "'warmup' parameter must be an int >= 0"),
     ({"max_eval": 0}, "'max_eval' parameter must be an int >= 1"),

@@ -1,0 +1,50 @@
+"""cli.common: how failures outside the library reach the user."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import TINY, run
+
+from cli.common import CliError, handle_errors
+from models.checkpoint import load_checkpoint, save_checkpoint
+
+
+def test_a_closed_pipe_stops_quietly() -> None:
+    @handle_errors
+    def print_to_a_reader_that_left() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(SystemExit) as e:
+        print_to_a_reader_that_left()
+    assert e.value.code == 141
+
+
+def test_a_failed_torch_allocation_is_one_line_and_other_runtime_errors_are_bugs() -> None:
+    @handle_errors
+    def allocate() -> None:
+        torch.empty(1 << 62, dtype=torch.uint8)
+
+    with pytest.raises(CliError, match="out of memory"):
+        allocate()
+
+    @handle_errors
+    def bug() -> None:
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        bug()
+
+
+def test_an_unfinished_run_is_named_by_the_commands_that_read_it(tmp_path: Path) -> None:
+    done = tmp_path / "m.pt"
+    assert run(["train", *TINY, "--out", str(done)]).exit_code == 0
+    ckpt = load_checkpoint(done)
+    assert ckpt.unfinished() is None
+    ckpt.state, ckpt.resume = "training", {"epoch": 1, "step": 2, "optimizer": {}}
+    partial = tmp_path / "partial.pt"
+    save_checkpoint(partial, ckpt)
+    assert "unfinished training run (1 of 2 epochs" in load_checkpoint(partial).unfinished()
+    r = run(["export", str(partial), "--format", "dense", "--out-dir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0 and "note: " in r.stderr and "unfinished training run" in r.stderr
