@@ -109,7 +109,7 @@ def info(checkpoint: Path, as_json: bool) -> None:
         click.echo(f"regularizer: space {reg.get('space')} inhibitor {reg.get('inhibitor')} "
                    f"invert {reg.get('invert')} strength {reg.get('strength')}")
     pr = d["training"].get("pruning", {})
-    if pr:
+    if pr and not (d["pruning"] and not pr.get("sparsity")):  # a pruned model's fine-tuning prunes nothing
         click.echo(f"magnitude pruning: target {pr.get('sparsity')} {pr.get('schedule')} {pr.get('mode')} "
                    f"scope {pr.get('scope')}")
     rows = [[name, f"{v['numel']:,}", f"{v['sparsity']:.3f}"] for name, v in d["sparsity"]["per_matrix"].items()]

@@ -26,35 +26,34 @@ class OneLineErrors(click.Group):
             where = e.ctx.command_path if e.ctx else "rnncompress"
             raise CliError(f"{e.format_message()} (see '{where} --help')", 2) from None
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # the order they were added: the workflow's
+
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_version(), prog_name="rnncompress")
 def cli() -> None:
     """Compress recurrent networks for real-time CPU inference.
 
-    \b
-    train     train with moduli regularization + gradual magnitude pruning
-    info      show a checkpoint or an ONNX file (ops, int8, provenance)
-    export    checkpoint -> verified ONNX (dense, sparse, step, int8)
-    sparsify  store any ONNX model's weights as sparse initializers
-    prune     remove whole neurons (lattice, norm or random selection) and fine-tune
-    bench     latency, size and accuracy in onnxruntime -> report.json, report.md, plots
-    check     a bench report against budgets (latency ratio, ms, metric, size); CI exit code
-    run       the whole pipeline from one TOML file (or the embedded default)
-
     Exit codes: 0 success, 1 a budget is broken (check), 2 bad input, 3 an export failed
-    verification.
+    verification. 'rnncompress COMMAND --help' explains every option.
     """
 
 
-cli.add_command(train)
-cli.add_command(info)
-cli.add_command(export)
-cli.add_command(sparsify)
-cli.add_command(prune)
-cli.add_command(run)
-cli.add_command(bench)
-cli.add_command(check)
+# In the order of the workflow, each with the line `rnncompress --help` shows.
+COMMANDS = [
+    (train, "train with moduli regularization + gradual magnitude pruning"),
+    (info, "show a checkpoint or an ONNX file (ops, int8, provenance)"),
+    (prune, "remove whole neurons (lattice, norm or random selection) and fine-tune"),
+    (export, "checkpoint -> verified ONNX (dense, sparse, step, chunk, int8)"),
+    (sparsify, "store any ONNX model's weights as sparse initializers"),
+    (bench, "latency, size and accuracy in onnxruntime -> report.json, report.md, plots"),
+    (check, "a bench report against budgets (latency ratio, ms, metric, size); CI exit code"),
+    (run, "the whole pipeline from one TOML file (or the embedded default)"),
+]
+for command, summary in COMMANDS:
+    command.short_help = summary
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -174,7 +174,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"Checkpoint {p} carries pickled code or objects (refused: only tensors and plain data are loaded)."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        msg = str(e).split("\n")[0]
+        msg = str(e).split("\n")[0] or type(e).__name__
         if "weights_only" in msg.lower() or "Weights only" in msg:
             raise CheckpointError(f"Checkpoint {p} carries pickled code or objects (refused).") from None
         raise CheckpointError(f"Checkpoint {p} is truncated or not a torch file ({msg[:80]}).") from None

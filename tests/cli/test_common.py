@@ -48,3 +48,18 @@ def test_an_unfinished_run_is_named_by_the_commands_that_read_it(tmp_path: Path)
     assert "unfinished training run (1 of 2 epochs" in load_checkpoint(partial).unfinished()
     r = run(["export", str(partial), "--format", "dense", "--out-dir", str(tmp_path / "o"), "-q"])
     assert r.exit_code == 0 and "note: " in r.stderr and "unfinished training run" in r.stderr
+
+
+def test_top_level_help_lists_each_command_once_in_workflow_order() -> None:
+    out = run(["--help"]).stdout
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines()
+              if line.startswith("  ") and not line.startswith("   ")]
+    assert listed == ["train", "info", "prune", "export", "sparsify", "bench", "check", "run"]
+    assert "chunk" in out
+
+
+def test_an_empty_checkpoint_names_what_went_wrong(tmp_path: Path) -> None:
+    empty = tmp_path / "e.pt"
+    empty.write_bytes(b"")
+    r = run(["info", str(empty)])
+    assert r.exit_code == 2 and "()" not in r.stderr
