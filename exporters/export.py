@@ -462,6 +462,10 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "should be stored in" in first or "external" in first.lower():  # its weights' file is gone
+            raise ExportError(f"{path} keeps its weights in an external data file that cannot be read: "
+                              f"{first[:160]}") from None
         raise ExportError(f"{path} is not an ONNX model (cannot parse it: {type(e).__name__}).") from None
     if model.ir_version < 1 or not model.opset_import or not model.HasField("graph"):
         raise ExportError(f"{path} is not an ONNX model (no IR version, opset or graph).")

@@ -180,6 +180,15 @@ def test_info_describes_an_exported_onnx_file(make_model, make_checkpoint, tmp_p
     assert d["ops"]["LSTM"] == 1 and d["int8"] == [] and d["bytes"] == (out / "m.sparse.onnx").stat().st_size
 
 
+def test_onnx_whose_external_weights_are_gone(make_model, tmp_path):
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(build_full_graph(make_model("gru", (4,))), str(path), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
+    (tmp_path / "ext.data").unlink()
+    for cmd in (["info", path], ["sparsify", path, "--out", tmp_path / "s.onnx"]):
+        assert "keeps its weights in an external data file that cannot be read" in _one_error_line(_run(*cmd))
+
+
 def test_info_on_foreign_and_broken_onnx(make_model, tmp_path):
     foreign = tmp_path / "foreign.onnx"
     onnx.save(build_full_graph(make_model("gru", (4,))), str(foreign))  # no rnncompress metadata
