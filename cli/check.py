@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 import click
 
 from cli.common import CliError, echo_json, fmt_table, handle_errors
 from models.errors import BudgetExceeded, ConfigError
-from models.io import probe_writable_file
-from runtime.check import Budgets, check_report, describe_failure, write_junit
+from runtime.check import BudgetResult, Budgets, check_junit_path, check_report, describe_failure, write_junit
 from runtime.report import load_report
 
 OPTIONS = {"max_p50_ms": "--max-p50-ms", "max_p99_ms": "--max-p99-ms", "max_latency_ratio": "--max-latency-ratio",
@@ -25,6 +25,34 @@ def _budgets(limits: dict[str, float | None]) -> Budgets:
         except ConfigError as e:
             raise CliError(str(e).replace(f"The '{name}' parameter", f"{OPTIONS[name]}")) from None
     return Budgets(**limits)
+
+
+def results_table(results: Sequence[BudgetResult], names: dict[str, str] | None = None) -> str:
+    """One row per (model, budget); ``names`` labels the budgets (default: their field names)."""
+    rows = []
+    for r in results:
+        if r.applicable:
+            cells = [f"{r.comparison} {r.limit:.6g}", f"{r.measured:.6g}", "pass" if r.passed else "FAIL",
+                     r.what + (f" ({r.note})" if r.note else "")]
+        else:
+            cells = [f"{r.limit:.6g}", "-", "n/a", r.note]
+        rows.append([r.model, (names or {}).get(r.budget, r.budget), *cells])
+    return fmt_table(rows, ["model", "budget", "limit", "measured", "result", "what"])
+
+
+def verdict(results: Sequence[BudgetResult]) -> str:
+    """"all N budgets pass" (and how many do not apply).
+
+    Raises:
+        BudgetExceeded: a budget is broken (exit 1), naming the first three.
+    """
+    checked = [r for r in results if r.applicable]
+    failed = [r for r in checked if not r.passed]
+    if failed:
+        first = "; ".join(describe_failure(r) for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        raise BudgetExceeded(f"{len(failed)} of {len(checked)} budgets broken: {first}")
+    na = len(results) - len(checked)
+    return f"all {len(checked)} budgets pass" + (f" ({na} not applicable)" if na else "")
 
 
 @click.command()
@@ -47,9 +75,13 @@ def _budgets(limits: dict[str, float | None]) -> Budgets:
                    "units (accuracy as a fraction: 0.01 = one point; direction as for --min-metric).")
 @click.option("--max-size-kb", type=float, default=None, help="Model size in KB (1 KB = 1024 bytes).")
 @click.option("--model", "models", multiple=True,
-              help="Check this model (repeatable). Default: every model except the baseline.")
+              help="Check this model (repeatable); it must answer every budget given. Default: every model "
+                   "except the baseline, where a budget that does not apply to a model (e.g. "
+                   "--max-step-latency-ratio on a model measured without its step model, a metric budget on a "
+                   "model without a metric) is shown as n/a instead of failing.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None,
-              help="Also write JUnit XML (one testcase per model and budget) for CI systems.")
+              help="Also write JUnit XML (one testcase per model and budget; n/a ones skipped) for CI systems. An "
+                   "existing file is replaced only when it is JUnit XML itself.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @handle_errors
 def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bool, **limits: float | None) -> None:
@@ -62,8 +94,14 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
 
     Prints one row per model and budget. Exit codes: 0 every budget passes, 1 a budget
     is broken, 2 bad input (unreadable or foreign report, incompatible schema version,
-    a budget that is not a number, an unknown --model, no budget given, or a budget the
-    report cannot answer, e.g. --min-metric on a report made with --no-accuracy).
+    a budget that is not a number, an unknown --model, no budget given, a --junit path
+    that exists and is not JUnit XML, or a budget the report cannot answer).
+
+    A budget that does not apply to one of the default models (--max-step-latency-ratio
+    on a model without a per-step ratio, a metric budget on a model without a metric,
+    ...) is a row marked n/a: neither a pass nor a failure. It is bad input only for a
+    model named with --model, or when it applies to none of the models (e.g.
+    --min-metric on a report made with --no-accuracy).
 
     \b
     Example:
@@ -73,23 +111,16 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
     if not budgets.given():
         raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
     if junit is not None:
-        probe_writable_file(junit, "--junit")
-        if junit.resolve() == report.resolve():
-            raise CliError("--junit must differ from the report (inputs are never overwritten).")
+        check_junit_path(junit, [report], "--junit")
     results = check_report(load_report(report), budgets, list(models) or None)
     if junit is not None:
         write_junit(results, junit)
-    failed = [r for r in results if not r.passed]
     if as_json:
         echo_json([asdict(r) for r in results])
     else:
-        rows = [[r.model, OPTIONS[r.budget], f"{r.comparison} {r.limit:.6g}", f"{r.measured:.6g}",
-                 "pass" if r.passed else "FAIL", r.what + (f" ({r.note})" if r.note else "")] for r in results]
-        click.echo(fmt_table(rows, ["model", "budget", "limit", "measured", "result", "what"]))
+        click.echo(results_table(results, OPTIONS))
         if junit is not None:
             click.echo(f"wrote {junit}")
-    if failed:
-        first = "; ".join(describe_failure(r) for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
-        raise BudgetExceeded(f"{len(failed)} of {len(results)} budgets broken: {first}")
+    summary = verdict(results)
     if not as_json:
-        click.echo(f"all {len(results)} budgets pass")
+        click.echo(summary)

@@ -14,8 +14,12 @@ What each budget compares (measured <= limit unless said otherwise):
 | ``max_metric_drop`` | how much worse the model's onnxruntime metric is than the baseline's, in the metric's units (accuracy is a fraction: 0.01 = one point): baseline - model for higher-is-better, model - baseline for lower-is-better. Negative = better than the baseline. |
 | ``max_size_kb`` | ``size_bytes`` / 1024 |
 
-A budget that cannot be evaluated for a chosen model (no metric measured, the baseline's
-own ratio, different tasks) is a ``ReportError``, not a pass.
+A budget that cannot be evaluated for a model (no metric measured, no per-step ratio, the
+baseline's own ratio, different tasks) does not apply to it. With the default models, such a
+model gets a row saying so (``applicable`` False, ``measured`` None, the reason in ``note``):
+not a failure, not an error; a budget that applies to none of them is a ``ReportError``.
+A model named in ``models`` must answer every budget: one that does not apply is a
+``ReportError``, not a pass.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Sequence
 
 from models.errors import ConfigError, ReportError, param_error
-from models.io import atomic_path
+from models.io import atomic_path, check_output_file
 from runtime.report import validate_report
 
 _POSITIVE = ("max_p50_ms", "max_p99_ms", "max_latency_ratio", "max_step_latency_ratio", "max_size_kb")
@@ -64,16 +69,27 @@ class Budgets:
 @dataclass(frozen=True)
 class BudgetResult:
     """One checked budget. ``comparison``: measured ``<=`` or ``>=`` limit passes;
-    ``what``: the quantity measured (e.g. "full-sequence p50 ms")."""
+    ``what``: the quantity measured (e.g. "full-sequence p50 ms"). A budget that does not
+    apply to the model (``applicable`` False) has no ``measured`` value, gives its reason in
+    ``note`` and is not broken: ``passed`` is False only for a broken budget."""
 
     model: str
     budget: str
     limit: float
-    measured: float
+    measured: float | None
     passed: bool
     comparison: str = "<="
     what: str = ""
     note: str = ""
+    applicable: bool = True
+
+
+class _NotApplicable(ReportError):
+    """A budget the report cannot answer for one model; ``why`` is the reason alone."""
+
+    def __init__(self, budget: str, model: str, why: str):
+        super().__init__(f"Budget {budget} cannot be checked for {model!r}: {why}")
+        self.model, self.why = model, why
 
 
 def _select(report: dict[str, Any], models: Sequence[str] | None) -> list[dict[str, Any]]:
@@ -97,8 +113,7 @@ def _latency(e: dict[str, Any], budget: str, key: str, limit: float) -> BudgetRe
     lat = e["latency_ms"]
     kind = "full" if lat.get("full") else "step" if lat.get("step") else None
     if kind is None:
-        raise ReportError(f"Budget {budget} cannot be checked for model {e['name']!r}: the report has no latency "
-                          f"for it.")
+        raise _NotApplicable(budget, e["name"], "the report has no latency for it.")
     what = f"{'full-sequence' if kind == 'full' else 'per-step'} {key} ms"
     note = "" if kind == "full" else "only the step model was measured"
     return _result(e["name"], budget, limit, lat[kind][key], "<=", what, note)
@@ -106,8 +121,8 @@ def _latency(e: dict[str, Any], budget: str, key: str, limit: float) -> BudgetRe
 
 def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> BudgetResult:
     if e["name"] == baseline:
-        raise ReportError(f"Budget {budget} cannot be checked for {e['name']!r}: it is the baseline the "
-                          f"ratios are relative to (choose other models with --model).")
+        raise _NotApplicable(budget, e["name"], "it is the baseline the ratios are relative to (choose other "
+                                                "models with --model).")
     r = e["ratio_to_baseline"] or {}
     if budget == "max_step_latency_ratio":
         keys = [("step_p50", "per-step p50 / baseline")]
@@ -117,15 +132,15 @@ def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> Budge
         if r.get(key) is not None:
             return _result(e["name"], budget, limit, r[key], "<=", what, f"vs {baseline}")
     kind = "per-step" if budget == "max_step_latency_ratio" else "latency"
-    raise ReportError(f"Budget {budget} cannot be checked for {e['name']!r}: it has no {kind} ratio to the "
-                      f"baseline {baseline!r} (measured with --no-step, or of a different kind).")
+    raise _NotApplicable(budget, e["name"], f"it has no {kind} ratio to the baseline {baseline!r} (measured "
+                                            "with --no-step, or of a different kind).")
 
 
 def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
     m = e.get("metric")
     if not m or m.get("onnxruntime") is None:
-        raise ReportError(f"Budget {budget} cannot be checked for {e['name']!r}: the report has no onnxruntime "
-                          f"metric for it (bench ran with --no-accuracy, or the model has no task metadata).")
+        raise _NotApplicable(budget, e["name"], "the report has no onnxruntime metric for it (bench ran with "
+                                                "--no-accuracy, or the model has no task metadata).")
     return m
 
 
@@ -140,27 +155,48 @@ def _metric_drop(e: dict[str, Any], base: dict[str, Any], limit: float) -> Budge
     m = _metric(e, "max_metric_drop")
     try:
         b = _metric(base, "max_metric_drop")
-    except ReportError:
-        raise ReportError(f"Budget max_metric_drop cannot be checked for {e['name']!r}: the baseline "
-                          f"{base['name']!r} has no onnxruntime metric in the report.") from None
+    except _NotApplicable:
+        raise _NotApplicable("max_metric_drop", e["name"], f"the baseline {base['name']!r} has no onnxruntime "
+                                                           "metric in the report.") from None
     if (m["name"], e.get("task")) != (b["name"], base.get("task")):
-        raise ReportError(f"Budget max_metric_drop cannot be checked for {e['name']!r}: its task or metric differs "
-                          f"from the baseline {base['name']!r}'s, so the metrics are not comparable.")
+        raise _NotApplicable("max_metric_drop", e["name"], f"its task or metric differs from the baseline "
+                                                           f"{base['name']!r}'s, so the metrics are not comparable.")
     drop = b["onnxruntime"] - m["onnxruntime"] if m["higher_is_better"] else m["onnxruntime"] - b["onnxruntime"]
     better = "higher" if m["higher_is_better"] else "lower"
     return _result(e["name"], "max_metric_drop", limit, drop, "<=", f"{m['name']} worse than {base['name']}",
                    f"{better} is better; baseline {b['onnxruntime']:.6g}, model {m['onnxruntime']:.6g}")
 
 
+def _evaluate(e: dict[str, Any], base: dict[str, Any], budget: str, limit: float) -> BudgetResult:
+    """One budget for one model; ``_NotApplicable`` when the report cannot answer it."""
+    if budget == "max_p50_ms":
+        return _latency(e, budget, "p50", limit)
+    if budget == "max_p99_ms":
+        return _latency(e, budget, "p99", limit)
+    if budget in ("max_latency_ratio", "max_step_latency_ratio"):
+        return _ratio(e, base["name"], budget, limit)
+    if budget == "min_metric":
+        return _min_metric(e, limit)
+    if budget == "max_metric_drop":
+        return _metric_drop(e, base, limit)
+    if e["size_bytes"] is None:  # max_size_kb
+        raise _NotApplicable(budget, e["name"], "no size in the report.")
+    return _result(e["name"], budget, limit, e["size_bytes"] / 1024.0, "<=", "size KB (1 KB = 1024 B)")
+
+
 def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str] | None = None) -> list[BudgetResult]:
     """Evaluate every given budget for the chosen models (default: all but the baseline).
+
+    With the default models, a budget that does not apply to one of them (no per-step
+    ratio, no metric, ...) gives a row with ``applicable`` False instead of an error.
 
     Returns:
         One ``BudgetResult`` per (model, budget).
 
     Raises:
         ConfigError: no budget given, or a model name not in the report.
-        ReportError: an invalid report, or a budget the report cannot answer for a model.
+        ReportError: an invalid report; a budget the report cannot answer for a model named
+        in ``models``, or (default models) for any of them.
 
     Example:
         >>> results = check_report(load_report("bench/report.json"), Budgets(max_latency_ratio=0.8))
@@ -170,25 +206,27 @@ def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str]
     given = budgets.given()
     if not given:
         raise ConfigError("No budget given: set at least one of " + ", ".join(f.name for f in fields(Budgets)) + ".")
-    baseline = report["baseline"]
-    base = next(e for e in report["models"] if e["name"] == baseline)
+    base = next(e for e in report["models"] if e["name"] == report["baseline"])
+    chosen = _select(report, models)
     out: list[BudgetResult] = []
-    for e in _select(report, models):
+    not_applicable: dict[str, list[_NotApplicable]] = {b: [] for b in given}
+    for e in chosen:
         for budget, limit in given.items():
-            if budget == "max_p50_ms":
-                out.append(_latency(e, budget, "p50", limit))
-            elif budget == "max_p99_ms":
-                out.append(_latency(e, budget, "p99", limit))
-            elif budget in ("max_latency_ratio", "max_step_latency_ratio"):
-                out.append(_ratio(e, baseline, budget, limit))
-            elif budget == "min_metric":
-                out.append(_min_metric(e, limit))
-            elif budget == "max_metric_drop":
-                out.append(_metric_drop(e, base, limit))
-            elif budget == "max_size_kb":
-                if e["size_bytes"] is None:
-                    raise ReportError(f"Budget max_size_kb cannot be checked for {e['name']!r}: no size in the report.")
-                out.append(_result(e["name"], budget, limit, e["size_bytes"] / 1024.0, "<=", "size KB (1 KB = 1024 B)"))
+            try:
+                out.append(_evaluate(e, base, budget, limit))
+            except _NotApplicable as na:
+                if models:  # the user named this model: it must answer every budget
+                    raise
+                not_applicable[budget].append(na)
+                out.append(BudgetResult(e["name"], budget, float(limit), None, True, "", "not applicable", na.why,
+                                        applicable=False))
+    for budget, reasons in not_applicable.items():
+        if len(reasons) == len(chosen):
+            if len(chosen) == 1:
+                raise reasons[0]
+            names = ", ".join(e["name"] for e in chosen)
+            raise ReportError(f"Budget {budget} cannot be checked for any of the {len(chosen)} models checked "
+                              f"({names}); for {reasons[0].model!r}: {reasons[0].why}")
     return out
 
 
@@ -198,19 +236,49 @@ def describe_failure(r: BudgetResult) -> str:
     return f"{r.model}: {r.what} {r.measured:.4g} {op} {r.limit:.4g}"
 
 
-def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite: str = "rnncompress.check") -> None:
-    """JUnit XML: one testsuite, one testcase per result, a ``failure`` for each broken
-    budget. Written atomically.
+def is_junit_xml(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a JUnit XML file: XML whose root is testsuites or testsuite."""
+    try:
+        return ET.parse(path).getroot().tag in ("testsuites", "testsuite")
+    except (ET.ParseError, OSError, ValueError):
+        return False
+
+
+def check_junit_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
+                     option: str = "The JUnit file") -> Path:
+    """Refuse, before any work, a JUnit path that must not be written: one of ``inputs``, a
+    directory, in a missing or read-only directory, or an existing file that is not JUnit
+    XML. An existing JUnit file is replaced: CI reruns write the same path every time.
 
     Raises:
-        RnnCompressError: the directory of ``path`` does not exist.
+        ConfigError: naming ``option`` and the path.
     """
+    p = check_output_file(path, option, inputs, force=True, error=ConfigError)
+    if p.exists() and not is_junit_xml(p):
+        raise ConfigError(f"{option} {p} exists and is not a JUnit XML file; choose another {option} path.")
+    return p
+
+
+def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite: str = "rnncompress.check") -> None:
+    """JUnit XML: one testsuite, one testcase per result, a ``failure`` for each broken
+    budget, ``skipped`` for one that does not apply. Written atomically; an existing file
+    is replaced only when it is JUnit XML itself.
+
+    Raises:
+        ConfigError: ``path`` is a directory, its directory is missing or read-only, or it
+        is an existing file that is not JUnit XML.
+    """
+    check_junit_path(path)
     failures = sum(not r.passed for r in results)
+    skipped = sum(not r.applicable for r in results)
     root = ET.Element("testsuites", name=suite, tests=str(len(results)), failures=str(failures), errors="0")
     ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0",
-                       skipped="0", time="0")
+                       skipped=str(skipped), time="0")
     for r in results:
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{r.model}", name=f"{r.budget}: {r.what}", time="0")
+        if not r.applicable:
+            ET.SubElement(case, "skipped", message=r.note)
+            continue
         text = (f"measured {r.measured:.6g}, budget {r.comparison} {r.limit:.6g}"
                 + (f" ({r.note})" if r.note else ""))
         if r.passed:

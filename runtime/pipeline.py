@@ -8,6 +8,11 @@ writes a checkpoint every epoch, so a run interrupted during training resumes wh
 stopped; every other stage is short and simply runs again. Nothing half-written is ever
 used: files appear only complete (temp file + rename) and the manifest is updated last.
 
+Inputs are checked before anything is created (``check_inputs``): an output directory that
+cannot be written or holds a foreign manifest, missing task data or a missing [prune]
+teacher stop the run (and a dry run) with one line. Each stage creates the subfolder it
+writes into when it writes, so a refused or failed run leaves no empty folders behind.
+
 Layout of the output directory::
 
     manifest.json
@@ -34,8 +39,8 @@ from typing import Any, Callable
 from compressor.prune import prune_checkpoint
 from compressor.training import model_config_for, resume_training, train_new
 from models.checkpoint import load_checkpoint, package_version
-from models.errors import ConfigError, DataError, RnnCompressError
-from models.io import atomic_write_text, check_writable_dir, sha256_file
+from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
+from models.io import atomic_write_text, probe_writable_dir, sha256_file
 from models.progress import SILENT, Progress
 from models.tasks import make_task, task_from_checkpoint
 from runtime.pipeline_config import Pipeline
@@ -116,6 +121,10 @@ class Manifest:
                 self.data["stages"][name]["complete"] = False
         self.save()
 
+    def files(self) -> list[str]:
+        """Every file the recorded stages wrote, relative to the output directory."""
+        return [f["file"] for rec in self.data["stages"].values() for f in rec.get("outputs", [])]
+
     def save(self) -> None:
         self.data["rnncompress"] = package_version()
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
@@ -136,8 +145,33 @@ def export_files(p: Pipeline) -> list[tuple[str, Any]]:
     return files
 
 
+def check_inputs(p: Pipeline, out_dir: Path) -> None:
+    """Refuse a run that cannot complete before any work, creating nothing: ``out_dir``
+    cannot be created or written, the task's data is missing, or a [prune] teacher is
+    missing or not a checkpoint. (A foreign manifest is refused by ``Manifest``.)
+
+    Raises:
+        ConfigError, DataError, CheckpointError: one line naming the path.
+    """
+    probe_writable_dir(out_dir, ConfigError)
+    data = p.task["params"].get("data")
+    if data is not None and not (data and Path(data).exists()):
+        # The task's own message for missing data: load() raises it before reading anything.
+        try:
+            make_task(p.task["name"], p.task["params"]).load()
+        except DataError as e:
+            raise DataError(f"{p.source}: [task] data: {e}") from None
+    for teacher in p.teachers:
+        try:
+            load_checkpoint(teacher)
+        except CheckpointError as e:
+            raise CheckpointError(f"{p.source}: [prune] teachers: {e}") from None
+
+
 def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
-    """The stages to run, each with its input hash and whether it can be skipped."""
+    """The stages to run, each with its input hash and whether it can be skipped. Checks
+    the inputs first (``check_inputs``); creates nothing."""
+    check_inputs(p, out_dir)
     manifest = Manifest(out_dir) if (out_dir / MANIFEST).exists() else None
     task = make_task(p.task["name"], p.task["params"])
     data_hashes = {Path(f).name: _file_hash(Path(f)) for f in task.source_files()}
@@ -204,6 +238,7 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
             resume_training(ckpt, task, data, path, progress)
             return
     mc = model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
+    path.parent.mkdir(parents=True, exist_ok=True)
     train_new(task, data, mc, p.train, path, progress, provenance={"pipeline": p.source})
 
 
@@ -261,21 +296,32 @@ def _check(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> l
 
     report = load_report(out_dir / "bench/report.json")
     results = check_report(report, Budgets(**p.check))
-    (out_dir / "check").mkdir(exist_ok=True)
+    (out_dir / "check").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "check/check.json",
                       json.dumps([asdict(r) for r in results], indent=2, sort_keys=True, default=str))
     write_junit(results, out_dir / "check/junit.xml")
     return results
 
 
+def _missing_input(p: Pipeline, stages: list[StagePlan], stage: StagePlan, label: str, path: str) -> DataError:
+    """The advice depends on where the file comes from: an earlier stage, or the user."""
+    producer = next((s.name for s in stages if path in s.outputs), None)
+    if producer is not None:
+        return DataError(f"Stage '{stage.name}' needs {path} ({label}), written by stage '{producer}', but it is "
+                         f"missing (removed while the pipeline ran?); run the pipeline again: it redoes '{producer}'.")
+    return DataError(f"Stage '{stage.name}' needs {path} ({label}), which is missing; no stage writes it: it is an "
+                     f"input of {p.source}, so restore it or fix the path there.")
+
+
 def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_run: bool = False,
                  on_plan: Callable[[list[StagePlan]], None] | None = None) -> PipelineResult:
-    """Run (or, with ``dry_run``, only plan) every stage of ``p`` into ``out_dir``."""
+    """Run (or, with ``dry_run``, only plan) every stage of ``p`` into ``out_dir``.
+
+    Raises:
+        RnnCompressError: bad inputs (``check_inputs``, a foreign manifest), before anything
+        is created; or the error of the stage that failed.
+    """
     out_dir = Path(out_dir)
-    if not dry_run:
-        check_writable_dir(out_dir)
-        for sub in ("model", "onnx", "bench"):
-            (out_dir / sub).mkdir(exist_ok=True)
     stages = plan_pipeline(p, out_dir)
     if on_plan:
         on_plan(stages)
@@ -297,8 +343,7 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
             continue
         for label, rel in s.inputs.items():
             if not (out_dir / rel).exists():
-                raise DataError(f"Stage '{s.name}' needs {rel} ({label}), which is missing; rerun the pipeline "
-                                "without skipping earlier stages.")
+                raise _missing_input(p, stages, s, label, rel)
         progress.message(f"[{s.name}] {s.action}: {s.reason}")
         t0 = time.monotonic()
         out = runners[s.name](p, out_dir, s, progress)

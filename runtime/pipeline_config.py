@@ -15,13 +15,15 @@
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
                 max_size_kb                                              (omit to skip)
 
-Relative paths (the task's ``data``, ``[prune] teachers``) are relative to the TOML file. Every value is checked
+Relative paths (the task's ``data``, ``[prune] teachers``) are relative to the TOML file and stored absolute, so
+the pipeline (and every checkpoint it writes) means the same from any working directory. Every value is checked
 where it enters: a typo'd key is named with its line and the closest valid key.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -153,7 +155,10 @@ def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwa
 
 
 def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None = None) -> Pipeline:
-    """Parse and validate pipeline TOML text (see the module docstring for the keys)."""
+    """Parse and validate pipeline TOML text (see the module docstring for the keys).
+
+    Relative paths are resolved against ``base_dir`` (default: the working directory) and
+    stored absolute."""
     loc = _Locator(text, source)
     try:
         doc = tomllib.loads(text)
@@ -163,7 +168,10 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     for t in REQUIRED_TABLES:
         if t not in doc:
             raise ConfigError(f"{source}: missing required table [{t}].")
-    base_dir = base_dir or Path(".")
+    base = os.path.abspath(base_dir or ".")
+
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.join(base, path))  # an absolute path stays as it is
 
     task = dict(doc["task"])
     if "name" not in task:
@@ -174,8 +182,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     if "data" in task:
         if not isinstance(task["data"], str):
             raise loc.error("task", "data", f"must be a path string; got {task['data']!r}.")
-        p = Path(task["data"])
-        task["data"] = str(p if p.is_absolute() else (base_dir / p))
+        task["data"] = absolute(task["data"]) if task["data"] else ""  # empty: the task says it needs data
     t = _build("task", None, loc, make_task, name, task)  # validates the parameters (not the data)
     task_dict = t.to_dict()
 
@@ -205,7 +212,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         teachers = pr.pop("teachers", [])
         if not all(isinstance(t, str) for t in teachers):
             raise loc.error("prune", "teachers", f"must be a list of checkpoint paths; got {teachers!r}.")
-        teachers = tuple(str(Path(t) if Path(t).is_absolute() else base_dir / t) for t in teachers)
+        teachers = tuple(absolute(t) for t in teachers)
         if "keep" in pr:
             pr["keep"] = _build("prune", "keep", loc, parse_keep, pr["keep"])
         prune = _build("prune", None, loc, PruneConfig, **pr)

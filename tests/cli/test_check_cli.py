@@ -86,10 +86,46 @@ def test_junit(report, tmp_path):
     assert [x["passed"] for x in json.loads(r.stdout)] == [True, True]
 
 
+def test_junit_path_is_reused_by_ci_reruns_but_other_files_are_kept(report, tmp_path):
+    """A rerun replaces its own JUnit file; an existing file of any other kind is refused
+    (exit 2, one line), kept byte for byte, and nothing is checked or written."""
+    junit = tmp_path / "check.xml"
+    for _ in range(2):
+        assert run(["check", str(report), "--max-size-kb", "5", "--junit", str(junit)]).exit_code == 0
+    assert ET.parse(junit).getroot().tag == "testsuites"
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"PK\x03\x04 a torch checkpoint")
+    r = run(["check", str(report), "--max-size-kb", "5", "--junit", str(ckpt)])
+    assert_one_line_error(r, code=2, match=f"--junit {ckpt} exists and is not a JUnit XML file; choose another "
+                                           "--junit path")
+    assert r.stdout == "" and ckpt.read_bytes() == b"PK\x03\x04 a torch checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.xml", "model.pt", "report.json"]
+
+
+def test_budget_that_does_not_apply_to_a_default_model_is_na(report, report_dict, tmp_path):
+    """int8 was measured without its step model: --max-step-latency-ratio checks stream and
+    marks int8 n/a (exit by the budgets that apply); naming int8 is an error."""
+    r = run(["check", str(report), "--max-step-latency-ratio", "1.25", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["model"]: x for x in json.loads(r.stdout)}
+    assert (rows["int8"]["applicable"], rows["int8"]["measured"], rows["int8"]["passed"]) == (False, None, True)
+    assert rows["stream"]["applicable"] and rows["stream"]["passed"]
+    r = run(["check", str(report), "--max-step-latency-ratio", "1.1"])
+    assert r.exit_code == 1 and "1 of 1 budgets broken: stream" in r.stderr
+    assert [ln.split()[:5] for ln in r.stdout.splitlines()[2:]] == [
+        ["int8", "--max-step-latency-ratio", "1.1", "-", "n/a"],
+        ["stream", "--max-step-latency-ratio", "<=", "1.1", "1.2"]]
+    assert_one_line_error(run(["check", str(report), "--max-step-latency-ratio", "1.25", "--model", "int8"]),
+                          code=2, match="cannot be checked for 'int8': it has no per-step ratio")
+    r = run(["check", str(report), "--max-step-latency-ratio", "1.25"])
+    assert r.exit_code == 0 and "all 1 budgets pass (1 not applicable)" in r.stdout
+
+
 def test_help_says_ratios_are_the_robust_gate():
     text = " ".join(run(["check", "--help"]).stdout.split())
     assert "robust gate" in text and "noisy CI machines" in text and "depend on the machine" in text
     assert "0 every budget passes, 1 a budget is broken, 2 bad input" in text
+    assert "marked n/a" in text and "named with --model" in text
 
 
 def test_bad_check_input(report, tmp_path, report_dict):
@@ -102,7 +138,8 @@ def test_bad_check_input(report, tmp_path, report_dict):
     other["schema"] = "rnncompress-report/2"
     foreign = {"schema": "something-else/1", "models": []}
     no_metric = copy.deepcopy(report_dict)
-    no_metric["models"][1]["metric"] = None
+    for e in no_metric["models"]:
+        e["metric"] = None
     cases = [
         ([write("v2.json", json.dumps(other)), "--max-size-kb", "1"], "this rnncompress reads 'rnncompress-report/1.1'"),
         ([write("foreign.json", json.dumps(foreign)), "--max-size-kb", "1"], "is not an rnncompress report"),
@@ -116,8 +153,11 @@ def test_bad_check_input(report, tmp_path, report_dict):
         ([str(report), "--max-size-kb", "1", "--model", "nope"], "Model 'nope' is not in the report"),
         ([str(report), "--max-latency-ratio", "1", "--model", "dense"], "it is the baseline"),
         ([write("nometric.json", json.dumps(no_metric)), "--min-metric", "0.5"], "no onnxruntime metric"),
+        ([str(tmp_path / "nometric.json"), "--min-metric", "0.5", "--model", "int8"],
+         "Budget min_metric cannot be checked for 'int8': the report has no onnxruntime metric"),
         ([str(report), "--max-size-kb", "1", "--junit", str(tmp_path / "no" / "j.xml")], "for --junit does not exist"),
-        ([str(report), "--max-size-kb", "1", "--junit", str(report)], "--junit must differ from the report"),
+        ([str(report), "--max-size-kb", "1", "--junit", str(report)], "is one of the inputs; inputs are never"),
+        ([str(report), "--max-size-kb", "1", "--junit", str(tmp_path)], "is a directory"),
     ]
     before = report.read_bytes()
     for args, match in cases:

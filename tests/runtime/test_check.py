@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError, ReportError
-from runtime.check import Budgets, check_report, write_junit
+from runtime.check import Budgets, check_junit_path, check_report, is_junit_xml, write_junit
 
 SAMPLE = Path(__file__).with_name("sample_report.json")
 
@@ -118,10 +118,12 @@ def test_refusals(report):
     report["models"][1]["metric"] = None
     with pytest.raises(ReportError, match="no onnxruntime metric for it"):
         check_report(report, Budgets(min_metric=0.5), ["int8"])
+    bad = copy.deepcopy(report)
+    bad["models"][0]["metric"]["onnxruntime"] = None
     with pytest.raises(ReportError, match="baseline 'dense' has no onnxruntime metric"):
-        bad = copy.deepcopy(report)
-        bad["models"][0]["metric"]["onnxruntime"] = None
         check_report(bad, Budgets(max_metric_drop=0.1), ["stream"])
+    with pytest.raises(ReportError, match="max_metric_drop cannot be checked for any of the 2 models checked"):
+        check_report(bad, Budgets(max_metric_drop=0.1))
     report["models"][2]["task"] = {"name": "adding", "params": {"seq_len": 50}}
     with pytest.raises(ReportError, match="not comparable"):
         check_report(report, Budgets(max_metric_drop=0.1), ["stream"])
@@ -130,6 +132,71 @@ def test_refusals(report):
         check_report(report, Budgets(max_latency_ratio=1), ["stream"])
     with pytest.raises(ReportError, match="not an rnncompress report"):
         check_report({"schema": "other/1"}, Budgets(max_size_kb=1))
+
+
+def _no_latency(e):
+    e["latency_ms"] = {"full": None, "step": None}
+
+
+def _no_metric(e):
+    e["metric"] = None
+
+
+def _other_task(e):
+    e["task"] = {"name": "adding", "params": {"seq_len": 50}}
+
+
+def _no_ratio(e):
+    e["ratio_to_baseline"] = None
+
+
+def _no_size(e):
+    e["size_bytes"] = None
+
+
+# budget, limit, how a model loses what the budget needs, the reason given
+MAY_NOT_APPLY = [
+    ("max_p50_ms", 10.0, _no_latency, "no latency"),
+    ("max_p99_ms", 10.0, _no_latency, "no latency"),
+    ("max_latency_ratio", 2.0, _no_ratio, "no latency ratio"),
+    ("max_step_latency_ratio", 2.0, _no_ratio, "no per-step ratio"),
+    ("min_metric", 0.5, _no_metric, "no onnxruntime metric"),
+    ("max_metric_drop", 0.5, _no_metric, "no onnxruntime metric"),
+    ("max_metric_drop", 0.5, _other_task, "not comparable"),
+    ("max_size_kb", 100.0, _no_size, "no size"),
+]
+
+
+@pytest.mark.parametrize("budget, limit, lose, why", MAY_NOT_APPLY, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_a_budget_that_does_not_apply_to_a_default_model_is_a_row(report, budget, limit, lose, why):
+    """Default models: the model without what the budget needs gets an n/a row (neither
+    failed nor an error) and the others are checked; a model named explicitly must answer
+    the budget; a budget that applies to no model at all is an error."""
+    report["models"][1]["ratio_to_baseline"]["step_p50"] = 0.9  # int8 answers every budget
+    lose(report["models"][2])  # "stream"
+    results = check_report(report, Budgets(**{budget: limit}))
+    [na] = by(results, "stream")
+    assert (na.applicable, na.passed, na.measured, na.limit) == (False, True, None, limit) and why in na.note
+    [checked] = by(results, "int8")
+    assert checked.applicable and checked.measured is not None
+    with pytest.raises(ReportError, match=f"Budget {budget} cannot be checked for 'stream': .*{why}"):
+        check_report(report, Budgets(**{budget: limit}), ["stream"])
+    lose(report["models"][1])  # now "int8" cannot answer it either
+    with pytest.raises(ReportError, match=f"Budget {budget} cannot be checked for any of the 2 models checked "
+                                          f"\\(int8, stream\\); for 'int8': .*{why}"):
+        check_report(report, Budgets(**{budget: limit}))
+
+
+def test_step_ratio_budget_on_a_report_mixing_step_and_full_only_models(report):
+    """The user review's case: int8 was measured without its step model."""
+    results = check_report(report, Budgets(max_step_latency_ratio=0.5, max_size_kb=100))
+    assert [(r.model, r.budget, r.applicable, r.passed) for r in results] == [
+        ("int8", "max_step_latency_ratio", False, True), ("int8", "max_size_kb", True, True),
+        ("stream", "max_step_latency_ratio", True, False), ("stream", "max_size_kb", True, True)]
+    # a report holding the baseline alone: its own ratio applies to no model
+    report["models"] = report["models"][:1]
+    with pytest.raises(ReportError, match="'dense': it is the baseline"):
+        check_report(report, Budgets(max_latency_ratio=1))
 
 
 def test_junit_xml(report, tmp_path):
@@ -146,4 +213,40 @@ def test_junit_xml(report, tmp_path):
     assert suites[0].get("tests") == "4" and suites[0].get("failures") == "1" == root.get("failures")
     assert failed[0].get("classname") == "rnncompress.check.stream" and "max_size_kb" in failed[0].get("name")
     assert "4.102 > 3" in failed[0].find("failure").get("message")
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert is_junit_xml(out)
+
+
+def test_junit_marks_budgets_that_do_not_apply_as_skipped(report, tmp_path):
+    results = check_report(report, Budgets(max_step_latency_ratio=1.25))
+    write_junit(results, tmp_path / "j.xml")
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("skipped"), suite.get("failures")) == ("2", "1", "0")
+    [skipped] = suite.findall("testcase/skipped")
+    assert "no per-step ratio" in skipped.get("message")
+
+
+def test_junit_replaces_only_junit_files(report, tmp_path):
+    """CI reruns write the same path: a JUnit file is replaced; any other file (a
+    checkpoint, a report, text) is refused and kept byte for byte."""
+    results = check_report(report, Budgets(max_size_kb=3.0))
+    junit = tmp_path / "junit.xml"
+    write_junit(results, junit)
+    write_junit(check_report(report, Budgets(max_size_kb=100)), junit)
+    assert ET.parse(junit).getroot().get("failures") == "0"
+    single = tmp_path / "single.xml"  # a bare <testsuite> root (other tools write that)
+    single.write_text('<?xml version="1.0"?><testsuite name="x" tests="0"/>')
+    write_junit(results, single)
+    assert ET.parse(single).getroot().tag == "testsuites"
+    foreign = {"model.pt": b"PK\x03\x04\x00\x00binary", "report.json": SAMPLE.read_bytes(),
+               "notes.txt": b"hello", "other.xml": b"<project><build/></project>", "empty.xml": b""}
+    for name, content in foreign.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        assert not is_junit_xml(path)
+        with pytest.raises(ConfigError, match=f"{name} exists and is not a JUnit XML file; choose another"):
+            write_junit(results, path)
+        assert path.read_bytes() == content
+    with pytest.raises(ConfigError, match="is one of the inputs"):
+        check_junit_path(tmp_path / "report.json", [tmp_path / "report.json"], "--junit")
     assert not list(tmp_path.glob(".*.tmp"))

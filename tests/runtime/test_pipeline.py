@@ -7,13 +7,15 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from compressor.training import Trainer
 from helpers import assert_one_line_error, run
-from models.errors import ConfigError
+from models.checkpoint import load_checkpoint
+from models.errors import ConfigError, DataError
 from runtime.default_pipeline import DEFAULT_PIPELINE
-from runtime.pipeline import run_pipeline
+from runtime.pipeline import plan_pipeline, run_pipeline
 from runtime.pipeline_config import load_pipeline, parse_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,9 +235,150 @@ def test_cli_bad_inputs(tmp_path: Path) -> None:
     assert_one_line_error(r, match="missing.npz does not exist")
 
 
+NPZ_TASK = 'name = "npz"\ndata = "my_data.npz"'
+ADDING_TASK = 'name = "adding"\nseq_len = 6\nsamples = 200\nval_samples = 50\ntest_samples = 50'
+
+
+def _write_npz(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5, 3)).astype(np.float32)
+    np.savez(path, X=X, y=(X[:, :, 0].sum(1) > 0).astype(np.int64))
+    return path
+
+
+def _tree(d: Path) -> dict[str, bytes | None]:
+    """Every path under ``d`` with its bytes (None for a directory)."""
+    return {p.relative_to(d).as_posix(): (None if p.is_dir() else p.read_bytes()) for p in sorted(d.rglob("*"))}
+
+
+def test_relative_paths_mean_the_same_from_any_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """The task's data and [prune] teachers are relative to the TOML and stored absolute:
+    a run from one directory is skipped (but for the check) when planned from another, and
+    the checkpoints name absolute paths."""
+    d = tmp_path / "w" / "npz"
+    d.mkdir(parents=True)
+    data = _write_npz(d / "my_data.npz")
+    r = run(["train", "--task", "npz", "--data", str(data), "--hidden", "4", "--epochs", "1", "--batch-size", "40",
+             "--out", str(d / "teacher.pt"), "-q"])
+    assert r.exit_code == 0, r.output
+    (d / "p.toml").write_text(TINY.replace(ADDING_TASK, NPZ_TASK).replace(
+        "keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["teacher.pt"]'))
+    monkeypatch.chdir(tmp_path / "w")
+    p = load_pipeline("npz/p.toml")
+    assert (p.task["params"]["data"], p.teachers) == (str(data), (str(d / "teacher.pt"),))
+    first = run_pipeline(p, Path("npz/out"))
+    assert [s.action for s in first.stages] == ["run"] * 5
+    trained, pruned = (load_checkpoint(d / "out/model" / f) for f in ("trained.pt", "pruned.pt"))
+    assert trained.task["params"]["data"] == str(data)
+    assert pruned.pruning["teachers"][0]["path"] == str(d / "teacher.pt")
+    monkeypatch.chdir(d)
+    again = plan_pipeline(load_pipeline("p.toml"), Path("out"))
+    assert [s.action for s in again] == ["skip", "skip", "skip", "skip", "run"]
+    assert run(["run", "p.toml", "--out", "out", "--dry-run"]).stdout.count("inputs and outputs unchanged") == 4
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[str, list[str], str]]:
+    """(name, run arguments, message) of runs refused before any work."""
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    npz = tmp_path / "npz.toml"
+    npz.write_text(TINY.replace(ADDING_TASK, NPZ_TASK))
+    empty = tmp_path / "empty.toml"
+    empty.write_text(TINY.replace(ADDING_TASK, 'name = "npz"\ndata = ""'))
+    teacher = tmp_path / "teacher.toml"
+    teacher.write_text(TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["t/nope.pt"]'))
+    not_ckpt = tmp_path / "notckpt.toml"
+    not_ckpt.write_text(TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["p.toml"]'))
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign/manifest.json").write_text('{"name": "someone else\'s"}')
+    out = str(tmp_path / "out")
+    cases = [
+        ("missing data", [str(npz), "--out", out], f"npz.toml: [task] data: npz file {tmp_path / 'my_data.npz'} "
+                                                   "does not exist"),
+        ("no data", [str(empty), "--out", out], "[task] data: Task 'npz' needs a data file"),
+        ("missing teacher", [str(teacher), "--out", out],
+         f"teacher.toml: [prune] teachers: Checkpoint {tmp_path / 't/nope.pt'} does not exist"),
+        ("teacher not a checkpoint", [str(not_ckpt), "--out", out], "[prune] teachers: Checkpoint"),
+        ("out under a file", [str(cfg), "--out", str(tmp_path / "a_file/out")], "is not a directory"),
+        ("out is a file", [str(cfg), "--out", str(tmp_path / "a_file")], "exists and is not a directory"),
+        ("foreign manifest", [str(cfg), "--out", str(tmp_path / "foreign")], "is not an rnncompress manifest"),
+    ]
+    if Path("/proc/self").is_dir():  # a directory root itself may not write to
+        cases.append(("out not writable", [str(cfg), "--out", "/proc/rnncompress-out"], "is not writable"))
+    return cases
+
+
+def test_bad_inputs_are_refused_before_anything_is_created(tmp_path: Path) -> None:
+    """With --dry-run and for a real run: one line, exit 2, and no file or folder created."""
+    for name, args, match in _bad_inputs(tmp_path):
+        before = _tree(tmp_path)
+        for dry in (["--dry-run"], []):
+            r = run(["run", *args, *dry, "-q"])
+            assert_one_line_error(r, code=2, match=match)
+            assert "Traceback" not in r.output and _tree(tmp_path) == before, (name, dry)
+
+
+def test_a_run_failing_in_a_stage_leaves_no_empty_folders(tmp_path: Path) -> None:
+    (tmp_path / "my_data.npz").write_bytes(b"not an npz")  # exists: only loading it fails
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace(ADDING_TASK, NPZ_TASK))
+    assert_one_line_error(run(["run", str(cfg), "--out", str(tmp_path / "out"), "-q"]), code=2,
+                          match=str(tmp_path / "my_data.npz"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_stage_input_gets_the_advice_for_where_it_comes_from(first_run, tmp_path: Path) -> None:
+    """A file an earlier stage writes: rerun, that stage redoes it. A file the user gives
+    (a teacher): restore it or fix the path. (Both removed after planning, as by another
+    process: the inputs are checked before the plan.)"""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    changed = parse_pipeline(TINY.replace("keep = 0.5", "keep = 0.25"), "<t>")
+    with pytest.raises(DataError, match=r"Stage 'prune' needs model/trained.pt \(checkpoint\), written by stage "
+                                        r"'train', but it is missing .*run the pipeline again: it redoes 'train'"):
+        run_pipeline(changed, out, on_plan=lambda stages: (out / "model/trained.pt").unlink())
+    shutil.rmtree(out)
+    shutil.copytree(first_run[0], out)
+    teacher = tmp_path / "teacher.pt"
+    shutil.copy(out / "model/trained.pt", teacher)
+    text = TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["teacher.pt"]')
+    with pytest.raises(DataError, match=f"Stage 'prune' needs {teacher} \\(teacher0\\), which is missing; no stage "
+                                        "writes it: it is an input of <t>, so restore it or fix the path there"):
+        run_pipeline(parse_pipeline(text, "<t>", base_dir=tmp_path), out, on_plan=lambda stages: teacher.unlink())
+
+
+def test_run_prints_the_tables_without_image_links(first_run, tmp_path: Path) -> None:
+    """-q: the budget table, the artifacts line and the verdict only. Otherwise also the
+    plan and the benchmark table, with the plots named (no markdown image links)."""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    quiet = run(["run", str(cfg), "--out", str(out), "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    lines = quiet.stdout.splitlines()
+    assert lines[0].split() == ["model", "budget", "limit", "measured", "result", "what"]
+    assert [ln.split()[-1] for ln in lines[-2:]] == ["sha256)", "pass"] and lines[-1] == "all 2 budgets pass"
+    assert "![" not in quiet.stdout and "| model |" not in quiet.stdout and "stage" not in quiet.stdout
+    full = run(["run", str(cfg), "--out", str(out)])
+    assert full.exit_code == 0, full.output
+    assert "![" not in full.stdout and "| model | kind |" in full.stdout and "stage" in full.stdout
+    [plots] = [ln for ln in full.stdout.splitlines() if ln.startswith("plots in ")]
+    assert "bench/latency_full.png" in plots and "model/pruning.png" in plots
+    assert lines[0] in full.stdout.splitlines()  # the same budget table
+
+
+def test_run_help_names_the_default_budgets() -> None:
+    text = " ".join(run(["run", "--help"]).stdout.split())
+    for key, value in parse_pipeline(DEFAULT_PIPELINE, "<default>").check.items():
+        assert f"{key} = {value}" in text, key
+
+
 def test_broken_budget_exits_1(tmp_path: Path) -> None:
     cfg = tmp_path / "p.toml"
     cfg.write_text(TINY.replace("max_size_kb = 1000", "max_size_kb = 0.001"))
     r = run(["run", str(cfg), "--out", str(tmp_path / "o"), "-q"])
     assert r.exit_code == 1
-    assert "FAIL" in r.stdout
+    assert "FAIL" in r.stdout and "artifacts:" in r.stdout
+    assert r.stderr.startswith("error: 2 of 2 budgets broken: final: size KB") and len(r.stderr.splitlines()) == 1

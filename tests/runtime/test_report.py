@@ -37,6 +37,12 @@ def test_round_trip(report, tmp_path):
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
+def test_markdown_links_images_only_when_given(report):
+    """``run`` prints the report to a terminal without images: links only in report.md."""
+    assert "![" not in markdown(report)
+    assert markdown(report, ["latency_full.png"]) == markdown(report) + "\n![latency_full](latency_full.png)\n"
+
+
 def test_samples_are_one_line_each(report):
     text = dumps(report)
     assert json.loads(text) == report
