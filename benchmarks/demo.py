@@ -32,8 +32,10 @@ def main() -> None:
         if done.returncode != 0:
             sys.exit(f"rnncompress run exited {done.returncode}")
         checks = json.loads((out / "check" / "check.json").read_text())
-    rows = [(c["model"], c["budget"], c["what"], f"{c['comparison']} {c['limit']:g}", f"{c['measured']:.4g}",
-             "pass" if c["passed"] else "FAIL", c.get("note", "")) for c in checks]
+    rows = [(c["model"], c["budget"], c["what"], f"{c['comparison']} {c['limit']:g}",
+             "-" if c["measured"] is None else f"{c['measured']:.4g}",
+             "n/a" if c.get("applicable") is False else "pass" if c["passed"] else "FAIL", c.get("note", ""))
+            for c in checks]
     body = (f"`rnncompress run` on the embedded default pipeline (= `examples/navigation_torus.toml`): "
             f"train, prune, export, bench, check into a fresh folder took **{wall:.0f} s**. Its check stage:\n\n"
             + md_table(["model", "budget", "measured on", "limit", "measured", "result", "note"], rows))

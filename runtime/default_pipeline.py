@@ -2,7 +2,7 @@
 
 A synthetic task (no download, no data to fetch): path integration in a box, an Elman RNN
 with the torus moduli regularizer at 90% recurrent sparsity, lattice-pruned to a quarter of
-its neurons, exported, benchmarked and checked against a latency-ratio budget. Sized to
+its neurons, exported, benchmarked and checked against a latency-ratio and a metric-drop budget. Sized to
 finish in a few minutes on 2 CPU cores.
 """
 
