@@ -23,7 +23,7 @@ epochs = 10
 batch_size = 200
 lr = 2e-3
 space = "torus"
-strength = 3.0
+strength = 30.0
 sparsity = 0.9
 seed = 0
 
