@@ -36,6 +36,10 @@ class NpzParams:
                 raise param_error(name, "a float in (0, 1)", v)
 
 
+# Class labels and token ids index the output layer and the embedding: larger is a mistake.
+MAX_CLASSES = 1_000_000
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     require_file(path, "npz file")
     try:
@@ -59,6 +63,9 @@ def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -
             raise DataError(f"{path}: {xk} with shape [N, T] must hold integer tokens; got dtype {X.dtype}.")
         if X.size and X.min() < 0:
             raise DataError(f"{path}: {xk} holds negative token ids (min {X.min()}).")
+        if X.size and X.max() >= MAX_CLASSES:
+            raise DataError(f"{path}: {xk} holds token id {X.max()}; ids must be 0..V-1 with V <= {MAX_CLASSES:,} "
+                            "(the embedding has V rows).")
     else:
         raise DataError(f"{path}: {xk} must have shape [N, T, F] (float) or [N, T] (int tokens); got {X.shape}.")
     if X.shape[0] == 0 or X.shape[1] == 0:
@@ -70,6 +77,9 @@ def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -
             raise DataError(f"{path}: integer {yk} (class labels) must have shape [N]; got {y.shape}.")
         if y.min() < 0:
             raise DataError(f"{path}: {yk} holds negative class labels (min {y.min()}).")
+        if y.size and y.max() >= MAX_CLASSES:
+            raise DataError(f"{path}: {yk} holds class label {y.max()}; labels must be 0..K-1 with K <= "
+                            f"{MAX_CLASSES:,} (the output layer has K units).")
     elif np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all():
             raise DataError(f"{path}: {yk} contains NaN or Inf values.")

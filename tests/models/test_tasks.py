@@ -191,6 +191,8 @@ Y = np.zeros(10, dtype=np.int64)
     ({"X": F32, "y": Y, "X_test": F32}, "both X_test and y_test"),
     ({"X": F32, "y": Y, "X_test": np.zeros((5, 4, 3), np.float32), "y_test": Y[:5]}, "does not match X"),
     ({"X": -np.ones((10, 4), dtype=np.int64), "y": Y}, "negative token"),
+    ({"X": F32, "y": np.full(10, 10**9)}, "labels must be 0..K-1 with K <= 1,000,000"),
+    ({"X": np.full((10, 4), 10**9), "y": Y}, "ids must be 0..V-1 with V <= 1,000,000"),
 ])
 def test_bad_npz(tmp_path: Path, arrays, match: str) -> None:
     with pytest.raises(DataError, match=match):
