@@ -14,6 +14,18 @@ from torch import Tensor
 from models.errors import ConfigError, DataError
 
 
+def check_memory(nbytes: float, what: str, advice: str) -> None:
+    """DataError when generating ``what`` would take more than half this machine's memory
+    (instead of being killed by the kernel halfway through)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: no guard
+        return
+    if nbytes > total / 2:
+        raise DataError(f"{what} would need {nbytes / 2**30:,.1f} GiB, more than half of this machine's "
+                        f"{total / 2**30:,.0f} GiB; {advice}.")
+
+
 def require_file(path: Path, what: str) -> None:
     """DataError unless ``path`` is an existing file (``what`` names it: "npz file")."""
     if path.is_dir():

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from models.errors import param_error
-from models.tasks.base import ModelSpec, Split, Task, TaskData
+from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory
 
 
 DECODE_K = 3  # a position is read out as the mean centre of this many most active place cells
@@ -148,6 +148,11 @@ class NavigationTask(Task):
 
     def load(self) -> TaskData:
         p = self.params
+        walks = p.samples + p.val_samples + p.test_samples
+        # float32 walks (x, positions) plus the start codes, whose distances and softmax take
+        # three walks x place_cells arrays at once.
+        check_memory(4 * (walks * p.seq_len * 4 + 3 * walks * p.place_cells), "The navigation data",
+                     "lower --samples, --seq-len or --place-cells")
         rng = np.random.default_rng(p.data_seed)
         train = self._split(p.samples, rng)
         val = self._split(p.val_samples, rng)

@@ -232,3 +232,12 @@ def test_unknown_task_and_parameter() -> None:
         make_task("imagenet")
     with pytest.raises(ConfigError, match="has no parameter 'lenght'"):
         make_task("adding", {"lenght": 5})
+
+
+@pytest.mark.parametrize("name, params", [
+    ("navigation", {"place_cells": 10_000_000}),
+    ("adding", {"samples": 10**12}),
+])
+def test_generated_data_too_large_for_the_machine_is_refused_before_generating(name: str, params: dict) -> None:
+    with pytest.raises(DataError, match="more than half of this machine's"):
+        make_task(name, params).load()
