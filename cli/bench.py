@@ -46,13 +46,14 @@ from runtime.report import check_out_dir, markdown, write_report
 @click.option("--seed", type=int, default=BenchConfig.seed, show_default=True,
               help="Seed of the interleaving order and of random inputs.")
 @data_option
+@click.option("--force", is_flag=True, help="Replace an earlier report in --out-dir (inputs never).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (without raw samples) as JSON.")
 @quiet_option
 @handle_errors
 def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
           runs: int, warmup: int, no_step: bool, no_torch: bool, no_call_floor: bool, no_accuracy: bool,
-          max_eval: int, seq_len: int | None, chunk: int, seed: int, data: str | None, as_json: bool,
-          quiet: bool) -> None:
+          max_eval: int, seq_len: int | None, chunk: int, seed: int, data: str | None, force: bool,
+          as_json: bool, quiet: bool) -> None:
     """Measure checkpoints and ONNX files in onnxruntime: latency, size, accuracy.
 
     Batch 1, onnxruntime CPU, graph optimizations on. Each checkpoint is measured as its
@@ -77,7 +78,7 @@ def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...]
     config = BenchConfig(threads=threads, warmup=warmup, runs=runs, step=not no_step, torch_reference=not no_torch,
                          call_floor=not no_call_floor, accuracy=not no_accuracy, max_eval=max_eval, seed=seed,
                          seq_len=seq_len, chunk=chunk, data=data)
-    check_out_dir(out_dir, [*paths, baseline])
+    check_out_dir(out_dir, [*paths, baseline], force)
     report = run_bench(list(paths), baseline=baseline, config=config, names=list(names) or None,
                        progress=progress_for(quiet or as_json))
     written = write_report(report, out_dir)

@@ -50,9 +50,14 @@ def verdict(results: Sequence[BudgetResult]) -> str:
     failed = [r for r in checked if not r.passed]
     if failed:
         first = "; ".join(describe_failure(r) for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
-        raise BudgetExceeded(f"{len(failed)} of {len(checked)} budgets broken: {first}")
+        raise BudgetExceeded(f"{len(failed)} of {_count(len(checked))} broken: {first}")
     na = len(results) - len(checked)
-    return f"all {len(checked)} budgets pass" + (f" ({na} not applicable)" if na else "")
+    passed = "the budget passes" if len(checked) == 1 else f"all {len(checked)} budgets pass"
+    return passed + (f" ({na} not applicable)" if na else "")
+
+
+def _count(n: int) -> str:
+    return f"{n} budget" + ("" if n == 1 else "s")
 
 
 @click.command()

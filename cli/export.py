@@ -100,7 +100,8 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
     rows = [[r.format, r.path.name, f"{r.bytes:,}", f"{r.stored_sparsity:.3f}", r.parity.short(),
              f"{r.opset}/{r.ir_version}"] for r in results]
     checked = "the task's test data and random inputs" if verify_data == "task" else "random inputs only"
-    click.echo(f"wrote {len(results)} files to {out_dir}, each verified against torch on {checked}")
+    files = f"{len(results)} file" + ("" if len(results) == 1 else "s")
+    click.echo(f"wrote {files} to {out_dir}, each verified against torch on {checked}")
     click.echo(fmt_table(rows, ["format", "file", "bytes", "stored sparsity", "parity", "opset/IR"]))
     for r in results:
         if "int8" in r.format.split("+") and not r.int8:

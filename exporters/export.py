@@ -505,7 +505,7 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
         ExportError: the input is not a valid ONNX model, or the output cannot be written.
     """
     src, dst = Path(in_path), Path(out_path)
-    check_output_file(dst, "The output", [src], force, ConfigError)
+    check_output_file(dst, "--out", [src], force, ConfigError)
     sparsify = SparsifyInitializers(min_gain)
     model = read_onnx(src)
     result, _ = sparsify(model)

@@ -181,12 +181,14 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ writing
-def check_out_dir(out_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
-    """Fail before a (long) benchmark if ``out_dir`` could not be created or written, or
-    if a file the report writes there is one of the ``inputs``; creates nothing."""
+def check_out_dir(out_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike | None] = (),
+                  force: bool = False) -> Path:
+    """Fail before a (long) benchmark if ``out_dir`` could not be created or written, if a
+    file the report writes there is one of the ``inputs``, or (without ``force``) if one
+    exists already; creates nothing."""
     out = probe_writable_dir(out_dir, ReportError)
     for name in FILES.values():
-        check_output_file(out / name, "--out-dir", inputs, force=True, error=ReportError, probe=False)
+        check_output_file(out / name, "--out-dir", inputs, force=force, error=ReportError, probe=False)
     return out
 
 
@@ -276,9 +278,10 @@ def markdown(report: dict[str, Any], images: list[str] | None = None) -> str:
         lines += ["", "Metrics: " + "; ".join(f"{n} ({'higher' if h else 'lower'} is better)" for n, h in directions)
                   + ", on the first test sequences of the task (samples per model in report.json)."]
     if any(e["kind"] == "checkpoint" for e in models):
-        lines += ["", "A checkpoint is measured as its dense ONNX model (size: that model's serialization) and its "
-                      "step model, both built in memory; its torch metric comes from the same test sequences."]
-    notes = [(e["name"], n) for e in models for n in e.get("notes", [])]
+        built = "and its step model, both built" if st.get("step", True) else "built"
+        lines += ["", "A checkpoint is measured as its dense ONNX model (size: that model's serialization) "
+                      f"{built} in memory; its torch metric comes from the same test sequences."]
+    notes = list(dict.fromkeys((e["name"], n) for e in models for n in e.get("notes", [])))
     if notes:
         lines += ["", "Notes:", ""] + [f"- {name}: {n}" for name, n in notes]
     if images:
@@ -376,4 +379,8 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, plots: bool
     atomic_write_text(md, markdown(report, [p.name for p in images]))
     js = out / FILES["json"]
     atomic_write_text(js, text)
+    for name in FILES.values():  # a plot an earlier report drew that this one does not
+        stale = out / name
+        if stale.suffix == ".png" and stale not in images and stale.is_file():
+            stale.unlink()
     return [js, md, *images]
