@@ -154,6 +154,21 @@ def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwa
         raise loc.error(table, key_of_error, f"invalid value ({e}).") from None
 
 
+def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc: "_Locator") -> None:
+    """Without [prune] the final model is the trained one, which is the baseline of every
+    comparison: a relative budget needs another full-sequence export to compare (int8,
+    sparse, ...), and a per-step ratio has nothing it could be measured on."""
+    others = [v for v in variants if not v.step and v.name != "dense"]
+    for key in ("max_latency_ratio", "max_metric_drop", "max_step_latency_ratio"):
+        if check.get(key) is None:
+            continue
+        if key == "max_step_latency_ratio" or not others:
+            needs = "add [prune]" if key == "max_step_latency_ratio" else (
+                "add [prune], or another full-sequence format (e.g. int8) to [export] formats")
+            raise loc.error("check", key, f"compares with the trained model, which without [prune] is the final "
+                                          f"model itself: {needs}.")
+
+
 def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None = None) -> Pipeline:
     """Parse and validate pipeline TOML text (see the module docstring for the keys).
 
@@ -243,6 +258,8 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         from runtime.check import Budgets
 
         _build("check", None, loc, Budgets, **check)
+        if prune is None:
+            _check_budgets_without_prune(check, parse_formats(ex["formats"]), loc)
 
     return Pipeline(
         name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,

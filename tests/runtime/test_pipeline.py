@@ -382,3 +382,20 @@ def test_broken_budget_exits_1(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "FAIL" in r.stdout and "artifacts:" in r.stdout
     assert r.stderr.startswith("error: 2 of 2 budgets broken: final: size KB") and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("budget, formats, ok", [
+    ("max_latency_ratio = 0.5", '["dense"]', False),
+    ("max_metric_drop = 0.1", '["dense", "step"]', False),
+    ("max_step_latency_ratio = 0.5", '["dense", "int8"]', False),
+    ("max_latency_ratio = 0.5", '["dense", "int8"]', True),
+    ("max_p50_ms = 100", '["dense"]', True),
+])
+def test_relative_budgets_without_prune_need_something_to_compare(budget: str, formats: str, ok: bool) -> None:
+    text = ('[task]\nname = "adding"\n[model]\ncell = "gru"\nhidden = 4\n[train]\nepochs = 1\n'
+            f'[export]\nformats = {formats}\n[check]\n{budget}\n')
+    if ok:
+        parse_pipeline(text, "<t>")
+    else:
+        with pytest.raises(ConfigError, match=r"<t>:11: \[check\] .*without \[prune\] is the final model itself"):
+            parse_pipeline(text, "<t>")
