@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from compressor.prune import prune_checkpoint
 from compressor.training import model_config_for, resume_training, train_new
-from models.checkpoint import load_checkpoint, package_version
+from models.checkpoint import Checkpoint, load_checkpoint, package_version
 from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
 from models.io import atomic_write_text, probe_writable_dir, sha256_file
 from models.progress import SILENT, Progress
@@ -203,9 +203,12 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
             s.action, s.reason = "skip", "inputs and outputs unchanged"
         elif s.name == "train" and (out_dir / "model/trained.pt").exists() and (
                 rec is None or rec.get("input_hash") == s.input_hash):
-            # Training writes its checkpoint every epoch; _train resumes it when the stored
-            # run has the same settings and starts over otherwise.
-            s.action, s.reason = "resume", "an interrupted training run is on disk"
+            # Training writes its checkpoint every epoch: an interrupted run of the same
+            # settings continues; anything else in its place is trained again.
+            if _resumable(p, out_dir / "model/trained.pt") is not None:
+                s.action, s.reason = "resume", "an interrupted training run is on disk"
+            else:
+                s.action, s.reason = "run", "model/trained.pt is not an interrupted run of these settings"
         elif rec is not None:
             s.action, s.reason = "run", "settings or inputs changed"
         else:
@@ -223,20 +226,28 @@ def _add_outputs(plan: StagePlan, out_dir: Path, written: list[Path]) -> None:
             plan.outputs.append(rel)
 
 
+def _resumable(p: Pipeline, path: Path) -> Checkpoint | None:
+    """The checkpoint at ``path`` if it is an interrupted training run of ``p``'s settings."""
+    try:
+        ckpt = load_checkpoint(path)
+    except RnnCompressError:
+        return None
+    task = make_task(p.task["name"], p.task["params"])
+    m = p.model
+    same = (ckpt.training == p.train.to_dict() and ckpt.task == task.to_dict() and ckpt.config.cell == m["cell"]
+            and list(ckpt.config.hidden_sizes) == [m["hidden"]] * m["layers"])
+    return ckpt if ckpt.state == "training" and ckpt.resume is not None and same else None
+
+
 def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
     path = out_dir / "model/trained.pt"
     task = make_task(p.task["name"], p.task["params"])
     data = task.load()
-    if plan.action == "resume" and path.exists():
-        try:
-            ckpt = load_checkpoint(path)
-        except RnnCompressError:
-            ckpt = None
-        if ckpt is not None and ckpt.state == "training" and ckpt.training == p.train.to_dict() \
-                and ckpt.task == task.to_dict():
-            progress.message(f"train: resuming after epoch {ckpt.resume['epoch']}")
-            resume_training(ckpt, task, data, path, progress)
-            return
+    ckpt = _resumable(p, path) if plan.action == "resume" else None
+    if ckpt is not None:
+        progress.message(f"train: resuming after epoch {ckpt.resume['epoch']}")
+        resume_training(ckpt, task, data, path, progress)
+        return
     mc = model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
     path.parent.mkdir(parents=True, exist_ok=True)
     train_new(task, data, mc, p.train, path, progress, provenance={"pipeline": p.source})

@@ -213,6 +213,14 @@ def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Pa
     assert "model/pruning.png" in artifacts(out)
 
 
+def test_a_finished_model_without_manifest_is_not_called_a_resume(first_run, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "model").mkdir(parents=True)
+    shutil.copy(first_run[0] / "model/trained.pt", out / "model/trained.pt")
+    stages = run_pipeline(parse_pipeline(TINY, "<t>"), out, dry_run=True).stages
+    assert (stages[0].action, stages[0].reason) == ("run", "model/trained.pt is not an interrupted run of these settings")
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     cfg = tmp_path / "p.toml"
     cfg.write_text(TINY)
