@@ -89,6 +89,19 @@ def test_lower_is_better_metrics_flip_the_direction(report):
     assert drops["stream"].measured == pytest.approx(-0.01) and drops["stream"].passed
 
 
+@pytest.mark.parametrize("metric, budgets, match", [
+    ("accuracy", {"min_metric": 98}, r"min_metric = 98 cannot hold: accuracy is a fraction in \[0, 1\] \(did you mean 0.98\?\)"),
+    ("accuracy", {"min_metric": -0.1}, "cannot hold: accuracy is a fraction"),
+    ("accuracy", {"max_metric_drop": 1}, "max_metric_drop = 1 allows any accuracy"),
+    ("mse", {"min_metric": -1}, "min_metric = -1 cannot hold: mse is never negative"),
+])
+def test_metric_limits_no_model_could_meet_are_bad_input(report, metric, budgets, match):
+    for e in report["models"]:
+        e["metric"].update(name=metric, higher_is_better=metric == "accuracy")
+    with pytest.raises(ConfigError, match=match):
+        check_report(report, Budgets(**budgets))
+
+
 def test_higher_is_better_drop_sign(report):
     drops = {r.model: r.measured for r in check_report(report, Budgets(max_metric_drop=0.0))}
     assert drops == pytest.approx({"int8": 0.01, "stream": 0.0})
