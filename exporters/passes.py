@@ -227,6 +227,24 @@ def check_float_below(name: str, value: object) -> int:
     return value
 
 
+# Bytes quantizing one op adds beyond its int8 weights and scales: the new nodes
+# (DynamicQuantizeLinear, MatMulInteger, Cast, Mul; DynamicQuantizeLSTM's extra inputs) and
+# their names, about what exported heads and tiny LSTMs showed.
+INT8_OVERHEAD = 512
+
+
+def _int8_pays(*weights: onnx.TensorProto) -> bool:
+    """Whether storing an op's float weights as int8 (1 byte each instead of 4, plus a scale
+    and zero point per output channel) saves more bytes than quantizing it adds: a MatMul's
+    [K, N] weight (N channels), an LSTM's W and R ([dirs, 4H, .]: 4H channels each)."""
+    saved = 0
+    for w in weights:
+        dims = [int(d) for d in w.dims]
+        channels = (dims[-1] if len(dims) == 2 else int(np.prod(dims[:-1]))) if dims else 1
+        saved += 3 * int(np.prod(dims)) - 5 * channels
+    return saved > INT8_OVERHEAD
+
+
 @dataclass(frozen=True)
 class QuantizeDynamic:
     """onnxruntime dynamic quantization (int8 weights, activations quantized at run time).
@@ -243,8 +261,9 @@ class QuantizeDynamic:
     length 1 (a step model's layer; W and R counted). Quantizing it adds nodes whose fixed
     cost outweighs the int8 arithmetic below about 256 x 256 weights at one row
     (``benchmarks/int8_ops.py``; ``StoreRecurrentWeightsInt8`` then still stores a
-    left-float LSTM's weights as int8). Ops over every time step are always quantized,
-    since there the rows add up. 0 quantizes every MatMul and LSTM.
+    left-float LSTM's weights as int8). Ops over every time step are quantized, since there
+    the rows add up, unless their weights are so few that int8 storage would not pay for the
+    nodes it adds (then the file would grow). 0 quantizes every MatMul and LSTM.
 
     Requires: dense initializers only (run it before ``SparsifyInitializers``).
     Ensures: a model that onnxruntime runs; the IR version is kept; the nodes named by
@@ -259,10 +278,18 @@ class QuantizeDynamic:
         check_float_below("float_below", self.float_below)
 
     def float_nodes(self, model: onnx.ModelProto) -> list[str]:
-        """Names of the MatMul and LSTM nodes this pass leaves float (see ``float_below``)."""
+        """Names of the MatMul and LSTM nodes this pass leaves float: with ``float_below``
+        set, the one-row ops below it and every op whose int8 weights would not pay for the
+        nodes quantization adds (``_int8_pays``); with 0, none."""
         if not self.float_below:
             return []
         inits = {t.name: t for t in model.graph.initializer}
+        weight_inputs = {"MatMul": slice(1, 2), "LSTM": slice(1, 3)}  # the weights int8 would store
+        tiny = []
+        for n in model.graph.node:
+            names = list(n.input[weight_inputs[n.op_type]]) if n.op_type in weight_inputs else []
+            if names and all(w in inits for w in names) and not _int8_pays(*(inits[w] for w in names)):
+                tiny.append(n.name)
         try:
             g = onnx.shape_inference.infer_shapes(model).graph
         except Exception:  # shapes unknown: nothing is known to run on one row, so quantize all
@@ -286,7 +313,7 @@ class QuantizeDynamic:
                 continue
             if one_row and size < self.float_below:
                 out.append(n.name)
-        return out
+        return sorted(set(out) | set(tiny))
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         from onnxruntime.quantization import QuantType, quantize_dynamic

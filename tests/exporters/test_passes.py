@@ -175,8 +175,9 @@ def _matmuls(model: onnx.ModelProto) -> dict[str, str]:
     (build_step_graph, "last", {"input": "float", "head": "float"}),   # a step model: one row per call
 ])
 def test_quantize_keeps_small_one_row_ops_float(make_model, graph, head, expected):
-    model = make_model("lstm", (8,), 0.0, input_layer="linear", input_dim=5, input_size=3,
-                       output_size=4, head=head)
+    # big enough that int8 storage pays for every op (see test_quantize_leaves_tiny_ops_float)
+    model = make_model("lstm", (8,), 0.0, input_layer="linear", input_dim=40, input_size=30,
+                       output_size=40, head=head)
     proto = graph(model)
     small = QuantizeDynamic(float_below=10_000)
     q = small(proto).model
@@ -190,6 +191,16 @@ def test_quantize_keeps_small_one_row_ops_float(make_model, graph, head, expecte
     sizes = {t.name: int(np.prod(t.dims)) for t in proto.graph.initializer}
     smallest = min(sizes[n.input[1]] for n in proto.graph.node if n.op_type == "MatMul")
     assert QuantizeDynamic(float_below=smallest).float_nodes(proto) == []  # "fewer than": the smallest is quantized
+
+
+def test_quantize_leaves_tiny_ops_float(make_model):
+    """A head of 8 x 1 weights and an LSTM of 2 hidden neurons would grow the file as int8:
+    they stay float by default (any float_below), and 0 still quantizes everything."""
+    proto = build_full_graph(make_model("lstm", (2,), 0.0, input_size=3, output_size=1, head="every"))
+    assert set(QuantizeDynamic(float_below=1).float_nodes(proto)) == {"head.matmul", "rnn.0.lstm"}
+    assert QuantizeDynamic(float_below=0).float_nodes(proto) == []
+    big = build_full_graph(make_model("lstm", (32,), 0.0, input_size=3, output_size=16, head="every"))
+    assert QuantizeDynamic(float_below=1).float_nodes(big) == []
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "64"])
