@@ -60,10 +60,13 @@ def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool, thread
         p = parse_pipeline(DEFAULT_PIPELINE, "<embedded default>")
     else:
         p = load_pipeline(pipeline)
-    if not quiet:
+    # A dry run's plan is its result; a real run prints it only when not quiet. Printed once
+    # the inputs are checked, so a refused run prints its one error line only.
+    def show_plan(stages) -> None:
         click.echo(f"pipeline: {p.name} -> {out_dir}")
-    # A dry run's plan is its result; a real run prints it only when not quiet.
-    on_plan = _print_plan if dry_run or not quiet else None
+        _print_plan(stages)
+
+    on_plan = show_plan if dry_run or not quiet else None
     result = run_pipeline(p, out_dir, progress_for(quiet), dry_run=dry_run, on_plan=on_plan)
     if dry_run:
         return

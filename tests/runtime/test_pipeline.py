@@ -407,3 +407,12 @@ def test_relative_budgets_without_prune_need_something_to_compare(budget: str, f
     else:
         with pytest.raises(ConfigError, match=r"<t>:11: \[check\] .*without \[prune\] is the final model itself"):
             parse_pipeline(text, "<t>")
+
+
+def test_a_refused_run_prints_only_its_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace('name = "adding"\nseq_len = 6\nsamples = 200\nval_samples = 50\ntest_samples = 50',
+                                'name = "npz"\ndata = "missing.npz"'))
+    r = run(["run", str(cfg), "--out", str(tmp_path / "o"), "--dry-run"])
+    assert_one_line_error(r, match="missing.npz does not exist")
+    assert r.stdout == ""
