@@ -97,11 +97,15 @@ class Manifest:
         rec = self.stage(plan.name)
         if not rec or rec.get("input_hash") != plan.input_hash or not rec.get("complete"):
             return False
-        for f in rec.get("outputs", []):
+        return self.changed_output(plan) is None
+
+    def changed_output(self, plan: StagePlan) -> str | None:
+        """The first file the stage recorded that is gone or no longer what it wrote."""
+        for f in (self.stage(plan.name) or {}).get("outputs", []):
             p = self.out_dir / f["file"]
             if not p.exists() or p.stat().st_size != f["bytes"] or sha256_file(p) != f["sha256"]:
-                return False
-        return True
+                return f["file"]
+        return None
 
     def record(self, plan: StagePlan, seconds: float, extra: dict[str, Any] | None = None) -> None:
         outputs = []
@@ -209,6 +213,8 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
                 s.action, s.reason = "resume", "an interrupted training run is on disk"
             else:
                 s.action, s.reason = "run", "model/trained.pt is not an interrupted run of these settings"
+        elif rec is not None and rec.get("input_hash") == s.input_hash and manifest.changed_output(s):
+            s.action, s.reason = "run", f"output missing or changed: {manifest.changed_output(s)}"
         elif rec is not None:
             s.action, s.reason = "run", "settings or inputs changed"
         else:

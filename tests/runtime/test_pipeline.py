@@ -416,3 +416,13 @@ def test_a_refused_run_prints_only_its_error(tmp_path: Path) -> None:
     r = run(["run", str(cfg), "--out", str(tmp_path / "o"), "--dry-run"])
     assert_one_line_error(r, match="missing.npz does not exist")
     assert r.stdout == ""
+
+
+def test_a_deleted_output_is_named_as_the_reason_to_rerun(first_run, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    (out / "onnx/model.step.onnx").unlink()
+    stages = run_pipeline(parse_pipeline(TINY, "<t>"), out, dry_run=True).stages
+    assert [(s.action, s.reason) for s in stages[:3]] == [
+        ("skip", "inputs and outputs unchanged"), ("skip", "inputs and outputs unchanged"),
+        ("run", "output missing or changed: onnx/model.step.onnx")]
