@@ -93,12 +93,6 @@ class Manifest:
     def stage(self, name: str) -> dict[str, Any] | None:
         return self.data["stages"].get(name)
 
-    def up_to_date(self, plan: StagePlan) -> bool:
-        rec = self.stage(plan.name)
-        if not rec or rec.get("input_hash") != plan.input_hash or not rec.get("complete"):
-            return False
-        return self.changed_output(plan) is None
-
     def changed_output(self, plan: StagePlan) -> str | None:
         """The first file the stage recorded that is gone or no longer what it wrote."""
         for f in (self.stage(plan.name) or {}).get("outputs", []):
@@ -199,22 +193,24 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
         s.input_hash = _hash({"settings": s.settings, "version": package_version(),
                               "inputs": {k: _file_hash(out_dir / v) for k, v in s.inputs.items()}})
         rec = manifest.stage(s.name) if manifest else None
+        same_inputs = rec is not None and rec.get("input_hash") == s.input_hash
+        # Hash the recorded outputs once (they include checkpoints), and only when they matter.
+        changed = manifest.changed_output(s) if same_inputs and not upstream_changed and s.name != "check" else None
         if s.name == "check":
             s.action, s.reason = "run", "budgets are always checked"
         elif upstream_changed:
             s.action, s.reason = "run", "an earlier stage reruns"
-        elif manifest is not None and manifest.up_to_date(s):
+        elif same_inputs and rec.get("complete") and changed is None:
             s.action, s.reason = "skip", "inputs and outputs unchanged"
-        elif s.name == "train" and (out_dir / "model/trained.pt").exists() and (
-                rec is None or rec.get("input_hash") == s.input_hash):
+        elif s.name == "train" and (out_dir / "model/trained.pt").exists() and (rec is None or same_inputs):
             # Training writes its checkpoint every epoch: an interrupted run of the same
             # settings continues; anything else in its place is trained again.
             if _resumable(p, out_dir / "model/trained.pt") is not None:
                 s.action, s.reason = "resume", "an interrupted training run is on disk"
             else:
                 s.action, s.reason = "run", "model/trained.pt is not an interrupted run of these settings"
-        elif rec is not None and rec.get("input_hash") == s.input_hash and manifest.changed_output(s):
-            s.action, s.reason = "run", f"output missing or changed: {manifest.changed_output(s)}"
+        elif same_inputs and changed:
+            s.action, s.reason = "run", f"output missing or changed: {changed}"
         elif rec is not None:
             s.action, s.reason = "run", "settings or inputs changed"
         else:
