@@ -43,7 +43,7 @@ from models.errors import CheckpointError, ConfigError, DataError, RnnCompressEr
 from models.io import atomic_write_text, probe_writable_dir, sha256_file
 from models.progress import SILENT, Progress
 from models.tasks import make_task, task_from_checkpoint
-from runtime.pipeline_config import Pipeline
+from runtime.pipeline_config import Pipeline, is_benched_export
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "rnncompress-manifest/1"
@@ -295,7 +295,7 @@ def _bench(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> d
     config = BenchConfig(**p.bench)
     # Candidates: the final model (dense, built from its checkpoint, with its step model),
     # then every other full-sequence file the export wrote (sparse, int8, ...).
-    extra = [(f, v) for f, v in export_files(p) if v is not None and not v.step and v.name != "dense"]
+    extra = [(f, v) for f, v in export_files(p) if is_benched_export(v)]
     paths = [out_dir / plan.inputs["checkpoint"]] + [out_dir / f for f, _ in extra]
     names = ["final"] + [f"final {v.name}" for _, v in extra]
     report = bench(paths, baseline=out_dir / "model/trained.pt", config=config, names=names, progress=progress)

@@ -154,11 +154,18 @@ def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwa
         raise loc.error(table, key_of_error, f"invalid value ({e}).") from None
 
 
+def is_benched_export(variant: Any) -> bool:
+    """Whether the bench stage measures this export of the final model as a model of its own:
+    the full-sequence files other than dense (the checkpoint itself is measured as dense,
+    with its step model)."""
+    return variant is not None and not variant.step and variant.name != "dense"
+
+
 def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc: "_Locator") -> None:
     """Without [prune] the final model is the trained one, which is the baseline of every
     comparison: a relative budget needs another full-sequence export to compare (int8,
     sparse, ...), and a per-step ratio has nothing it could be measured on."""
-    others = [v for v in variants if not v.step and v.name != "dense"]
+    others = [v for v in variants if is_benched_export(v)]
     for key in ("max_latency_ratio", "max_metric_drop", "max_step_latency_ratio"):
         if check.get(key) is None:
             continue
