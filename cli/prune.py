@@ -78,7 +78,8 @@ from models.tasks import task_from_checkpoint
 @quiet_option
 @click.pass_context
 @handle_errors
-def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as_json: bool, force: bool, quiet: bool, threads: int,
+def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as_json: bool, force: bool, quiet: bool,
+          threads: int,
           teachers: tuple[Path, ...], **o: Any) -> None:
     """Shrink a trained checkpoint: select neurons, remove them, fine-tune.
 

@@ -292,8 +292,8 @@ class QuantizeDynamic:
                 tiny.append(n.name)
         try:
             g = onnx.shape_inference.infer_shapes(model).graph
-        except Exception:  # shapes unknown: nothing is known to run on one row, so quantize all
-            return []
+        except Exception:  # shapes unknown: nothing is known to run on one row; the size rule still holds
+            return sorted(tiny)
         shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
                   for v in [*g.input, *g.value_info, *g.output] if v.type.tensor_type.HasField("shape")}
 
