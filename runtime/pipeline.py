@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from compressor.prune import prune_checkpoint
-from compressor.training import model_config_for, resume_training, train_new
+from compressor.training import check_resumable, model_config_for, resume_training, train_new
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
 from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
 from models.io import atomic_write_text, probe_writable_dir, sha256_file
@@ -232,13 +232,14 @@ def _resumable(p: Pipeline, path: Path) -> Checkpoint | None:
     """The checkpoint at ``path`` if it is an interrupted training run of ``p``'s settings."""
     try:
         ckpt = load_checkpoint(path)
+        check_resumable(ckpt)  # the one rule for what an interrupted run is
     except RnnCompressError:
         return None
     task = make_task(p.task["name"], p.task["params"])
     m = p.model
     same = (ckpt.training == p.train.to_dict() and ckpt.task == task.to_dict() and ckpt.config.cell == m["cell"]
             and list(ckpt.config.hidden_sizes) == [m["hidden"]] * m["layers"])
-    return ckpt if ckpt.state == "training" and ckpt.resume is not None and same else None
+    return ckpt if same else None
 
 
 def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
