@@ -10,7 +10,7 @@ from cli.check import results_table, verdict
 from cli.common import fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import Manifest, run_pipeline
-from runtime.pipeline_config import load_pipeline, parse_pipeline
+from runtime.pipeline_config import load_pipeline, parse_pipeline, resolved_toml
 from runtime.report import markdown
 
 
@@ -24,8 +24,9 @@ def _print_plan(stages) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory: artifacts, manifest.json, report. Rerunning into the same directory "
                    "skips unchanged stages and resumes an interrupted training run.")
-@click.option("--dry-run", is_flag=True, help="Check the inputs, print the resolved plan (what runs, what is "
-                                              "skipped, why) and stop.")
+@click.option("--dry-run", is_flag=True, help="Check the inputs, print the plan (what runs, what is skipped, "
+                                              "why) and the resolved settings (every default filled in, as "
+                                              "TOML that runs the same pipeline), and stop.")
 @threads_option
 @quiet_option
 @handle_errors
@@ -69,6 +70,8 @@ def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool, thread
     on_plan = show_plan if dry_run or not quiet else None
     result = run_pipeline(p, out_dir, progress_for(quiet), dry_run=dry_run, on_plan=on_plan)
     if dry_run:
+        click.echo("\n# resolved settings: every default filled in, paths absolute; saved as a .toml file it "
+                   "runs this same pipeline\n" + resolved_toml(p).rstrip())
         return
     sections = []
     if result.report is not None and not quiet:

@@ -23,6 +23,7 @@ where it enters: a typo'd key is named with its line and the closest valid key.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import sys
@@ -218,14 +219,11 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
             raise loc.error("model", k, f"must be a positive int; got {model[k]}.")
 
     tr = dict(doc["train"])
-    reg_keys = {"space": "space", "inhibitor": "inhibitor", "invert": "invert", "strength": "strength", "p": "p",
-                "learn_embedding": "learn_embedding"}
-    prune_keys = {"sparsity": "sparsity", "schedule": "schedule", "prune_mode": "mode", "prune_scope": "scope",
-                  "prune_start": "start", "prune_end": "end"}
     seed = tr.get("seed", 0)
     reg = _build("train", None, loc, ModuliConfig, seed=seed,
-                 **{v: tr.pop(k) for k, v in reg_keys.items() if k in tr})
-    sched = _build("train", None, loc, PruneSchedule, **{v: tr.pop(k) for k, v in prune_keys.items() if k in tr})
+                 **{v: tr.pop(k) for k, v in _REGULARIZER_KEYS.items() if k in tr})
+    sched = _build("train", None, loc, PruneSchedule,
+                   **{v: tr.pop(k) for k, v in _SCHEDULE_KEYS.items() if k in tr})
     train = _build("train", None, loc, TrainConfig, regularizer=reg, pruning=sched, **tr)
 
     prune, teachers = None, ()
@@ -252,10 +250,11 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     _build("export", None, loc, ExportOptions, verify_data=ex["verify_data"], atol=ex["atol"],
            rtol=ex["rtol"], int8_float_below=ex["int8_float_below"])
 
-    bench = dict(doc.get("bench", {}))
     from runtime.bench import BenchConfig
 
-    _build("bench", None, loc, BenchConfig, **bench)
+    # Defaults filled in, so a pipeline and its resolved form (``resolved_toml``) plan alike.
+    bench_config = _build("bench", None, loc, BenchConfig, **doc.get("bench", {}))
+    bench = {k: getattr(bench_config, k) for k in SCHEMA["bench"]}
 
     check = None
     if "check" in doc:
@@ -272,6 +271,50 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,
         train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc, teachers=teachers,
     )
+
+
+# [train] keys that live in the regularizer and the magnitude-pruning schedule: TOML key -> field.
+_REGULARIZER_KEYS = {"space": "space", "inhibitor": "inhibitor", "invert": "invert", "strength": "strength",
+                     "p": "p", "learn_embedding": "learn_embedding"}
+_SCHEDULE_KEYS = {"sparsity": "sparsity", "schedule": "schedule", "prune_mode": "mode", "prune_scope": "scope",
+                  "prune_start": "start", "prune_end": "end"}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)  # TOML spells ints, floats, inf and nan as Python does
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def resolved_toml(p: Pipeline) -> str:
+    """The pipeline as TOML with every default filled in and every path absolute: what
+    ``run --dry-run`` shows. Parsing it gives the same pipeline (and the same plan)."""
+    tables: list[tuple[str, dict[str, Any]]] = [("pipeline", {"name": p.name})]
+    tables.append(("task", {"name": p.task["name"], **p.task["params"]}))
+    tables.append(("model", dict(p.model)))
+    train = {k: getattr(p.train, k) for k in SCHEMA["train"] if k not in _REGULARIZER_KEYS and k not in _SCHEDULE_KEYS}
+    train.update({k: getattr(p.train.regularizer, f) for k, f in _REGULARIZER_KEYS.items()})
+    train.update({k: getattr(p.train.pruning, f) for k, f in _SCHEDULE_KEYS.items()})
+    tables.append(("train", train))
+    if p.prune is not None:
+        tables.append(("prune", {**{k: v for k, v in p.prune.to_dict().items()}, "teachers": list(p.teachers)}))
+    tables.append(("export", dict(p.export)))
+    tables.append(("bench", dict(p.bench)))
+    if p.check is not None:
+        tables.append(("check", dict(p.check)))
+    lines = []
+    for name, values in tables:
+        lines.append(f"[{name}]")
+        # None is TOML's missing key: the parser gives it its default (None) back.
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and v != []]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

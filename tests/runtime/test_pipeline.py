@@ -16,7 +16,7 @@ from models.checkpoint import load_checkpoint
 from models.errors import ConfigError, DataError
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import plan_pipeline, run_pipeline
-from runtime.pipeline_config import load_pipeline, parse_pipeline
+from runtime.pipeline_config import Pipeline, load_pipeline, parse_pipeline, resolved_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,6 +228,34 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "train" in r.stdout and "new output directory" in r.stdout
     assert not (tmp_path / "out").exists()
+
+
+def _every_pipeline() -> list[tuple[str, Pipeline]]:
+    pipelines = [(p.name, load_pipeline(p)) for p in sorted((ROOT / "examples").glob("*.toml"))]
+    return pipelines + [("default", parse_pipeline(DEFAULT_PIPELINE, "<default>")), ("tiny", parse_pipeline(TINY))]
+
+
+@pytest.mark.parametrize("name, p", _every_pipeline(), ids=lambda x: x if isinstance(x, str) else "")
+def test_the_resolved_settings_are_the_same_pipeline(name: str, p: Pipeline, tmp_path: Path) -> None:
+    resolved = resolved_toml(p)
+    again = parse_pipeline(resolved, "resolved.toml", base_dir=tmp_path)  # paths in it are absolute
+    fields = ("name", "task", "model", "train", "prune", "export", "bench", "check", "teachers")
+    assert {f: getattr(again, f) for f in fields} == {f: getattr(p, f) for f in fields}
+    assert resolved_toml(again) == resolved
+    data = p.task["params"].get("data")
+    if data is None or Path(data).exists():  # (the npz template names a file the user supplies)
+        hashes = [[(s.name, s.input_hash) for s in plan_pipeline(q, tmp_path / "out")] for q in (p, again)]
+        assert hashes[0] == hashes[1]
+
+
+def test_dry_run_prints_the_resolved_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    r = run(["run", str(cfg), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    resolved = r.stdout[r.stdout.index("# resolved settings"):]
+    assert "warmup = 1" in resolved and "prune_mode = " in resolved  # given, and defaulted
+    assert parse_pipeline(resolved).train == parse_pipeline(TINY).train
 
 
 def test_cli_bad_inputs(tmp_path: Path) -> None:
