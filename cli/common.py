@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from typing import Any, Callable
 
@@ -29,6 +30,22 @@ class CliError(click.ClickException):
 OUT_OF_MEMORY = "out of memory; try a smaller model, --batch-size, sequence length or sample count."
 
 
+_PARAMETER = re.compile(r"^The '(\w+)' parameter ")
+
+
+def _in_cli_terms(message: str) -> str:
+    """A library error naming a parameter (``param_error``) names the command's option for it
+    instead, when the running command has one: ``--min-gain``, not ``'min_gain'``."""
+    m = _PARAMETER.match(message)
+    ctx = click.get_current_context(silent=True)
+    if m is None or ctx is None:
+        return message
+    for p in ctx.command.params:
+        if isinstance(p, click.Option) and (p.name == m.group(1) or "--" + m.group(1).replace("_", "-") in p.opts):
+            return f"{max(p.opts, key=len)} " + message[m.end():]
+    return message
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn library exceptions into one-line messages with the documented exit codes."""
 
@@ -37,7 +54,7 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RnnCompressError as e:
-            raise CliError(str(e), e.exit_code) from None
+            raise CliError(_in_cli_terms(str(e)), e.exit_code) from None
         except KeyboardInterrupt:
             click.echo("interrupted: files already written are complete and kept (train --resume and run continue "
                        "where they stopped).", err=True)

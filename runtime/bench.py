@@ -122,7 +122,7 @@ class BenchConfig:
                 raise param_error(name, "a bool", getattr(self, name))
         v = self.seq_len
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise param_error("seq_len", "an int >= 1 or None", v)
+            raise param_error("seq_len", "an int >= 1 (or unset)", v)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

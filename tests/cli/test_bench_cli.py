@@ -73,11 +73,11 @@ def test_bad_bench_input(models, tmp_path):
     cases = [
         ([str(tmp_path / "missing.pt")], "does not exist"),
         ([str(garbage)], "is not an ONNX model"),
-        ([str(models["ckpt"]), "--runs", "0"], "'runs' parameter must be an int >= 1"),
-        ([str(models["ckpt"]), "--threads", "0"], "'threads' parameter must be an int in [1, 256]"),
-        ([str(models["ckpt"]), "--threads", "100000"], "'threads' parameter must be an int in [1, 256]"),
+        ([str(models["ckpt"]), "--runs", "0"], "--runs must be an int >= 1"),
+        ([str(models["ckpt"]), "--threads", "0"], "--threads must be an int in [1, 256]"),
+        ([str(models["ckpt"]), "--threads", "100000"], "--threads must be an int in [1, 256]"),
         ([str(models["ckpt"]), "--runs", "many"], "Invalid value for '--runs'"),
-        ([str(models["ckpt"]), str(models["dense"]), "--name", "a"], "'names' parameter must be a list of 2 names"),
+        ([str(models["ckpt"]), str(models["dense"]), "--name", "a"], "--name must be a list of 2 names"),
         ([str(models["dense"]), str(models["dense"])], "unique per model"),
     ]
     for args, match in cases:

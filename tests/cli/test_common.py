@@ -63,3 +63,27 @@ def test_an_empty_checkpoint_names_what_went_wrong(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     r = run(["info", str(empty)])
     assert r.exit_code == 2 and "()" not in r.stderr
+
+
+def test_a_parameter_error_names_the_option_of_the_running_command() -> None:
+    """A library error names its parameter; on the command line the user typed an option."""
+    import click
+    from click.testing import CliRunner
+
+    from models.errors import param_error
+
+    @click.command()
+    @click.option("--min-gain", type=float)
+    @click.option("--name", "names", multiple=True)
+    @click.argument("which")
+    @handle_errors
+    def cmd(min_gain, names, which) -> None:
+        raise param_error(which, "a float in [0, 1)", 2.0)
+
+    def first_line(which: str) -> str:
+        return CliRunner().invoke(cmd, [which]).output.splitlines()[0]
+
+    assert first_line("min_gain") == "error: --min-gain must be a float in [0, 1). Got 2.0 instead."
+    assert first_line("names").startswith("error: --name must be")
+    # No option of that name: the library's wording stays.
+    assert first_line("seq_len") == "error: The 'seq_len' parameter must be a float in [0, 1). Got 2.0 instead."

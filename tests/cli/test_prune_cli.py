@@ -54,27 +54,27 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
     out = tmp_path / "p.pt"
     cases = [
         (["--keep", "11"], "at most the hidden size"),
-        (["--keep", "0"], "'keep' parameter"),
-        (["--keep", "-0.5"], "'keep' parameter"),
+        (["--keep", "0"], "--keep"),
+        (["--keep", "-0.5"], "--keep"),
         (["--method", "magic"], "Invalid value for '--method'"),
         (["--variant", "fuzzy"], "Invalid value for '--variant'"),
         (["--threshold", "1e9"], "relation is empty"),
         (["--method", "random", "--keep", "auto"], "lattice only"),
-        (["--distill", "2"], "'distill' parameter"),
-        (["--distill", "0.5", "--distill-temperature", "0"], "'distill_temperature' parameter"),
+        (["--distill", "2"], "--distill"),
+        (["--distill", "0.5", "--distill-temperature", "0"], "--distill-temperature"),
         (["--teacher", str(trained)], "distill > 0"),
         (["--distill", "0.5", "--teacher", str(tmp_path / "missing.pt")], "missing.pt"),
-        (["--finetune-strength", "-1"], "'finetune_strength' parameter"),
+        (["--finetune-strength", "-1"], "--finetune-strength"),
         (["--plot", str(tmp_path / "no" / "m.png")], "for --plot does not exist"),  # refused before fine-tuning
         (["--plot", str(tmp_path)], "is a directory"),
         (["--plot", str(tmp_path / "w.pt")], "must be a .png file name"),
         (["--plot", str(trained)], "is one of the inputs"),
         (["--data", str(tmp_path)], "does not apply to task 'adding'"),
-        (["--variant", "continuous", "--thresholds", "100000"], "'thresholds' parameter must be an int in [1, 1024]"),
+        (["--variant", "continuous", "--thresholds", "100000"], "--thresholds must be an int in [1, 1024]"),
         (["--thresholds", "8"], "--thresholds applies to --variant continuous only"),
         (["--method", "norm", "--quantile", "0.9"], "--quantile applies to --method lattice only"),
         (["--quantile", "0.9", "--threshold", "0.1"], "--threshold (absolute) replaces --quantile"),
-        (["--threads", "100000"], "'threads' parameter must be an int in [0, 256]"),
+        (["--threads", "100000"], "--threads must be an int in [0, 256]"),
     ]
     for args, match in cases:
         assert_one_line_error(run(["prune", str(trained), *args, "--out", str(out), "-q"]), match=match)

@@ -35,21 +35,21 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--space", "donut"], "'space' parameter must be one of"),
-    (["--inhibitor", "mexican-hat"], "'inhibitor' parameter must be one of"),
-    (["--sparsity", "1.0"], "'sparsity' parameter must be a float in [0, 1)"),
-    (["--sparsity", "-0.2"], "'sparsity' parameter"),
-    (["--hidden", "0"], "'hidden' parameter must be a positive int"),
-    (["--hidden", "-3"], "'hidden' parameter"),
-    (["--layers", "0"], "'layers' parameter"),
-    (["--epochs", "0"], "'epochs' parameter"),
-    (["--lr", "-1"], "'lr' parameter"),
+    (["--space", "donut"], "--space must be one of"),
+    (["--inhibitor", "mexican-hat"], "--inhibitor must be one of"),
+    (["--sparsity", "1.0"], "--sparsity must be a float in [0, 1)"),
+    (["--sparsity", "-0.2"], "--sparsity"),
+    (["--hidden", "0"], "--hidden must be a positive int"),
+    (["--hidden", "-3"], "--hidden"),
+    (["--layers", "0"], "--layers"),
+    (["--epochs", "0"], "--epochs"),
+    (["--lr", "-1"], "--lr"),
     (["--permute-pixels"], "does not apply to task 'adding'"),
-    (["--weight-decay", "nan"], "'weight_decay' parameter must be a finite float >= 0"),
-    (["--weight-decay", "inf"], "'weight_decay' parameter must be a finite float >= 0"),
-    (["--grad-clip", "nan"], "'grad_clip' parameter must be a finite float >= 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite float >= 0"),
+    (["--weight-decay", "inf"], "--weight-decay must be a finite float >= 0"),
+    (["--grad-clip", "nan"], "--grad-clip must be a finite float >= 0"),
     (["--cell", "lstm", "--nonlinearity", "relu"], "--nonlinearity applies to --cell rnn only"),
-    (["--threads", "100000"], "'threads' parameter must be an int in [0, 256]"),
+    (["--threads", "100000"], "--threads must be an int in [0, 256]"),
     (["--hidden", "100000000"], "out of memory"),
 ])
 def test_bad_training_options(tmp_path: Path, args: list[str], match: str) -> None:
@@ -129,7 +129,7 @@ def test_file_system_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_navigation_needs_three_place_cells(tmp_path: Path) -> None:
     r = run(["train", "--task", "navigation", "--place-cells", "2", "--out", str(tmp_path / "m.pt"), "-q"])
-    assert_one_line_error(r, match="'place_cells' parameter must be an int >= 3")
+    assert_one_line_error(r, match="--place-cells must be an int >= 3")
 
 
 def test_output_never_replaces_the_data(tmp_path: Path) -> None:

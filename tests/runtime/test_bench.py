@@ -136,7 +136,7 @@ def test_foreign_onnx_gets_latency_only(tiny, tmp_path):
     ({"runs": 0}, "'runs' parameter must be an int >= 1"),
     ({"warmup": -1}, "'warmup' parameter must be an int >= 0"),
     ({"max_eval": 0}, "'max_eval' parameter must be an int >= 1"),
-    ({"seq_len": 0}, "'seq_len' parameter must be an int >= 1 or None"),
+    ({"seq_len": 0}, r"'seq_len' parameter must be an int >= 1 \(or unset\)"),
     ({"runs": 2.0}, "'runs' parameter must be an int >= 1. Got 2.0"),
     ({"step": "no"}, "'step' parameter must be a bool"),
     ({"call_floor": 1}, "'call_floor' parameter must be a bool"),
