@@ -493,6 +493,19 @@ def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
     return True
 
 
+def _mark_sparse(model: onnx.ModelProto) -> onnx.ModelProto:
+    """An rnncompress export that sparsify changed records it in its format (dense -> sparse,
+    int8 -> int8+sparse), so info and bench describe the file as it is."""
+    fmt = next((p.value for p in model.metadata_props if p.key == FORMAT_KEY), None)
+    if fmt is None:
+        return model
+    try:
+        (variant,) = parse_formats([fmt])
+    except ConfigError:  # not a format this version writes: leave it as found
+        return model
+    return AddMetadata({FORMAT_KEY: replace(variant, sparse=True).name})(model).model
+
+
 def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_gain: float = 0.0,
                   force: bool = False) -> SparsifyResult:
     """Store the initializers of any ONNX model sparse wherever that makes them smaller.
@@ -508,7 +521,9 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
     check_output_file(dst, "--out", [src], force, ConfigError)
     sparsify = SparsifyInitializers(min_gain)
     model = read_onnx(src)
-    result, _ = sparsify(model)
+    result, changed = sparsify(model)
+    if changed:
+        result = _mark_sparse(result)
     if not _same_weights(model, result):
         raise ExportError(f"Sparse storage of {src} would change its weights; nothing was written.")
     try:

@@ -16,6 +16,7 @@ from exporters.export import (
     Variant,
     build_variant,
     export_checkpoint,
+    onnx_summary,
     parse_formats,
     sparsify_file,
 )
@@ -305,6 +306,15 @@ def test_sparsify_file(make_model, tmp_path):
     with pytest.raises(ConfigError, match="already exists"):
         sparsify_file(src, tmp_path / "out.onnx")
     sparsify_file(src, tmp_path / "out.onnx", force=True)
+
+
+@pytest.mark.parametrize("fmt, after", [("dense", "sparse"), ("step", "step+sparse"), ("int8", "int8+sparse")])
+def test_sparsify_records_the_format_it_leaves(make_model, make_checkpoint, tmp_path, fmt, after):
+    ckpt = make_checkpoint(make_model("lstm", (24,), 0.9, input_size=2))
+    (r,) = export_checkpoint(load_checkpoint(ckpt), fmt, tmp_path / "o", options=ExportOptions(verify_data="random"))
+    sparsify_file(r.path, tmp_path / "s.onnx")
+    assert onnx_summary(tmp_path / "s.onnx")["metadata"]["format"] == after
+    assert parse_formats(after)[0].sparse
 
 
 @pytest.mark.parametrize("content, match", [
