@@ -499,6 +499,21 @@ def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | No
     return [BenchInput(name, path, input_kind(path)), *inputs], name
 
 
+def _note_incomparable(e: dict[str, Any], base: dict[str, Any]) -> bool:
+    """Note where ``e`` and the baseline measured different things; False when their full
+    sequences differ in length (a full-sequence ratio would compare different work; per
+    step they still compare)."""
+    tasks = e.get("task"), base.get("task")
+    if None not in tasks and tasks[0] != tasks[1]:
+        e["notes"].append(f"its task differs from the baseline {base['name']!r}'s: the metrics do not compare")
+    steps = (e.get("inputs") or {}).get("seq_len"), (base.get("inputs") or {}).get("seq_len")
+    if None not in steps and e["latency_ms"]["full"] and base["latency_ms"]["full"] and steps[0] != steps[1]:
+        e["notes"].append(f"timed on {steps[0]}-step sequences, the baseline {base['name']!r} on {steps[1]}: "
+                          "no full-sequence ratio (the per-step ratios compare)")
+        return False
+    return True
+
+
 def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None = None,
           config: BenchConfig | None = None, names: Sequence[str] | None = None,
           progress: Progress | None = None) -> dict[str, Any]:
@@ -572,8 +587,9 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
             e["ratio_to_baseline"] = None
             continue
         lat, bl = e["latency_ms"], base["latency_ms"]
-        e["ratio_to_baseline"] = {"p50": _ratio(lat["full"], bl["full"], "p50"),
-                                  "p99": _ratio(lat["full"], bl["full"], "p99"),
+        full_comparable = _note_incomparable(e, base)
+        e["ratio_to_baseline"] = {"p50": _ratio(lat["full"], bl["full"], "p50") if full_comparable else None,
+                                  "p99": _ratio(lat["full"], bl["full"], "p99") if full_comparable else None,
                                   "step_p50": _ratio(lat["step"], bl["step"], "p50"),
                                   "step_p99": _ratio(lat["step"], bl["step"], "p99")}
     session = next((p.session for p in prepared if p.session is not None), None)

@@ -48,7 +48,7 @@ Each entry of ``models``:
 | ``latency_ms`` | object | ``{"full": S, "step": S}``: one full-sequence call, one streaming step (state carried from the previous call, reset after the last step of the sequence; for a chunk model, one call of ``inputs.steps_per_call`` steps divided by that number); either may be null. For ONNX files without metadata, ``full`` is one ``session.run`` |
 | ``torch_latency_ms`` | object / null | the same for the torch eager model (checkpoints only; a reference line, never in ratios) |
 | ``call_floor_ms`` | object / null | ``{"full": S, "step": S}``: the same calls, in the same run, on a graph with this model's inputs and outputs that only copies them (``runtime.latency.call_floor_model``): onnxruntime's fixed cost per call, which no compression removes; null when not measured (``call_floor`` off). Added in 1.1 |
-| ``ratio_to_baseline`` | object / null | ``{"p50", "p99", "step_p50", "step_p99"}``: this model's percentile / the baseline's, from the same interleaved run (null entries where either side was not measured); null for the baseline itself |
+| ``ratio_to_baseline`` | object / null | ``{"p50", "p99", "step_p50", "step_p99"}``: this model's percentile / the baseline's, from the same interleaved run (null entries where either side was not measured, and p50/p99 where the two were timed on sequences of different lengths: see ``notes``); null for the baseline itself |
 | ``samples_us`` | object | raw latencies in microseconds (0.1 us resolution), keys ``full``, ``step``, ``torch_full``, ``torch_step`` as measured, in round order |
 | ``notes`` | list[str] | what was not measured and why, and other caveats |
 

@@ -111,6 +111,17 @@ def test_baselines(tiny):
     assert r["models"][0]["ratio_to_baseline"]["p50"] > 0
 
 
+def test_a_baseline_timed_on_other_sequences_gives_no_full_sequence_ratio(tiny, tmp_path):
+    foreign = _strip_metadata(tiny["dense"], tmp_path / "foreign.onnx")
+    config = BenchConfig(runs=3, warmup=0, seq_len=9, accuracy=False, torch_reference=False)
+    base, e = bench([foreign], baseline=tiny["ckpt"], config=config)["models"]
+    assert (base["inputs"]["seq_len"], e["inputs"]["seq_len"]) == (6, 9)
+    assert e["ratio_to_baseline"]["p50"] is None and e["ratio_to_baseline"]["p99"] is None
+    assert any("timed on 9-step sequences, the baseline 'm.pt' on 6" in n for n in e["notes"])
+    [e] = bench([foreign], baseline=tiny["ckpt"], config=BenchConfig(**{**config.to_dict(), "seq_len": 6}))["models"][1:]
+    assert e["ratio_to_baseline"]["p50"] > 0 and not any("timed on" in n for n in e["notes"])
+
+
 def _strip_metadata(src, dst):
     model = onnx.load(str(src))
     del model.metadata_props[:]
