@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -477,6 +477,38 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     return model
 
 
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph stores: initializers, sparse ones, and node attributes (subgraphs too)."""
+    yield from graph.initializer
+    for sp in graph.sparse_initializer:
+        yield from (sp.values, sp.indices)
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                yield from _graph_tensors(g)
+
+
+def onnx_disk_bytes(path: Path) -> int:
+    """Bytes an ONNX model takes on disk: its file plus the external data files its tensors
+    name (each counted once). A file it cannot parse counts as its own size."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    size = path.stat().st_size
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # read_onnx reports what is wrong with it
+        return size
+    files = {ExternalDataInfo(t).location for t in _graph_tensors(model.graph) if uses_external_data(t)}
+    for name in files:
+        f = path.parent / name
+        if f.is_file():
+            size += f.stat().st_size
+    return size
+
+
 def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
     from onnx import numpy_helper
 
@@ -545,7 +577,7 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
             tmp.write_bytes(blob)
     except OSError as e:
         raise ExportError(f"Cannot write {dst}: {e.strerror or e}.") from None
-    return SparsifyResult(dst, src.stat().st_size, len(blob), len(result.graph.sparse_initializer),
+    return SparsifyResult(dst, onnx_disk_bytes(src), len(blob), len(result.graph.sparse_initializer),
                           len(result.graph.initializer) + len(result.graph.sparse_initializer),
                           stored_sparsity(result), loads)
 
@@ -602,7 +634,7 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
         else:
             other[prop.key] = prop.value
     return {
-        "path": str(p), "bytes": p.stat().st_size, "ir_version": model.ir_version,
+        "path": str(p), "bytes": onnx_disk_bytes(p), "ir_version": model.ir_version,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "inputs": [_value_info(v) for v in g.input if v.name not in stored],

@@ -180,6 +180,16 @@ def test_info_describes_an_exported_onnx_file(make_model, make_checkpoint, tmp_p
     assert d["ops"]["LSTM"] == 1 and d["int8"] == [] and d["bytes"] == (out / "m.sparse.onnx").stat().st_size
 
 
+def test_sizes_count_external_weights(make_model, tmp_path):
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(build_full_graph(make_model("lstm", (16,), 0.9)), str(path), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
+    on_disk = path.stat().st_size + (tmp_path / "ext.data").stat().st_size
+    assert json.loads(_run("info", path, "--json").stdout)["bytes"] == on_disk
+    r = _run("sparsify", path, "--out", tmp_path / "s.onnx")
+    assert f"{on_disk:,} -> {(tmp_path / 's.onnx').stat().st_size:,} bytes" in r.stdout
+
+
 def test_onnx_whose_external_weights_are_gone(make_model, tmp_path):
     path = tmp_path / "ext.onnx"
     onnx.save_model(build_full_graph(make_model("gru", (4,))), str(path), save_as_external_data=True,
