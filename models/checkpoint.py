@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from models.errors import CheckpointError
-from models.io import atomic_write_bytes, sha256_file
+from models.io import atomic_write_bytes, model_file_kind, sha256_file
 from models.sequence import ModelConfig, SequenceModel
 
 FORMAT = "rnncompress-checkpoint/1"
@@ -146,7 +146,9 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
 
 def _looks_like(p: Path) -> str:
     """A hint for a file that is not a checkpoint: what it probably is instead."""
-    hints = {".onnx": " (it is named like an ONNX model: `rnncompress info` and `bench` read those)",
+    if model_file_kind(p) == "onnx":
+        return " (it is an ONNX model: `rnncompress info`, `bench` and `sparsify` read those)"
+    hints = {
              ".json": " (a JSON file: reports go to `rnncompress check`)",
              ".toml": " (a TOML file: pipelines go to `rnncompress run`)"}
     return hints.get(p.suffix.lower(), "")

@@ -150,3 +150,21 @@ def check_writable_dir(path: str | os.PathLike,
     except OSError as e:
         raise error(f"Cannot create output directory {d}: {e.strerror}.") from None
     return d
+
+
+def model_file_kind(path: str | os.PathLike) -> str:
+    """"checkpoint" or "onnx": what a model file is, by its first bytes where they tell
+    (a torch checkpoint is a zip archive; an ONNX model starts with its IR version, protobuf
+    field 1), else by its extension (``.onnx``: ONNX). A renamed file is still read right."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    if head.startswith(b"PK\x03\x04"):
+        return "checkpoint"
+    if head[:1] == b"\x08":
+        return "onnx"
+    return "onnx" if p.suffix.lower() == ".onnx" else "checkpoint"
+

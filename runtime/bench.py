@@ -46,7 +46,7 @@ from exporters.verify import (
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
 from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError,
                            check_threads, param_error)
-from models.io import sha256_file
+from models.io import model_file_kind, sha256_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
 from models.tasks import Split, Task, evaluate, task_from_checkpoint
@@ -145,8 +145,9 @@ class BenchInput:
 
 
 def input_kind(path: Path) -> str:
-    """``.onnx`` files are ONNX models; anything else is read as a checkpoint."""
-    return "onnx" if Path(path).suffix.lower() == ".onnx" else "checkpoint"
+    """"onnx" or "checkpoint": by content where it tells, else ``.onnx`` files are ONNX
+    models and anything else is read as a checkpoint (``models.io.model_file_kind``)."""
+    return model_file_kind(path)
 
 
 def bench_inputs(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None) -> list[BenchInput]:

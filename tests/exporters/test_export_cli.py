@@ -213,7 +213,7 @@ def test_a_checkpoint_command_given_onnx_names_the_mix_up(make_model, tmp_path):
     model = tmp_path / "m.onnx"
     onnx.save(build_full_graph(make_model("lstm", (4,))), str(model))
     line = _one_error_line(_run("prune", model, "--out", tmp_path / "p.pt", "-q"))
-    assert "is not a torch checkpoint (it is named like an ONNX model" in line
+    assert "is not a torch checkpoint (it is an ONNX model" in line
 
 
 def test_int8_of_a_tiny_model_says_it_holds_nothing_int8(make_model, make_checkpoint, tmp_path):

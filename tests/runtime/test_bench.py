@@ -239,3 +239,22 @@ def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
     corrupt = _with_metadata(tiny["dense"], tmp_path / "corrupt.onnx", sparsity="{not json")
     with pytest.raises(ExportError, match="corrupt rnncompress metadata: rnncompress.sparsity is not JSON"):
         bench([corrupt], config=LATENCY_ONLY)
+
+
+def test_a_renamed_model_file_is_read_for_what_it_is(tiny, tmp_path):
+    """Content decides where it tells: an ONNX file named .bin, a checkpoint named .onnx."""
+    import shutil
+
+    from models.io import model_file_kind
+
+    onnx_bin, ckpt_onnx = tmp_path / "m.bin", tmp_path / "ckpt.onnx"
+    shutil.copy(tiny["dense"], onnx_bin)
+    shutil.copy(tiny["ckpt"], ckpt_onnx)
+    assert (model_file_kind(onnx_bin), model_file_kind(ckpt_onnx)) == ("onnx", "checkpoint")
+    r = bench([onnx_bin, ckpt_onnx], config=LATENCY_ONLY)
+    assert [e["kind"] for e in r["models"]] == ["onnx", "checkpoint"]
+    with pytest.raises(CheckpointError, match="it is an ONNX model"):
+        load_checkpoint(onnx_bin)
+    garbage = tmp_path / "x.onnx"
+    garbage.write_bytes(b"hello")
+    assert model_file_kind(garbage) == "onnx" and model_file_kind(tmp_path / "missing.pt") == "checkpoint"
