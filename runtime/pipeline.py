@@ -16,6 +16,8 @@ writes into when it writes, so a refused or failed run leaves no empty folders b
 Layout of the output directory::
 
     manifest.json
+    pipeline.toml             the resolved pipeline the folder was made with (every default
+                              filled in): `rnncompress run pipeline.toml --out DIR` remakes it
     model/trained.pt          train
     model/pruned.pt           prune  (when the pipeline has a [prune] table)
     model/prune.json          prune  (neurons before/after per layer, parameters, metric)
@@ -40,12 +42,13 @@ from compressor.prune import prune_checkpoint
 from compressor.training import check_resumable, model_config_for, resume_training, train_new
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
 from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
-from models.io import atomic_write_text, probe_writable_dir, sha256_file
+from models.io import atomic_write_text, probe_writable_dir, same_file, sha256_file
 from models.progress import SILENT, Progress
 from models.tasks import make_task, task_from_checkpoint
-from runtime.pipeline_config import Pipeline, is_benched_export
+from runtime.pipeline_config import Pipeline, is_benched_export, resolved_toml
 
 MANIFEST = "manifest.json"
+PIPELINE_FILE = "pipeline.toml"
 MANIFEST_SCHEMA = "rnncompress-manifest/1"
 STAGES = ("train", "prune", "export", "bench", "check")
 
@@ -77,9 +80,13 @@ class PipelineResult:
 
 
 class Manifest:
-    def __init__(self, out_dir: Path):
+    """``manifest.json``: every stage's input hash, settings and outputs. Given the resolved
+    pipeline (``resolved``), each save also writes it as ``pipeline.toml`` and lists it."""
+
+    def __init__(self, out_dir: Path, resolved: str | None = None):
         self.path = out_dir / MANIFEST
         self.out_dir = out_dir
+        self.resolved = resolved  # None: pipeline.toml is not written (it is this run's input)
         self.data: dict[str, Any] = {"schema": MANIFEST_SCHEMA, "stages": {}}
         if self.path.exists():
             try:
@@ -120,11 +127,18 @@ class Manifest:
         self.save()
 
     def files(self) -> list[str]:
-        """Every file the recorded stages wrote, relative to the output directory."""
-        return [f["file"] for rec in self.data["stages"].values() for f in rec.get("outputs", [])]
+        """Every file the recorded stages wrote (and ``pipeline.toml``), relative to the output directory."""
+        config = [self.data["pipeline"]["file"]] if "pipeline" in self.data else []
+        return config + [f["file"] for rec in self.data["stages"].values() for f in rec.get("outputs", [])]
 
     def save(self) -> None:
         self.data["rnncompress"] = package_version()
+        config = self.out_dir / PIPELINE_FILE
+        if self.resolved is not None:
+            atomic_write_text(config, self.resolved)
+        if config.is_file():
+            self.data["pipeline"] = {"file": PIPELINE_FILE, "bytes": config.stat().st_size,
+                                     "sha256": sha256_file(config)}
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
 
 
@@ -342,7 +356,10 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
     result = PipelineResult(out_dir, stages)
     if dry_run:
         return result
-    manifest = Manifest(out_dir)
+    resolved = (f"# The pipeline this folder was made with, every default filled in (rnncompress {package_version()})."
+                "\n# rnncompress run pipeline.toml --out DIR makes the same artifacts in DIR.\n\n" + resolved_toml(p))
+    # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.
+    manifest = Manifest(out_dir, None if same_file(p.source, out_dir / PIPELINE_FILE) else resolved)
     runners = {"train": _train, "prune": _prune, "export": _export, "bench": _bench, "check": _check}
     for s in stages:
         # Recompute: an earlier stage may have just rewritten this stage's inputs.

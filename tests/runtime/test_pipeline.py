@@ -3,6 +3,7 @@ changed ones rerun; an interrupted run resumes to the uninterrupted result."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -135,8 +136,28 @@ def test_manifest_lists_every_artifact(first_run) -> None:
     assert manifest["stages"]["check"]["passed"] is True
     # Every file in the folder is in the manifest (plots included), and nothing else.
     on_disk = {f.relative_to(out).as_posix() for f in out.rglob("*") if f.is_file()} - {"manifest.json"}
-    assert on_disk == set(files)
+    assert on_disk == set(files) | {"pipeline.toml"}
+    assert manifest["pipeline"]["file"] == "pipeline.toml"
+    assert manifest["pipeline"]["sha256"] == hashlib.sha256((out / "pipeline.toml").read_bytes()).hexdigest()
     assert {"model/prune.json", "model/pruning.png", "bench/latency_full.png"} <= on_disk
+
+
+def test_the_folder_keeps_the_pipeline_that_made_it(first_run, tmp_path: Path) -> None:
+    """pipeline.toml, run into a copy of the folder, plans the same stages and skips them all."""
+    out, _ = first_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    kept = load_pipeline(copy / "pipeline.toml")
+    assert resolved_toml(kept) == resolved_toml(parse_pipeline(TINY, "<t>"))
+    assert [s.action for s in plan_pipeline(kept, copy)] == ["skip"] * 4 + ["run"]  # check always runs
+    # Run from the folder's own file, edited: it is an input, so it stays as the user left it.
+    edited = (copy / "pipeline.toml").read_text().replace("max_size_kb = 1000", "max_size_kb = 900  # tighter")
+    assert "# tighter" in edited
+    (copy / "pipeline.toml").write_text(edited)
+    run_pipeline(load_pipeline(copy / "pipeline.toml"), copy)
+    assert (copy / "pipeline.toml").read_text() == edited
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["pipeline"]["sha256"] == hashlib.sha256(edited.encode()).hexdigest()
 
 
 def test_prune_report_matches_the_pruned_checkpoint(first_run) -> None:
@@ -207,10 +228,10 @@ def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Pa
     # to the uninterrupted run's.
     def artifacts(d: Path) -> dict[str, bytes]:
         return {f.relative_to(d).as_posix(): f.read_bytes() for f in d.rglob("*")
-                if f.is_file() and f.parts[len(d.parts)] in ("model", "onnx")}
+                if f.is_file() and f.parts[len(d.parts)] in ("model", "onnx", "pipeline.toml")}
 
     assert artifacts(out) == artifacts(reference)
-    assert "model/pruning.png" in artifacts(out)
+    assert {"model/pruning.png", "pipeline.toml"} <= set(artifacts(out))
 
 
 def test_a_finished_model_without_manifest_is_not_called_a_resume(first_run, tmp_path: Path) -> None:
