@@ -42,7 +42,9 @@ def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool, thread
 
     Relative paths in PIPELINE.toml are relative to the file. The inputs (task data,
     [prune] teachers, a writable --out) are checked before any work, also with --dry-run;
-    a refused run leaves --out as it was.
+    a refused run leaves --out as it was. The folder keeps pipeline.toml (this pipeline
+    with every default filled in: running it remakes the folder) and manifest.json (every
+    file with its sha256 and the stage that wrote it).
 
     Prints the plan, the benchmark table (the plots are named, not shown), the budget
     table and the artifacts line; with -q only the budget table, the verdict and the
