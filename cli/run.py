@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.check import results_table, verdict
-from cli.common import fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
+from cli.common import CliError, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import Manifest, run_pipeline
 from runtime.pipeline_config import load_pipeline, parse_pipeline, resolved_toml
@@ -21,16 +21,17 @@ def _print_plan(stages) -> None:
 
 @click.command()
 @click.argument("pipeline", type=click.Path(path_type=Path), required=False)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Output directory: artifacts, manifest.json, report. Rerunning into the same directory "
-                   "skips unchanged stages and resumes an interrupted training run.")
+@click.option("--out", "out_dir", type=click.Path(), required=True,
+              help="Output directory: artifacts, manifest.json, report. New or empty, or one an earlier "
+                   "run wrote: rerunning into it skips unchanged stages and resumes an interrupted training run "
+                   "(a folder of other files is refused, so nothing of yours is written over).")
 @click.option("--dry-run", is_flag=True, help="Check the inputs, print the plan (what runs, what is skipped, "
                                               "why) and the resolved settings (every default filled in, as "
                                               "TOML that runs the same pipeline), and stop.")
 @threads_option
 @quiet_option
 @handle_errors
-def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool, threads: int) -> None:
+def run(pipeline: Path | None, out_dir: str, dry_run: bool, quiet: bool, threads: int) -> None:
     """Run train -> prune -> export -> bench -> check from PIPELINE.toml.
 
     Without PIPELINE, runs the embedded default: a synthetic navigation task (no download),
@@ -58,6 +59,9 @@ def run(pipeline: Path | None, out_dir: Path, dry_run: bool, quiet: bool, thread
       rnncompress run --out runs/default
       rnncompress run examples/smnist_lstm.toml --out runs/smnist --dry-run
     """
+    if not out_dir.strip():
+        raise CliError("--out must name a directory; got an empty path.")
+    out_dir = Path(out_dir)
     set_threads(threads)
     if pipeline is None:
         p = parse_pipeline(DEFAULT_PIPELINE, "<embedded default>")

@@ -157,15 +157,31 @@ def export_files(p: Pipeline) -> list[tuple[str, Any]]:
     return files
 
 
+def _refuse_foreign_folder(out_dir: Path) -> None:
+    """A folder without a manifest is ours to fill only when it is empty or holds nothing but
+    the checkpoint of a first run interrupted in training: anything else may be the user's,
+    and a stage would write over it."""
+    if not out_dir.is_dir() or (out_dir / MANIFEST).exists():
+        return
+    theirs = sorted(f.relative_to(out_dir).as_posix() for f in out_dir.rglob("*")
+                    if not f.is_dir() and f.relative_to(out_dir).as_posix() != "model/trained.pt")
+    if theirs:
+        shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+        raise ConfigError(f"--out {out_dir} already holds files ({shown}) but no {MANIFEST} of an earlier run; "
+                          "choose a new or empty directory.")
+
+
 def check_inputs(p: Pipeline, out_dir: Path) -> None:
     """Refuse a run that cannot complete before any work, creating nothing: ``out_dir``
-    cannot be created or written, the task's data is missing, or a [prune] teacher is
-    missing or not a checkpoint. (A foreign manifest is refused by ``Manifest``.)
+    cannot be created or written or holds files no earlier run wrote, the task's data is
+    missing, or a [prune] teacher is missing or not a checkpoint. (A foreign manifest is
+    refused by ``Manifest``.)
 
     Raises:
         ConfigError, DataError, CheckpointError: one line naming the path.
     """
     probe_writable_dir(out_dir, ConfigError)
+    _refuse_foreign_folder(out_dir)
     data = p.task["params"].get("data")
     if data is not None and not (data and Path(data).exists()):
         # The task's own message for missing data: load() raises it before reading anything.

@@ -376,6 +376,20 @@ def test_bad_inputs_are_refused_before_anything_is_created(tmp_path: Path) -> No
             assert "Traceback" not in r.output and _tree(tmp_path) == before, (name, dry)
 
 
+def test_a_folder_of_other_files_is_refused_untouched(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    out = tmp_path / "mine"
+    (out / "bench").mkdir(parents=True)
+    (out / "bench/report.json").write_text('{"mine": 1}')
+    for args in ([], ["--dry-run"]):
+        r = run(["run", str(cfg), "--out", str(out), "-q", *args])
+        assert_one_line_error(r, match="already holds files (bench/report.json) but no manifest.json")
+    assert sorted(f.name for f in out.rglob("*")) == ["bench", "report.json"]
+    assert (out / "bench/report.json").read_text() == '{"mine": 1}'
+    assert_one_line_error(run(["run", str(cfg), "--out", "", "-q"]), match="--out must name a directory")
+
+
 def test_a_run_failing_in_a_stage_leaves_no_empty_folders(tmp_path: Path) -> None:
     (tmp_path / "my_data.npz").write_bytes(b"not an npz")  # exists: only loading it fails
     cfg = tmp_path / "p.toml"
