@@ -68,7 +68,8 @@ def _count(n: int) -> str:
               help="Full-sequence p99 latency in ms (per-step for step-only models). Machine-dependent.")
 @click.option("--max-latency-ratio", type=float, default=None,
               help="Full-sequence p50 latency / the baseline's, from the same interleaved run (per-step for "
-                   "step-only models). The robust gate on noisy CI machines.")
+                   "step-only models: step and chunk files, which have no full-sequence latency). The robust gate on "
+                   "noisy CI machines.")
 @click.option("--max-step-latency-ratio", type=float, default=None,
               help="Per-step (streaming) p50 latency / the baseline's, same run. Small models are bound by "
                    "onnxruntime's per-call overhead, so this ratio falls less than the full-sequence one.")

@@ -8,7 +8,7 @@ What each budget compares (measured <= limit unless said otherwise):
 | budget | measured |
 |---|---|
 | ``max_p50_ms`` / ``max_p99_ms`` | the model's full-sequence p50 / p99 in ms; its per-step one when only the step model was measured (ONNX step files). Machine-dependent. |
-| ``max_latency_ratio`` | full-sequence p50 / the baseline's, from the same interleaved run (the per-step ratio for step-only models). The robust gate on noisy CI machines. |
+| ``max_latency_ratio`` | full-sequence p50 / the baseline's, from the same interleaved run (the per-step ratio for step-only models: step and chunk files, which have no full-sequence latency). The robust gate on noisy CI machines. |
 | ``max_step_latency_ratio`` | per-step (streaming) p50 / the baseline's, same run. At small hidden sizes a step is dominated by onnxruntime's fixed call overhead, so this ratio shrinks far less than the full-sequence one. |
 | ``min_metric`` | the onnxruntime metric must be no worse than the limit: metric >= limit for higher-is-better metrics (accuracy), metric <= limit for lower-is-better ones (mse, bpc, position error). The table shows the direction. |
 | ``max_metric_drop`` | how much worse the model's onnxruntime metric is than the baseline's, in the metric's units (accuracy is a fraction: 0.01 = one point): baseline - model for higher-is-better, model - baseline for lower-is-better. Negative = better than the baseline. |
@@ -124,16 +124,23 @@ def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> Budge
         raise _NotApplicable(budget, e["name"], "it is the baseline the ratios are relative to (choose other "
                                                 "models with --model).")
     r = e["ratio_to_baseline"] or {}
+    step_only = not (e.get("latency_ms") or {}).get("full")
     if budget == "max_step_latency_ratio":
-        keys = [("step_p50", "per-step p50 / baseline")]
-    else:  # full sequence; a step-only model (an ONNX step file) has only its per-step ratio
-        keys = [("p50", "full-sequence p50 / baseline"), ("step_p50", "per-step p50 / baseline")]
-    for key, what in keys:
-        if r.get(key) is not None:
-            return _result(e["name"], budget, limit, r[key], "<=", what, f"vs {baseline}")
-    kind = "per-step" if budget == "max_step_latency_ratio" else "latency"
-    raise _NotApplicable(budget, e["name"], f"it has no {kind} ratio to the baseline {baseline!r} (measured "
-                                            "with --no-step, or of a different kind).")
+        key, what = "step_p50", "per-step p50 / baseline"
+    elif step_only:  # an ONNX step or chunk file: its per-step ratio is its only one
+        key, what = "step_p50", "per-step p50 / baseline"
+    else:
+        key, what = "p50", "full-sequence p50 / baseline"
+    if r.get(key) is not None:
+        return _result(e["name"], budget, limit, r[key], "<=", what, f"vs {baseline}")
+    kind = "per-step" if key == "step_p50" else "full-sequence"
+    why = next((n for n in e.get("notes", []) if "ratio" in n), None)  # bench says why, when it knows
+    if why is None and key == "step_p50":
+        why = ("its step model was not measured (--no-step)" if not (e.get("latency_ms") or {}).get("step")
+               else "the baseline has no per-step latency (measured with --no-step, or a file without a step model)")
+    elif why is None:
+        why = "the baseline has no full-sequence latency (a step model)"
+    raise _NotApplicable(budget, e["name"], f"it has no {kind} ratio to the baseline {baseline!r}: {why}.")
 
 
 def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
