@@ -191,9 +191,12 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
             raise DataError(f"{p.source}: [task] data: {e}") from None
     for teacher in p.teachers:
         try:
-            load_checkpoint(teacher)
+            theirs = load_checkpoint(teacher).task.get("name")
         except CheckpointError as e:
             raise CheckpointError(f"{p.source}: [prune] teachers: {e}") from None
+        if theirs != p.task["name"]:
+            raise ConfigError(f"{p.source}: [prune] teachers: {teacher} was trained on task {theirs!r}, this "
+                              f"pipeline's is {p.task['name']!r}: a teacher must solve the same task.")
 
 
 def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:

@@ -236,6 +236,9 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if "keep" in pr:
             pr["keep"] = _build("prune", "keep", loc, parse_keep, pr["keep"])
         prune = _build("prune", None, loc, PruneConfig, **pr)
+        if isinstance(prune.keep, int) and prune.keep > model["hidden"]:
+            raise loc.error("prune", "keep", f"must be at most [model] hidden ({model['hidden']}) neurons; "
+                                             f"got {prune.keep}.")
         if teachers and not prune.distill > 0:
             raise loc.error("prune", "teachers", "further teachers are only used by distillation: set distill > 0.")
 

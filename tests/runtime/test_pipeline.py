@@ -95,6 +95,7 @@ def test_the_navigation_example_is_the_embedded_default() -> None:
     (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "step", "int8"]\nint8_float_below = -1'),
      "<t>:25: [export] int8_float_below: The 'int8_float_below' parameter must be an int >= 0"),
     (("[train]", "[train\n"), "invalid TOML"),
+    (("keep = 0.5", "keep = 100"), "<t>:20: [prune] keep: must be at most [model] hidden (12) neurons; got 100."),
 ])
 def test_bad_config_names_the_line(edit, match: str) -> None:
     text = TINY.replace(*edit)
@@ -332,6 +333,21 @@ def test_relative_paths_mean_the_same_from_any_working_directory(tmp_path: Path,
     again = plan_pipeline(load_pipeline("p.toml"), Path("out"))
     assert [s.action for s in again] == ["skip", "skip", "skip", "skip", "run"]
     assert run(["run", "p.toml", "--out", "out", "--dry-run"]).stdout.count("inputs and outputs unchanged") == 4
+
+
+def test_a_teacher_of_another_task_is_refused_before_any_work(first_run, tmp_path: Path) -> None:
+    from models.checkpoint import save_checkpoint
+
+    other = load_checkpoint(first_run[0] / "model/trained.pt")
+    other.task = {**other.task, "name": "navigation"}
+    save_checkpoint(tmp_path / "teacher.pt", other)
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["teacher.pt"]'))
+    for args in (["--dry-run"], []):
+        r = run(["run", str(cfg), "--out", str(tmp_path / "out"), *args])
+        assert_one_line_error(r, match="[prune] teachers: " + str(tmp_path / "teacher.pt") +
+                              " was trained on task 'navigation', this pipeline's is 'adding'")
+    assert not (tmp_path / "out").exists()
 
 
 def _bad_inputs(tmp_path: Path) -> list[tuple[str, list[str], str]]:
