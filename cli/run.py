@@ -27,7 +27,8 @@ def _print_plan(stages) -> None:
                    "(a folder of other files is refused, so nothing of yours is written over).")
 @click.option("--dry-run", is_flag=True, help="Check the inputs, print the plan (what runs, what is skipped, "
                                               "why) and the resolved settings (every default filled in, as "
-                                              "TOML that runs the same pipeline), and stop.")
+                                              "TOML that runs the same pipeline), and stop. With -q only the "
+                                              "TOML: `--dry-run -q > pinned.toml`.")
 @threads_option
 @quiet_option
 @handle_errors
@@ -49,7 +50,7 @@ def run(pipeline: Path | None, out_dir: str, dry_run: bool, quiet: bool, threads
 
     Prints the plan, the benchmark table (the plots are named, not shown), the budget
     table and the artifacts line; with -q only the budget table, the verdict and the
-    artifacts line.
+    artifacts line (with --dry-run -q: only the resolved pipeline, as TOML).
 
     Exit codes: 0 done and every budget holds; 1 a budget is broken; 2 bad input (the TOML
     error names the line and key); 3 an export failed verification.
@@ -73,11 +74,11 @@ def run(pipeline: Path | None, out_dir: str, dry_run: bool, quiet: bool, threads
         click.echo(f"pipeline: {p.name} -> {out_dir}")
         _print_plan(stages)
 
-    on_plan = show_plan if dry_run or not quiet else None
+    on_plan = show_plan if not quiet else None
     result = run_pipeline(p, out_dir, progress_for(quiet), dry_run=dry_run, on_plan=on_plan)
-    if dry_run:
-        click.echo("\n# resolved settings: every default filled in, paths absolute; saved as a .toml file it "
-                   "runs this same pipeline\n" + resolved_toml(p).rstrip())
+    if dry_run:  # with -q the TOML alone, so `run --dry-run -q > resolved.toml` saves a pipeline
+        click.echo(("" if quiet else "\n") + "# resolved settings: every default filled in, paths absolute "
+                   "(`run --dry-run -q` prints this alone: a pipeline file)\n" + resolved_toml(p).rstrip())
         return
     sections = []
     if result.report is not None and not quiet:

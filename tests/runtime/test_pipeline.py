@@ -278,6 +278,10 @@ def test_dry_run_prints_the_resolved_settings(tmp_path: Path) -> None:
     resolved = r.stdout[r.stdout.index("# resolved settings"):]
     assert "warmup = 1" in resolved and "prune_mode = " in resolved  # given, and defaulted
     assert parse_pipeline(resolved).train == parse_pipeline(TINY).train
+    # -q: the TOML alone, a pipeline file as it is
+    quiet = run(["run", str(cfg), "--out", str(tmp_path / "out"), "--dry-run", "-q"])
+    assert quiet.exit_code == 0 and quiet.stdout.startswith("# resolved settings")
+    assert resolved_toml(parse_pipeline(quiet.stdout)) == resolved_toml(parse_pipeline(TINY, "p.toml"))
 
 
 def test_cli_bad_inputs(tmp_path: Path) -> None:
