@@ -31,6 +31,8 @@ OUT_OF_MEMORY = "out of memory; try a smaller model, --batch-size, sequence leng
 
 
 _PARAMETER = re.compile(r"^The '(\w+)' parameter ")
+# ctx.meta key: {library parameter name: option} for a command whose options are named otherwise.
+PARAMETER_OPTIONS = "rnncompress.parameter_options"
 
 
 def _in_cli_terms(message: str) -> str:
@@ -40,6 +42,9 @@ def _in_cli_terms(message: str) -> str:
     ctx = click.get_current_context(silent=True)
     if m is None or ctx is None:
         return message
+    renamed = ctx.meta.get(PARAMETER_OPTIONS, {})  # a command's options named unlike their parameters
+    if m.group(1) in renamed:
+        return f"{renamed[m.group(1)]} " + message[m.end():]
     for p in ctx.command.params:
         if isinstance(p, click.Option) and (p.name == m.group(1) or "--" + m.group(1).replace("_", "-") in p.opts):
             return f"{max(p.opts, key=len)} " + message[m.end():]

@@ -12,6 +12,7 @@ from cli.common import (CliError, data_option, echo_json, explicit_options, fmt_
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint
+from models.errors import DataError
 from models.io import check_output_file
 from models.tasks import task_from_checkpoint
 
@@ -98,9 +99,10 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
         refuse_inapplicable(ctx, ["thresholds"], "--variant continuous")
     if len(explicit_options(ctx, ["quantile", "threshold"])) == 2:
         raise CliError("--threshold (absolute) replaces --quantile; give one of them.")
+    ckpt = load_checkpoint(checkpoint)  # the input first: a missing one is the error to report
     check_output_file(out, "--out", [checkpoint, *teachers], force)
     if plot is not None:
-        check_output_file(plot, "--plot", [checkpoint, *teachers, out], force)
+        check_output_file(plot, "--plot", [checkpoint, *teachers], force, outputs={"--out": out})
         if plot.suffix.lower() != ".png":
             raise CliError(f"--plot {plot} must be a .png file name.")
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
@@ -110,10 +112,13 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
                          finetune_lr=o["finetune_lr"], distill=o["distill"],
                          distill_temperature=o["distill_temperature"], release_masks=o["release_masks"],
                          finetune_strength=o["finetune_strength"], seed=o["seed"])
-    ckpt = load_checkpoint(checkpoint)
     note_unfinished(ckpt)
     task = task_from_checkpoint(ckpt.task, o["data"])
-    data = task.load()
+    try:
+        data = task.load()
+    except DataError as e:
+        hint = "" if o["data"] is not None else "; pass --data PATH if the data moved"
+        raise DataError(f"{str(e).rstrip('.')}{hint}.") from None
     further = tuple(load_checkpoint(t) for t in teachers)
     result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further)
     rep = result.report

@@ -9,7 +9,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from cli.common import CliError, explicit_options, handle_errors, progress_for, quiet_option, set_threads, threads_option
+from cli.common import (PARAMETER_OPTIONS, CliError, explicit_options, handle_errors, progress_for, quiet_option,
+                        set_threads, threads_option)
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import INHIBITORS, ModuliConfig
 from compressor.training import TrainConfig, check_resumable, model_config_for, resume_training, train_new
@@ -31,6 +32,9 @@ TASK_OPTIONS: dict[str, dict[str, str]] = {
 
 def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
+    # Errors about a task parameter name the option that set it (limit_chars -> --limit).
+    ctx.meta[PARAMETER_OPTIONS] = {per_task[task]: "--" + option.replace("_", "-")
+                                   for option, per_task in TASK_OPTIONS.items() if task in per_task}
     for option, per_task in TASK_OPTIONS.items():
         if ctx.get_parameter_source(option) != ParameterSource.COMMANDLINE:
             continue

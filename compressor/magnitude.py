@@ -43,8 +43,10 @@ class PruneSchedule:
             raise param_error("prune_mode", f"one of {list(MODES)}", self.mode)
         if self.scope not in SCOPES:
             raise param_error("prune_scope", f"one of {list(SCOPES)}", self.scope)
-        if not 0.0 <= self.start < self.end <= 1.0:
-            raise param_error("prune_start/prune_end", "0 <= start < end <= 1", (self.start, self.end))
+        if not 0.0 <= self.start < 1.0:
+            raise param_error("prune_start", "a fraction of training in [0, 1)", self.start)
+        if not self.start < self.end <= 1.0:
+            raise param_error("prune_end", f"a fraction of training in (prune_start = {self.start:g}, 1]", self.end)
         if self.every < 0:
             raise param_error("prune_every", "an int >= 0", self.every)
 

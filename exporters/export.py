@@ -170,10 +170,12 @@ class ExportOptions:
             raise param_error("atol", "a positive float", self.atol)
         if not (self.rtol >= 0 and np.isfinite(self.rtol)):
             raise param_error("rtol", "a float >= 0", self.rtol)
-        for name in ("accuracy_points", "relative", "random_rel_rms"):
+        # Named as the export command's options: --int8-accuracy-drop, --int8-relative.
+        for name, option in (("accuracy_points", "int8_accuracy_drop"), ("relative", "int8_relative"),
+                             ("random_rel_rms", "int8_random_rel_rms")):
             v = getattr(self.int8, name)
             if not (v >= 0 and np.isfinite(v)):
-                raise param_error(f"int8 {name.replace('_', ' ')} tolerance", "a float >= 0", v)
+                raise param_error(option, "a finite float >= 0 (a tolerance)", v)
         if not 0.0 <= self.min_gain < 1.0:
             raise param_error("min_gain", "a float in [0, 1)", self.min_gain)
         check_float_below("int8_float_below", self.int8_float_below)
@@ -300,10 +302,16 @@ def load_test_split(ckpt: Checkpoint, data: str | None = None) -> tuple[Task, Sp
 
     Raises:
         DataError: the task cannot be rebuilt or its data cannot be loaded.
+        ConfigError: ``data`` given for a task that generates its data.
     """
     hint = "pass --data PATH if the data moved, or --verify-data random to verify on random inputs only"
     try:
-        task = task_from_checkpoint(ckpt.task, data)
+        task = task_from_checkpoint(ckpt.task)
+    except RnnCompressError as e:
+        raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
+    if data is not None:
+        task = task.with_data(data)  # its own error: --data does not apply to a generated task
+    try:
         loaded = task.load()
     except RnnCompressError as e:
         raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
@@ -550,9 +558,9 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
         ExportError: the input is not a valid ONNX model, or the output cannot be written.
     """
     src, dst = Path(in_path), Path(out_path)
-    check_output_file(dst, "--out", [src], force, ConfigError)
     sparsify = SparsifyInitializers(min_gain)
-    model = read_onnx(src)
+    model = read_onnx(src)  # the input first: a missing one is the error to report
+    check_output_file(dst, "--out", [src], force, ConfigError)
     result, changed = sparsify(model)
     if changed:
         result = _mark_sparse(result)

@@ -107,15 +107,18 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str | os.PathLike | None] = (),
                       force: bool = False, error: type[RnnCompressError] = RnnCompressError,
-                      probe: bool = True) -> Path:
+                      probe: bool = True, outputs: dict[str, str | os.PathLike] | None = None) -> Path:
     """The rules for a file a command is about to write, checked before any slow work: it is
-    none of the command's ``inputs`` (never overwritten, even with ``force``), not a
-    directory, not an existing file unless ``force``, and (``probe``) its directory exists
-    and accepts files."""
+    none of the command's ``inputs`` (never overwritten, even with ``force``) nor of its other
+    ``outputs`` (option -> path), not a directory, not an existing file unless ``force``, and
+    (``probe``) its directory exists and accepts files."""
     p = Path(path)
     for source in inputs:
         if source is not None and same_file(p, source):
             raise error(f"{option} {p} is one of the inputs; inputs are never overwritten, choose another path.")
+    for other, target in (outputs or {}).items():
+        if same_file(p, target):
+            raise error(f"{option} {p} is also {other}; give each output its own path.")
     if probe:
         probe_writable_file(p, option, error)
     elif p.is_dir():

@@ -208,7 +208,12 @@ class _TaskCache:
         key = json.dumps(task_dict, sort_keys=True, default=str)
         if key not in self._cache:
             try:
-                task = task_from_checkpoint(task_dict, self._data)
+                task = task_from_checkpoint(task_dict)
+            except RnnCompressError as e:
+                raise DataError(f"Cannot rebuild the task of {source}: {str(e).rstrip('.')}.") from None
+            if self._data is not None:
+                task = task.with_data(self._data)  # its own error: --data does not apply to a generated task
+            try:
                 data = task.load()
             except RnnCompressError as e:
                 raise DataError(f"Cannot load the test data of {source} (task "

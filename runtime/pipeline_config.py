@@ -139,7 +139,8 @@ def _check_types(doc: dict[str, Any], loc: _Locator) -> None:
             types = allowed[key]
             ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
             if not ok:
-                names = " or ".join("number" if t in NUM and types == NUM else t.__name__ for t in dict.fromkeys(types))
+                kinds = ["number"] if types == NUM else [t.__name__ for t in types]
+                names = " or ".join(dict.fromkeys(kinds))
                 raise loc.error(table, key, f"must be {names}; got {v!r}.")
 
 
@@ -322,6 +323,8 @@ def resolved_toml(p: Pipeline) -> str:
 
 def load_pipeline(path: str | Path) -> Pipeline:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"Pipeline file {p} is a directory; give the .toml file.")
     if not p.is_file():
         raise ConfigError(f"Pipeline file {p} does not exist.")
     try:

@@ -62,14 +62,18 @@ class CharlmTask(Task):
         p = self.params
         if not p.data:
             raise DataError("Task 'charlm' needs a text file (--data FILE, UTF-8, .gz allowed).")
-        text = read_text(Path(p.data))
-        if p.limit_chars:
-            text = text[: p.limit_chars]
+        full = read_text(Path(p.data))
+        text = full[: p.limit_chars] if p.limit_chars else full
         vocab = sorted(set(text))
         n = len(text)
-        n_windows = (n - 1) // p.seq_len
+        n_windows = max(0, n - 1) // p.seq_len
         if n_windows < 10:
-            raise DataError(f"Text file {p.data} is too short: {n} characters give {n_windows} windows of {p.seq_len}.")
+            need = 10 * p.seq_len + 1
+            if p.limit_chars and p.limit_chars < need <= len(full):
+                raise param_error("limit_chars", f"at least {need} characters (10 windows of seq_len "
+                                                 f"{p.seq_len}, + 1), or 0 for the whole file", p.limit_chars)
+            raise DataError(f"Text file {p.data} is too short: {n} characters give {n_windows} windows of "
+                            f"{p.seq_len} characters; at least 10 are needed ({need} characters).")
         index = {c: i for i, c in enumerate(vocab)}
         ids = torch.tensor([index[c] for c in text[: n_windows * p.seq_len + 1]], dtype=torch.long)
         x = ids[:-1].view(n_windows, p.seq_len)

@@ -117,7 +117,9 @@ class SmnistTask(Task):
             x_train, y_train = x_train[: p.limit], y_train[: p.limit]
         val_size = p.val_size or max(1, len(x_train) // 12)
         if val_size >= len(x_train):
-            raise param_error("val_size", f"smaller than the {len(x_train)} training images", p.val_size)
+            if p.val_size:
+                raise param_error("val_size", f"smaller than the {len(x_train)} training images", p.val_size)
+            raise param_error("limit", "at least 2 images (one to train on, one to validate)", p.limit)
         train, val = split_off(Split(x_train, y_train), val_size, p.split_seed)
         test = Split(self._to_sequences(a["test_images"]), torch.from_numpy(a["test_labels"].astype(np.int64)))
         spec = ModelSpec(input_size=28, output_size=10, head="last")

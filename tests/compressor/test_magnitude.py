@@ -93,7 +93,7 @@ def test_ties_are_broken_deterministically() -> None:
     ({"sparsity": 1.0}, "'sparsity' parameter must be a float in \\[0, 1\\)"),
     ({"sparsity": -0.1}, "'sparsity' parameter"),
     ({"schedule": "exp"}, "'schedule' parameter"),
-    ({"start": 0.8, "end": 0.2}, "prune_start/prune_end"),
+    ({"start": 0.8, "end": 0.2}, "prune_end"),
 ])
 def test_bad_schedule(kwargs, match) -> None:
     with pytest.raises(Exception, match=match):
