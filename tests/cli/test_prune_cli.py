@@ -119,3 +119,13 @@ def test_nan_and_foreign_checkpoints(tmp_path: Path, trained: Path) -> None:
                                                                  "output_size": 1}, "state_dict": {}}, foreign)
     assert_one_line_error(run(["prune", str(foreign), "--out", str(out), "-q"]), match="invalid model config")
     assert not out.exists()
+
+
+def test_prune_names_the_missing_input_and_outputs_that_clash(trained: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "p.pt"
+    taken.write_bytes(b"mine")
+    r = run(["prune", str(tmp_path / "none.pt"), "--out", str(taken), "-q"])
+    assert_one_line_error(r, match="does not exist")
+    r = run(["prune", str(trained), "--out", str(tmp_path / "q.png"), "--plot", str(tmp_path / "q.png"), "-q"])
+    assert_one_line_error(r, match="--plot " + str(tmp_path / "q.png") + " is also --out")
+    assert taken.read_bytes() == b"mine" and not (tmp_path / "q.png").exists()

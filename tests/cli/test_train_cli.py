@@ -51,6 +51,8 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--cell", "lstm", "--nonlinearity", "relu"], "--nonlinearity applies to --cell rnn only"),
     (["--threads", "100000"], "--threads must be an int in [0, 256]"),
     (["--hidden", "100000000"], "out of memory"),
+    (["--prune-start", "0.8", "--prune-end", "0.2"], "--prune-end must be a fraction of training in (prune_start = "
+                                                     "0.8, 1]"),
 ])
 def test_bad_training_options(tmp_path: Path, args: list[str], match: str) -> None:
     out = tmp_path / "m.pt"
@@ -162,3 +164,16 @@ def test_data_path_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path.parent)
     info = json.loads(run(["info", str(out), "--json"]).stdout)
     assert info["task"]["params"]["data"] == str(mnist_dir)
+
+
+def test_a_limit_too_small_for_the_data_names_limit(tmp_path: Path, mnist_dir: Path) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh " * 300)
+    cases = [(["--task", "charlm", "--data", str(text), "--limit", "50"], "--limit must be at least 1001 characters"),
+             (["--task", "smnist", "--data", str(mnist_dir), "--limit", "1"], "--limit must be at least 2 images")]
+    for args, match in cases:
+        r = run(["train", *args, "--hidden", "4", "--epochs", "1", "-q", "--out", str(tmp_path / "m.pt")])
+        assert_one_line_error(r, match=match)
+    (tmp_path / "empty.txt").write_text("")
+    r = run(["train", "--task", "charlm", "--data", str(tmp_path / "empty.txt"), "-q", "--out", str(tmp_path / "m.pt")])
+    assert_one_line_error(r, match="0 characters give 0 windows of 100 characters; at least 10 are needed")

@@ -71,6 +71,18 @@ def test_bad_format_name(make_model, make_checkpoint, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args, match", [
+    (["--data", "/tmp"], "--data does not apply to task 'adding': it generates its data from a seed."),
+    (["--format", "int8", "--int8-accuracy-drop", "-1"], "--int8-accuracy-drop must be a finite float >= 0"),
+    (["--format", "int8", "--int8-relative", "nan"], "--int8-relative must be a finite float >= 0"),
+])
+def test_bad_option_names_the_option(make_model, make_checkpoint, tmp_path, args, match):
+    path = make_checkpoint(make_model("lstm", (4,), input_size=2))
+    line = _one_error_line(_run("export", path, *args, "--out-dir", tmp_path / "o"))
+    assert match in line, line
+    assert "--data PATH" not in line and not (tmp_path / "o").exists()
+
+
 def test_bad_out_dir(make_model, make_checkpoint, tmp_path):
     path = make_checkpoint(make_model("lstm", (4,)))
     blocker = tmp_path / "a-file"

@@ -90,7 +90,7 @@ def test_the_navigation_example_is_the_embedded_default() -> None:
     (("keep = 0.5", 'keep = "most"'), "<t>:20: [prune] keep:"),
     (("space = \"torus\"", "space = \"donut\""), "<t>:16: [train] space:"),
     (("samples = 200", "sampels = 200"), "has no parameter 'sampels'"),
-    (("max_size_kb = 1000", "max_size_kb = true"), "<t>:32: [check] max_size_kb: must be number"),
+    (("max_size_kb = 1000", "max_size_kb = true"), "<t>:32: [check] max_size_kb: must be number; got True."),
     (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "fp16"]'), "<t>:24: [export] formats:"),
     (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "step", "int8"]\nint8_float_below = -1'),
      "<t>:25: [export] int8_float_below: The 'int8_float_below' parameter must be an int >= 0"),
@@ -379,6 +379,7 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, list[str], str]]:
         ("teacher not a checkpoint", [str(not_ckpt), "--out", out], "[prune] teachers: Checkpoint"),
         ("out under a file", [str(cfg), "--out", str(tmp_path / "a_file/out")], "is not a directory"),
         ("out is a file", [str(cfg), "--out", str(tmp_path / "a_file")], "exists and is not a directory"),
+        ("pipeline is a directory", [str(tmp_path), "--out", out], "is a directory; give the .toml file"),
         ("foreign manifest", [str(cfg), "--out", str(tmp_path / "foreign")], "is not an rnncompress manifest"),
     ]
     if Path("/proc/self").is_dir():  # a directory root itself may not write to
