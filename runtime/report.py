@@ -137,18 +137,25 @@ def _check_model(e: dict[str, Any], where: str) -> None:
             s = lat.get(kind)
             if s is not None and (not isinstance(s, dict) or any(not _number(s.get(k)) for k in _SUMMARY)):
                 raise ReportError(f"{where} has a {key}.{kind} without numbers {list(_SUMMARY)}.")
+            bad = next((k for k in _SUMMARY if s is not None and s[k] < 0), None)
+            if bad is not None:
+                raise ReportError(f"{where} has {key}.{kind}.{bad} = {s[bad]!r} (a time or count >= 0 is expected).")
     ratio = e["ratio_to_baseline"]
     if ratio is not None:
         if not isinstance(ratio, dict):
             raise ReportError(f"{where} has a ratio_to_baseline that is not an object.")
         for k, v in ratio.items():
-            if v is not None and not _number(v):
-                raise ReportError(f"{where} has ratio_to_baseline.{k} = {v!r} (a number or null is expected).")
+            if v is not None and not (_number(v) and v >= 0):
+                raise ReportError(f"{where} has ratio_to_baseline.{k} = {v!r} (a number >= 0 or null is expected).")
     metric = e["metric"]
     if metric is not None:
-        if not isinstance(metric, dict) or not isinstance(metric.get("name"), str) \
-                or not isinstance(metric.get("higher_is_better"), bool):
-            raise ReportError(f"{where} has a metric without 'name' and 'higher_is_better'.")
+        if not isinstance(metric, dict):
+            raise ReportError(f"{where} has a metric that is not an object.")
+        if not isinstance(metric.get("name"), str):
+            raise ReportError(f"{where} has metric.name = {metric.get('name')!r} (a string is expected).")
+        if not isinstance(metric.get("higher_is_better"), bool):
+            raise ReportError(f"{where} has metric.higher_is_better = {metric.get('higher_is_better')!r} "
+                              "(true or false is expected).")
         for k in ("onnxruntime", "torch"):
             if metric.get(k) is not None and not _number(metric[k]):
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (a number or null is expected).")

@@ -116,6 +116,12 @@ def _mutate(report: dict, how: str) -> dict:
         r["models"][1]["size_bytes"] = -1
     elif how == "metric without direction":
         del r["models"][1]["metric"]["higher_is_better"]
+    elif how == "string direction":
+        r["models"][1]["metric"]["higher_is_better"] = "no"
+    elif how == "negative p50":
+        r["models"][1]["latency_ms"]["full"]["p50"] = -3
+    elif how == "negative ratio":
+        r["models"][1]["ratio_to_baseline"]["p50"] = -0.5
     return r
 
 
@@ -134,7 +140,10 @@ def _mutate(report: dict, how: str) -> dict:
     ("floor not an object", "has no call_floor_ms object"),
     ("string ratio", "ratio_to_baseline.p50 = '0.7'"),
     ("negative size", "size_bytes -1"),
-    ("metric without direction", "metric without 'name' and 'higher_is_better'"),
+    ("metric without direction", "metric.higher_is_better = None (true or false is expected)"),
+    ("string direction", "metric.higher_is_better = 'no' (true or false is expected)"),
+    ("negative p50", "latency_ms.full.p50 = -3 (a time or count >= 0 is expected)"),
+    ("negative ratio", "ratio_to_baseline.p50 = -0.5 (a number >= 0 or null is expected)"),
 ])
 def test_load_report_refuses(report, tmp_path, how, match):
     path = tmp_path / "report.json"
