@@ -21,7 +21,8 @@ from runtime.report import check_out_dir, markdown, write_report
 @click.option("--out-dir", type=click.Path(path_type=Path), required=True,
               help="Directory for report.json, report.md and the PNG plots (created if missing).")
 @click.option("--threads", type=int, default=BenchConfig.threads, show_default=True,
-              help="onnxruntime intra-op threads (and torch threads for the reference line).")
+              help="onnxruntime intra-op threads (and torch threads for the reference line), 1 to 256: "
+                   "latency is measured at a fixed count, so there is no 0 (library default) here.")
 @click.option("--runs", type=int, default=BenchConfig.runs, show_default=True,
               help="Timed rounds; each round calls every model once, in a seeded shuffled order "
                    "(p99 needs a few hundred).")

@@ -117,6 +117,8 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
     if not budgets.given():
         raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
     if junit is not None:
+        if not str(junit).strip() or str(junit) == ".":
+            raise CliError("--junit must name a file (got an empty path or '.').")
         check_junit_path(junit, [report], "--junit")
     results = check_report(load_report(report), budgets, list(models) or None)
     if junit is not None:

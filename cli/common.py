@@ -61,8 +61,10 @@ def handle_errors(fn: Callable) -> Callable:
         except RnnCompressError as e:
             raise CliError(_in_cli_terms(str(e)), e.exit_code) from None
         except KeyboardInterrupt:
-            click.echo("interrupted: files already written are complete and kept (train --resume and run continue "
-                       "where they stopped).", err=True)
+            ctx = click.get_current_context(silent=True)
+            resume = {"train": " (train --resume continues where it stopped)",
+                      "run": " (rerunning continues where it stopped)"}.get(ctx.info_name if ctx else "", "")
+            click.echo(f"interrupted: files already written are complete and kept{resume}.", err=True)
             sys.exit(130)
         except MemoryError:
             raise CliError(OUT_OF_MEMORY, 2) from None

@@ -98,7 +98,8 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
 @click.option("--permute-pixels", is_flag=True, default=False, help="smnist: fixed pixel permutation (psMNIST).")
 @click.option("--place-cells", type=int, default=None, help="navigation: number of place cells.")
 @click.option("--limit", type=int, default=None,
-              help="Use only the first N training images (smnist) or characters (charlm), for quick runs.")
+              help="Use only the first N training images (smnist) or characters (charlm), for quick runs "
+                   "(0: all).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Checkpoint file; written atomically after every epoch.")
 @click.option("--resume", is_flag=True,

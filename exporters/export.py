@@ -422,9 +422,9 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     check_finite(ckpt)
     variants = parse_formats(formats)
     out = Path(out_dir)
-    stem = name or (ckpt.path.stem if ckpt.path else "model")
-    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
-        raise param_error("name", "a file stem without path separators", stem)
+    stem = name if name is not None else (ckpt.path.stem if ckpt.path else "model")
+    if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith("."):
+        raise param_error("name", "a non-empty file stem without path separators", stem)
     targets = {v: out / v.filename(stem) for v in variants}
     probe_writable_dir(out, ExportError)  # before the (slow) verification
     for target in targets.values():

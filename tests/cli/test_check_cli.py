@@ -163,3 +163,8 @@ def test_bad_check_input(report, tmp_path, report_dict):
     for args, match in cases:
         assert_one_line_error(run(["check", *args]), code=2, match=match)
     assert report.read_bytes() == before
+
+
+def test_an_empty_junit_path_is_refused(report):
+    assert_one_line_error(run(["check", str(report), "--max-size-kb", "10", "--junit", ""]),
+                          match="--junit must name a file")

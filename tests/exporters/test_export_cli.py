@@ -242,3 +242,9 @@ def test_int8_of_a_tiny_model_says_it_holds_nothing_int8(make_model, make_checkp
     r = _run("export", make_checkpoint(make_model("lstm", (16,)), name="big"), "--format", "int8",
              "--out-dir", out, "-q")
     assert r.exit_code == 0 and "holds nothing int8" not in r.stdout
+
+
+def test_an_empty_name_is_refused(make_model, make_checkpoint, tmp_path):
+    path = make_checkpoint(make_model("lstm", (4,), input_size=2))
+    line = _one_error_line(_run("export", path, "--name", "", "--out-dir", tmp_path / "o"))
+    assert "--name must be a non-empty file stem" in line and not (tmp_path / "o").exists()
