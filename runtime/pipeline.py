@@ -188,14 +188,14 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
         try:
             make_task(p.task["name"], p.task["params"]).load()
         except DataError as e:
-            raise DataError(f"{p.source}: [task] data: {e}") from None
+            raise DataError(f"{p.where('task', 'data')}: {e}") from None
     for teacher in p.teachers:
         try:
             theirs = load_checkpoint(teacher).task.get("name")
         except CheckpointError as e:
-            raise CheckpointError(f"{p.source}: [prune] teachers: {e}") from None
+            raise CheckpointError(f"{p.where('prune', 'teachers')}: {e}") from None
         if theirs != p.task["name"]:
-            raise ConfigError(f"{p.source}: [prune] teachers: {teacher} was trained on task {theirs!r}, this "
+            raise ConfigError(f"{p.where('prune', 'teachers')}: {teacher} was trained on task {theirs!r}, this "
                               f"pipeline's is {p.task['name']!r}: a teacher must solve the same task.")
 
 

@@ -85,6 +85,12 @@ class Pipeline:
     check: dict[str, Any] | None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     teachers: tuple[str, ...] = ()  # [prune] teachers, absolute paths
+    # "table.key" -> "file:line: [table] key", for errors found after parsing (missing data).
+    locations: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def where(self, table: str, key: str) -> str:
+        """Where ``[table] key`` is written, to begin an error message with."""
+        return self.locations.get(f"{table}.{key}", f"{self.source}: [{table}] {key}")
 
 
 class _Locator:
@@ -113,11 +119,14 @@ class _Locator:
                 return i + 1
         return start + 1
 
-    def error(self, table: str, key: str | None, message: str) -> ConfigError:
+    def where(self, table: str, key: str | None) -> str:
+        """``file:line: [table] key``."""
         ln = self.line(table, key)
         where = f"{self.source}:{ln}" if ln else self.source
-        what = f"[{table}] {key}" if key else f"[{table}]"
-        return ConfigError(f"{where}: {what}: {message}")
+        return f"{where}: [{table}] {key}" if key else f"{where}: [{table}]"
+
+    def error(self, table: str, key: str | None, message: str) -> ConfigError:
+        return ConfigError(f"{self.where(table, key)}: {message}")
 
 
 def _check_types(doc: dict[str, Any], loc: _Locator) -> None:
@@ -274,6 +283,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     return Pipeline(
         name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,
         train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc, teachers=teachers,
+        locations={"task.data": loc.where("task", "data"), "prune.teachers": loc.where("prune", "teachers")},
     )
 
 

@@ -371,11 +371,11 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, list[str], str]]:
     (tmp_path / "foreign/manifest.json").write_text('{"name": "someone else\'s"}')
     out = str(tmp_path / "out")
     cases = [
-        ("missing data", [str(npz), "--out", out], f"npz.toml: [task] data: npz file {tmp_path / 'my_data.npz'} "
+        ("missing data", [str(npz), "--out", out], f"npz.toml:3: [task] data: npz file {tmp_path / 'my_data.npz'} "
                                                    "does not exist"),
         ("no data", [str(empty), "--out", out], "[task] data: Task 'npz' needs a data file"),
         ("missing teacher", [str(teacher), "--out", out],
-         f"teacher.toml: [prune] teachers: Checkpoint {tmp_path / 't/nope.pt'} does not exist"),
+         f"teacher.toml:22: [prune] teachers: Checkpoint {tmp_path / 't/nope.pt'} does not exist"),
         ("teacher not a checkpoint", [str(not_ckpt), "--out", out], "[prune] teachers: Checkpoint"),
         ("out under a file", [str(cfg), "--out", str(tmp_path / "a_file/out")], "is not a directory"),
         ("out is a file", [str(cfg), "--out", str(tmp_path / "a_file")], "exists and is not a directory"),
