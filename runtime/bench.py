@@ -493,7 +493,8 @@ def _check_files(inputs: list[BenchInput]) -> None:
             raise error(f"{what} {i.path} {'is not a file' if i.path.exists() else 'does not exist'}.")
 
 
-def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | None) -> tuple[list[BenchInput], str]:
+def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | None,
+                      baseline_name: str | None = None) -> tuple[list[BenchInput], str]:
     if baseline is None:
         first = next((i for i in inputs if i.kind == "checkpoint"), inputs[0])
         return inputs, first.name
@@ -502,7 +503,11 @@ def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | No
         if i.path.resolve() == path.resolve():
             return inputs, i.name
     names = {i.name for i in inputs}
-    name = path.name if path.name not in names else f"baseline:{path.name}"
+    name = baseline_name or path.name
+    if name in names:
+        if baseline_name:
+            raise param_error("baseline_name", "a name no other model has", baseline_name)
+        name = f"baseline:{path.name}"
     return [BenchInput(name, path, input_kind(path)), *inputs], name
 
 
@@ -523,7 +528,7 @@ def _note_incomparable(e: dict[str, Any], base: dict[str, Any]) -> bool:
 
 def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None = None,
           config: BenchConfig | None = None, names: Sequence[str] | None = None,
-          progress: Progress | None = None) -> dict[str, Any]:
+          progress: Progress | None = None, baseline_name: str | None = None) -> dict[str, Any]:
     """Measure latency, size and accuracy of checkpoints and ONNX files in onnxruntime.
 
     Args:
@@ -532,7 +537,7 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
             the same interleaved loop). Default: the dense model of the first checkpoint
             in ``paths``, or the first path when there is none. A baseline that is one of
             ``paths`` is that entry; otherwise it is added as an extra model, named after
-            its file (prefixed ``baseline:`` if that name is taken).
+            its file (prefixed ``baseline:`` if that name is taken) or ``baseline_name``.
         config: measurement settings (``BenchConfig()``).
         names: report names, one per path (default: the file names).
         progress: progress messages and bars (default silent).
@@ -552,7 +557,7 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     config = config or BenchConfig()
     progress = progress or SILENT
     inputs = bench_inputs(paths, names)
-    inputs, baseline_name = _resolve_baseline(inputs, baseline)
+    inputs, baseline_name = _resolve_baseline(inputs, baseline, baseline_name)
     _check_files(inputs)
     tasks = _TaskCache(config.data)
     prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]

@@ -330,9 +330,11 @@ def _bench(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> d
     # Candidates: the final model (dense, built from its checkpoint, with its step model),
     # then every other full-sequence file the export wrote (sparse, int8, ...).
     extra = [(f, v) for f, v in export_files(p) if is_benched_export(v)]
+    # Named as their files are (onnx/model.*.onnx, onnx/baseline.onnx).
     paths = [out_dir / plan.inputs["checkpoint"]] + [out_dir / f for f, _ in extra]
-    names = ["final"] + [f"final {v.name}" for _, v in extra]
-    report = bench(paths, baseline=out_dir / "model/trained.pt", config=config, names=names, progress=progress)
+    names = ["model"] + [f"model {v.name}" for _, v in extra]
+    report = bench(paths, baseline=out_dir / "model/trained.pt", config=config, names=names, progress=progress,
+                   baseline_name="baseline")
     _add_outputs(plan, out_dir, write_report(report, out_dir / "bench"))
     return report
 

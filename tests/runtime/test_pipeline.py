@@ -161,6 +161,13 @@ def test_the_folder_keeps_the_pipeline_that_made_it(first_run, tmp_path: Path) -
     assert manifest["pipeline"]["sha256"] == hashlib.sha256(edited.encode()).hexdigest()
 
 
+def test_the_report_names_models_as_their_files(first_run) -> None:
+    out, _ = first_run
+    report = json.loads((out / "bench/report.json").read_text())
+    assert report["baseline"] == "baseline"
+    assert [e["name"] for e in report["models"]] == ["baseline", "model", "model int8"]
+
+
 def test_prune_report_matches_the_pruned_checkpoint(first_run) -> None:
     out, _ = first_run
     rep = json.loads((out / "model/prune.json").read_text())
@@ -473,7 +480,7 @@ def test_broken_budget_exits_1(tmp_path: Path) -> None:
     r = run(["run", str(cfg), "--out", str(tmp_path / "o"), "-q"])
     assert r.exit_code == 1
     assert "FAIL" in r.stdout and "artifacts:" in r.stdout
-    assert r.stderr.startswith("error: 2 of 2 budgets broken: final: size KB") and len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith("error: 2 of 2 budgets broken: model: size KB") and len(r.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("budget, formats, ok", [
