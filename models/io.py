@@ -12,6 +12,13 @@ from typing import Callable, Iterator, Sequence
 from models.errors import RnnCompressError
 
 
+def is_atomic_leftover(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a temporary file of ``atomic_path`` (left behind only when the
+    process was killed mid-write; never read)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.

@@ -42,7 +42,7 @@ from compressor.prune import prune_checkpoint
 from compressor.training import check_resumable, model_config_for, resume_training, train_new
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
 from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
-from models.io import atomic_write_text, probe_writable_dir, same_file, sha256_file
+from models.io import atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file, sha256_file
 from models.progress import SILENT, Progress
 from models.tasks import make_task, task_from_checkpoint
 from runtime.pipeline_config import Pipeline, is_benched_export, resolved_toml
@@ -159,12 +159,13 @@ def export_files(p: Pipeline) -> list[tuple[str, Any]]:
 
 def _refuse_foreign_folder(out_dir: Path) -> None:
     """A folder without a manifest is ours to fill only when it is empty or holds nothing but
-    the checkpoint of a first run interrupted in training: anything else may be the user's,
-    and a stage would write over it."""
+    the checkpoint of a first run interrupted in training (and temporary files of a write that
+    was killed): anything else may be the user's, and a stage would write over it."""
     if not out_dir.is_dir() or (out_dir / MANIFEST).exists():
         return
     theirs = sorted(f.relative_to(out_dir).as_posix() for f in out_dir.rglob("*")
-                    if not f.is_dir() and f.relative_to(out_dir).as_posix() != "model/trained.pt")
+                    if not f.is_dir() and f.relative_to(out_dir).as_posix() != "model/trained.pt"
+                    and not is_atomic_leftover(f))
     if theirs:
         shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
         raise ConfigError(f"--out {out_dir} already holds files ({shown}) but no {MANIFEST} of an earlier run; "

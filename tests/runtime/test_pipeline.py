@@ -416,6 +416,11 @@ def test_a_folder_of_other_files_is_refused_untouched(tmp_path: Path) -> None:
     assert sorted(f.name for f in out.rglob("*")) == ["bench", "report.json"]
     assert (out / "bench/report.json").read_text() == '{"mine": 1}'
     assert_one_line_error(run(["run", str(cfg), "--out", "", "-q"]), match="--out must name a directory")
+    # What a first run killed mid-write leaves (the checkpoint, a temp file) is ours: accepted.
+    killed = tmp_path / "killed"
+    (killed / "model").mkdir(parents=True)
+    (killed / "model/.trained.pt.x1y2.tmp").write_bytes(b"half")
+    assert run(["run", str(cfg), "--out", str(killed), "--dry-run", "-q"]).exit_code == 0
 
 
 def test_a_run_failing_in_a_stage_leaves_no_empty_folders(tmp_path: Path) -> None:
