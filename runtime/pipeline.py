@@ -287,7 +287,9 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
         return
     mc = model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    train_new(task, data, mc, p.train, path, progress, provenance={"pipeline": p.source})
+    # The pipeline's name, not its file: the same settings from any file (the folder's own
+    # pipeline.toml included) give the same bytes.
+    train_new(task, data, mc, p.train, path, progress, provenance={"pipeline": p.name})
 
 
 def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:

@@ -150,6 +150,11 @@ def test_the_folder_keeps_the_pipeline_that_made_it(first_run, tmp_path: Path) -
     shutil.copytree(out, copy)
     kept = load_pipeline(copy / "pipeline.toml")
     assert resolved_toml(kept) == resolved_toml(parse_pipeline(TINY, "<t>"))
+    # Into a new folder it makes the same models and ONNX files, byte for byte.
+    again = tmp_path / "again"
+    run_pipeline(kept, again)
+    for rel in ("model/trained.pt", "model/pruned.pt", "onnx/model.onnx", "onnx/model.int8.onnx", "pipeline.toml"):
+        assert (again / rel).read_bytes() == (out / rel).read_bytes(), rel
     assert [s.action for s in plan_pipeline(kept, copy)] == ["skip"] * 4 + ["run"]  # check always runs
     # Run from the folder's own file, edited: it is an input, so it stays as the user left it.
     edited = (copy / "pipeline.toml").read_text().replace("max_size_kb = 1000", "max_size_kb = 900  # tighter")
