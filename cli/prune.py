@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,8 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
         hint = "" if o["data"] is not None else "; pass --data PATH if the data moved"
         raise DataError(f"{str(e).rstrip('.')}{hint}.") from None
     further = tuple(load_checkpoint(t) for t in teachers)
-    result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further)
+    result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further,
+                              provenance={"command": "rnncompress " + " ".join(sys.argv[1:])})
     rep = result.report
     if plot is not None:
         from runtime.plots import plot_pruning
@@ -135,8 +137,9 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     m = rep["metric"]
     click.echo(f"parameters {rep['parameters_before']:,} -> {rep['parameters_after']:,}; recurrent sparsity "
                f"{rep['recurrent_sparsity_before']:.3f} -> {rep['recurrent_sparsity_after']:.3f}")
-    click.echo(f"test {m}: before {rep['test_before']:.4f}, after shrink {rep['test_after_shrink']:.4f}, "
-               f"after fine-tuning {rep['test_after_finetune']:.4f}")
+    tuned = (f"after fine-tuning {rep['test_after_finetune']:.4f}" if config.finetune_epochs
+             else "no fine-tuning (--finetune-epochs 0)")
+    click.echo(f"test {m}: before {rep['test_before']:.4f}, after shrink {rep['test_after_shrink']:.4f}, {tuned}")
     for p in rep.get("plots", []):
         click.echo(f"plot: {p}")
     click.echo(f"wrote {out}")

@@ -125,8 +125,12 @@ def further_teacher(ckpt: Checkpoint, parent: SequenceModel, teacher: Checkpoint
 
 
 def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: TaskData, out: Path | None,
-                     progress: Progress = SILENT, teachers: tuple[Checkpoint, ...] = ()) -> PruneResult:
+                     progress: Progress = SILENT, teachers: tuple[Checkpoint, ...] = (),
+                     provenance: dict[str, Any] | None = None) -> PruneResult:
     """Select, verify, shrink and fine-tune; writes the pruned checkpoint to ``out``.
+
+    ``provenance`` (e.g. the command that pruned) goes into the pruned checkpoint, beside the
+    parent's path and hash; the parent's own command is kept as ``parent_command``.
 
     With ``config.distill > 0`` the unpruned parent is the teacher; ``teachers`` adds further
     models of the same task, and the target becomes the mean of all their outputs."""
@@ -168,9 +172,13 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
         pruning["teachers"] = [{"path": str(t.path) if t.path else None, "sha256": t.sha256} for t in teachers]
     progress.message(f"shrunk {[s.before for s in selections]} -> {[int(k.numel()) for k in keep]} neurons; "
                      f"test {metric} {before:.4f} -> {after_shrink:.4f} before fine-tuning")
-    provenance = {**ckpt.provenance, "parent": str(ckpt.path) if ckpt.path else None, "parent_sha256": ckpt.sha256}
+    inherited = {k: v for k, v in ckpt.provenance.items() if k != "command"}
+    if "command" in ckpt.provenance:
+        inherited["parent_command"] = ckpt.provenance["command"]
+    made_by = {**inherited, "parent": str(ckpt.path) if ckpt.path else None, "parent_sha256": ckpt.sha256,
+               **(provenance or {})}
     result = finetune(small, reg, task, data, training, config.finetune_epochs, config.finetune_lr,
-                      out=None, progress=progress, base={"provenance": provenance, "pruning": pruning},
+                      out=None, progress=progress, base={"provenance": made_by, "pruning": pruning},
                       teacher=TeacherEnsemble([model, *extra]) if extra else model, distill=config.distill,
                       distill_temperature=config.distill_temperature)
     after = result.metrics[f"test_{metric}"]

@@ -129,3 +129,15 @@ def test_prune_names_the_missing_input_and_outputs_that_clash(trained: Path, tmp
     r = run(["prune", str(trained), "--out", str(tmp_path / "q.png"), "--plot", str(tmp_path / "q.png"), "-q"])
     assert_one_line_error(r, match="--plot " + str(tmp_path / "q.png") + " is also --out")
     assert taken.read_bytes() == b"mine" and not (tmp_path / "q.png").exists()
+
+
+def test_a_pruned_checkpoint_records_the_prune_command(trained: Path, tmp_path: Path) -> None:
+    from models.checkpoint import load_checkpoint
+
+    out = tmp_path / "p.pt"
+    r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "0", "--out", str(out), "-q"])
+    assert r.exit_code == 0 and "no fine-tuning (--finetune-epochs 0)" in r.stdout and "after fine" not in r.stdout
+    parent, pruned = load_checkpoint(trained), load_checkpoint(out)
+    assert pruned.provenance["parent_command"] == parent.provenance["command"]
+    assert pruned.provenance["command"].startswith("rnncompress ")
+    assert pruned.provenance["parent_sha256"] == parent.sha256
