@@ -35,7 +35,7 @@ def results_table(results: Sequence[BudgetResult], names: dict[str, str] | None 
             cells = [f"{r.comparison} {r.limit:.6g}", f"{r.measured:.6g}", "pass" if r.passed else "FAIL",
                      r.what + (f" ({r.note})" if r.note else "")]
         else:
-            cells = [f"{r.limit:.6g}", "-", "n/a", r.note]
+            cells = [f"{'<=' if r.budget != 'min_metric' else 'limit'} {r.limit:.6g}", "-", "n/a", r.note]
         rows.append([r.model, (names or {}).get(r.budget, r.budget), *cells])
     return fmt_table(rows, ["model", "budget", "limit", "measured", "result", "what"])
 

@@ -136,8 +136,9 @@ def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> Budge
     kind = "per-step" if key == "step_p50" else "full-sequence"
     why = next((n for n in e.get("notes", []) if "ratio" in n), None)  # bench says why, when it knows
     if why is None and key == "step_p50":
-        why = ("its step model was not measured (--no-step)" if not (e.get("latency_ms") or {}).get("step")
-               else "the baseline has no per-step latency (measured with --no-step, or a file without a step model)")
+        why = ("no step latency was measured for it (a full-sequence ONNX file has no step model; a checkpoint's is "
+               "measured unless bench ran with --no-step)" if not (e.get("latency_ms") or {}).get("step")
+               else "the baseline has no per-step latency (a full-sequence ONNX file, or bench ran with --no-step)")
     elif why is None:
         why = "the baseline has no full-sequence latency (a step model)"
     raise _NotApplicable(budget, e["name"], f"it has no {kind} ratio to the baseline {baseline!r}: {why}.")
