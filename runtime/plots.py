@@ -162,9 +162,32 @@ def plot_scatter(path: str | os.PathLike, points: list[dict[str, Any]], x: str, 
     for p in points:
         star = p["name"] == highlight
         ax.scatter(p[x], p[y], s=90 if star else 30, marker="*" if star else "o")
-        ax.annotate(p["name"], (p[x], p[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if logx:
         _log_x(ax)
+    # Models at (nearly) the same point share one label, names stacked: a checkpoint, its
+    # dense and its sparse export often measure alike, and their labels would overprint.
+    ax.autoscale_view()
+    groups: list[tuple[np.ndarray, tuple[float, float], list[str]]] = []
+    for p in points:
+        at = ax.transData.transform((p[x], p[y]))
+        near = next((g for g in groups if np.hypot(*(g[0] - at)) < 12), None)
+        if near is None:
+            groups.append((at, (p[x], p[y]), [p["name"]]))
+        else:
+            near[2].append(p["name"])
+    # A label that would overprint one already placed moves up until it is clear.
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for _, xy, names in groups:
+        label = ax.annotate("\n".join(names), xy, fontsize=7, xytext=(4, 3), textcoords="offset points",
+                            va="bottom")
+        box = label.get_window_extent(renderer)
+        for _ in range(30):
+            if not any(box.overlaps(other) for other in placed):
+                break
+            label.xyann = (label.xyann[0], label.xyann[1] + 8)
+            box = label.get_window_extent(renderer)
+        placed.append(box)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
