@@ -119,7 +119,7 @@ def info(checkpoint: Path, as_json: bool) -> None:
     if d["pruning"]:
         p = d["pruning"]
         click.echo(f"lattice pruning: method {p.get('method')} variant {p.get('variant')} keep {p.get('keep')}")
-        ft = (f"  fine-tuning: {p.get('finetune_epochs')} epochs at lr {p.get('finetune_lr')}, masks "
+        ft = (f"  fine-tuning: {p.get('finetune_epochs')} epoch{'' if p.get('finetune_epochs') == 1 else 's'} at lr {p.get('finetune_lr')}, masks "
               f"{'released' if p.get('release_masks') else 'kept'}")
         if p.get("finetune_strength") is not None:
             ft += f", regularizer strength {p['finetune_strength']}"

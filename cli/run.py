@@ -14,8 +14,16 @@ from runtime.pipeline_config import load_pipeline, parse_pipeline, resolved_toml
 from runtime.report import markdown
 
 
+# Pictures a stage draws besides its planned files (how many depends on its results).
+_PLOTS = {"prune": "model/pruning*.png", "bench": "bench/*.png"}
+
+
 def _print_plan(stages) -> None:
-    rows = [[s.name, s.action, s.reason, ", ".join(s.outputs)] for s in stages]
+    def writes(s) -> str:
+        plots = [] if any(f.endswith(".png") for f in s.outputs) or s.name not in _PLOTS else [_PLOTS[s.name]]
+        return ", ".join([*s.outputs, *plots])
+
+    rows = [[s.name, s.action, s.reason, writes(s)] for s in stages]
     click.echo(fmt_table(rows, ["stage", "action", "why", "writes"]))
 
 

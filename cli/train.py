@@ -161,7 +161,8 @@ def train(ctx: click.Context, **o: Any) -> None:
         )
         data = task.load()
         model_config = model_config_for(data, o["cell"], o["hidden"], o["layers"], o["nonlinearity"])
-        progress.message(f"task {task.name}: {data.info}; model {model_config.cell} hidden {model_config.hidden_sizes}")
+        info = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in data.info.items())
+        progress.message(f"task {task.name}: {info}; model {model_config.cell} hidden {model_config.hidden_sizes}")
         final = train_new(task, data, model_config, config, out, progress,
                           provenance={"command": "rnncompress " + " ".join(sys.argv[1:])})
     m = final.metrics

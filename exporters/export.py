@@ -435,7 +435,7 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     built: dict[Path, bytes] = {}
     results = []
     for v in variants:
-        progress.message(f"{v.name}: building and verifying")
+        progress.message(f"{stem}: {v.name}: building and verifying")
         meta = provenance_metadata(ckpt, model, v, options)
         proto = build_variant(model, v, meta, options.min_gain, options.ir_version, options.int8_float_below)
         parity = verify_variant(proto, v, data, options)

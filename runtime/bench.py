@@ -574,7 +574,8 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
         for i, kind in enumerate(("full", "step")):  # full-sequence runners together, then step runners
             if runners[kind]:
                 ms[kind] = measure_interleaved(runners[kind], config.warmup, config.runs, config.seed + i, progress,
-                                               f"{labels[kind]} ({len(runners[kind])} runners)")
+                                               f"{labels[kind]} ({len(runners[kind])} runners: models, torch lines, "
+                                               "call floors)")
     for p in prepared:  # a chunk model's call covers several steps: report per step
         for n in (p.inp.name, p.inp.name + FLOOR):
             if p.steps_per_call > 1 and n in ms["step"]:

@@ -258,7 +258,7 @@ def markdown(report: dict[str, Any], images: list[str] | None = None) -> str:
         if m and mixed:
             ort_m = f"{m['name']} {ort_m}"
         r = e.get("ratio_to_baseline")
-        ratio = ["baseline", "", ""] if e["name"] == report["baseline"] else \
+        ratio = ["baseline", "-", "-"] if e["name"] == report["baseline"] else \
             [_f((r or {}).get(k), 3) for k in ("p50", "p99", "step_p50")]
         lines.append("| " + " | ".join([
             _cell(e["name"]), e["kind"], e.get("format") or "-", _kb(e.get("size_bytes")), ort_m, _f(m.get("torch")),
