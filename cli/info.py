@@ -102,7 +102,8 @@ def info(checkpoint: Path, as_json: bool) -> None:
         return
     m = d["model"]
     click.echo(f"{d['path']}  ({d['state']}, sha256 {d['sha256'][:12]})")
-    click.echo(f"task: {d['task'].get('name')} {d['task'].get('params', {})}")
+    params = ", ".join(f"{k} {v}" for k, v in d["task"].get("params", {}).items())
+    click.echo(f"task: {d['task'].get('name')} ({params})" if params else f"task: {d['task'].get('name')}")
     click.echo(f"model: {m['cell']} hidden {m['hidden_sizes']} input {m['input_size']} output {m['output_size']} "
                f"head {m['head']}  parameters {d['parameters']:,} (nonzero {d['nonzero_parameters']:,})")
     reg = d["regularizer"]
