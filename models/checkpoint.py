@@ -212,6 +212,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     for name, t in ckpt.state_dict.items():
         if not isinstance(t, torch.Tensor):
             raise CheckpointError(f"Checkpoint {p} is corrupt: state_dict entry {name!r} is not a tensor.")
+    for name, m in ckpt.masks.items():  # a mask belongs to a weight of the same shape
+        w = ckpt.state_dict.get(name)
+        if not isinstance(m, torch.Tensor) or w is None or tuple(m.shape) != tuple(w.shape):
+            got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            want = "there is no such weight" if w is None else f"does not match its weight {tuple(w.shape)}"
+            raise CheckpointError(f"Checkpoint {p} is corrupt: mask {name!r} is {got} and {want}.")
     return ckpt
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,21 @@ def test_truncated_checkpoint(tmp_path: Path, ckpt: Checkpoint) -> None:
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or not a torch file"):
+        load_checkpoint(p)
+
+
+@pytest.mark.parametrize("masks, match", [
+    ({"rnn.0.weight_hh_l0": torch.ones(3, 3, dtype=torch.bool)}, "mask 'rnn.0.weight_hh_l0' is (3, 3) and does "
+                                                                 "not match its weight (24, 8)"),
+    ({"rnn.9.weight": torch.ones(2, dtype=torch.bool)}, "mask 'rnn.9.weight' is (2,) and there is no such weight"),
+    ({"rnn.0.weight_hh_l0": [1, 0]}, "mask 'rnn.0.weight_hh_l0' is list"),
+])
+def test_a_corrupt_mask_is_refused_at_load(tmp_path: Path, ckpt: Checkpoint, masks, match) -> None:
+    p = tmp_path / "m.pt"
+    d = ckpt.to_dict()
+    d["masks"] = masks
+    torch.save(d, p)
+    with pytest.raises(CheckpointError, match=re.escape(match)):
         load_checkpoint(p)
 
 
