@@ -19,6 +19,9 @@ from models.errors import CheckpointError
 from models.io import check_output_file
 from models.tasks import TASKS, make_task
 
+# The options --resume accepts: the others are the run's settings, stored in the checkpoint.
+RESUME_OPTIONS = ("out", "resume", "quiet", "threads", "force")
+
 # CLI option -> (task parameter name per task). Options a task does not take are refused.
 TASK_OPTIONS: dict[str, dict[str, str]] = {
     "data": {"smnist": "data", "npz": "data", "charlm": "data"},
@@ -129,10 +132,13 @@ def train(ctx: click.Context, **o: Any) -> None:
         if not out.exists():
             raise CliError(f"--resume: no checkpoint at {out} to continue.")
         ckpt = load_checkpoint(out)
-        changed = explicit_options(ctx, ["task", "data", "cell", "hidden", "layers", "space", "inhibitor",
-                                         "strength", "sparsity", "schedule", "epochs", "batch_size", "lr", "seed"])
+        # Every setting of the run is stored; only where and how loudly it runs may change.
+        settings = [p.name for p in ctx.command.params if p.name not in RESUME_OPTIONS]
+        changed = explicit_options(ctx, settings)
         if changed:
-            raise CliError(f"--resume continues the stored run with its own settings; drop --{changed[0].replace('_', '-')}.")
+            p = next(p for p in ctx.command.params if p.name == changed[0])
+            option = "/".join([max(p.opts, key=len), *getattr(p, "secondary_opts", [])])  # --invert/--no-invert
+            raise CliError(f"--resume continues the stored run with its own settings; drop {option}.")
         check_resumable(ckpt)
         task = make_task(ckpt.task["name"], ckpt.task.get("params", {}))
         data = task.load()

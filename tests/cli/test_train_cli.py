@@ -32,6 +32,12 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     assert_one_line_error(r, match="--resume continues the stored run")
     r = run(["train", "--out", str(out), "--resume", "-q"])
     assert_one_line_error(r, match="finished run")
+    for changed in (["--optimizer", "sgd"], ["--weight-decay", "0.5"], ["--p", "2"], ["--prune-mode", "global"],
+                    ["--no-invert"], ["--seq-len", "9"]):
+        r = run(["train", "--out", str(out), "--resume", "-q", *changed])
+        option = "--invert/--no-invert" if changed[0] == "--no-invert" else changed[0]
+        assert_one_line_error(r, match=f"--resume continues the stored run with its own settings; drop {option}.")
+    assert out.read_bytes() == before
 
 
 @pytest.mark.parametrize("args, match", [
