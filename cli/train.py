@@ -68,8 +68,10 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
                    "none (off).")
 @click.option("--inhibitor", default="dog", show_default=True,
               help=f"Penalty as a function of distance: {', '.join(sorted(INHIBITORS))}.")
-@click.option("--invert/--no-invert", default=True, show_default=True,
-              help="Use max(f) - f: near neurons cheap to connect, far ones expensive (for dog/gauss/ripple).")
+@click.option("--invert/--no-invert", default=None,
+              help="Penalise with max(f) - f instead of f. Default: inverted for dog (the paper's choice), gauss "
+                   "and ripple, whose f peaks near distance 0; not for distance and square, which already make near "
+                   "neurons cheap to connect and far ones expensive.")
 @click.option("--strength", type=float, default=1.0, show_default=True,
               help="Regularizer weight lambda; the penalty matrix is normalised to mean 1.")
 @click.option("--p", "p_norm", type=float, default=1.0, show_default=True, help="Exponent on |weight| in the penalty.")

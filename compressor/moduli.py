@@ -39,6 +39,10 @@ INHIBITORS: dict[str, Callable[[Tensor], Tensor]] = {
     "ripple": lambda d: 50.0 + 50.0 * torch.cos(2.0 * d),
 }
 CONTROLS = ("none", "l1", "permuted")
+# Inhibitors used inverted (max f - f) unless told otherwise: gauss and ripple peak at
+# distance 0, so inverted they make near neurons cheap to connect; inverted DoG is the
+# moduli paper's choice. distance and square already grow with distance.
+INVERTED_BY_DEFAULT = ("gauss", "dog", "ripple")
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,10 @@ class ModuliConfig:
 
     space: str = "none"
     inhibitor: str = "dog"
-    invert: bool = True
+    # max f - f; None: the inhibitor's usual form (INVERTED_BY_DEFAULT: dog as the moduli
+    # paper used it, gauss and ripple, which peak at distance 0; not distance and square,
+    # which grow with distance already and inverted would make near neurons expensive).
+    invert: bool | None = None
     strength: float = 1.0
     p: float = 1.0
     learn_embedding: bool = False
@@ -57,6 +64,10 @@ class ModuliConfig:
     def __post_init__(self) -> None:
         if self.inhibitor not in INHIBITORS:
             raise param_error("inhibitor", f"one of {sorted(INHIBITORS)}", self.inhibitor)
+        if self.invert is None:
+            object.__setattr__(self, "invert", self.inhibitor in INVERTED_BY_DEFAULT)
+        elif not isinstance(self.invert, bool):
+            raise param_error("invert", "true, false or unset (the inhibitor's natural choice)", self.invert)
         if not (self.strength >= 0 and self.strength < float("inf")):
             raise param_error("strength", "a finite float >= 0", self.strength)
         if not self.p > 0:

@@ -98,3 +98,23 @@ def test_state_round_trip_and_shrink() -> None:
 def test_bad_regularizer_config(kwargs, match) -> None:
     with pytest.raises(Exception, match=match):
         ModuliConfig(**kwargs)
+
+
+@pytest.mark.parametrize("inhibitor", sorted(INHIBITORS))
+def test_unset_invert_is_the_inhibitors_usual_form(inhibitor: str) -> None:
+    """distance and square are not inverted (inverted, near neurons would be the expensive
+    ones); the bumps are. Near neighbours then cost less than far ones for the monotone ones."""
+    from compressor.moduli import INVERTED_BY_DEFAULT, penalty_matrix
+    from compressor.spaces import make_space
+
+    cfg = ModuliConfig(space="circle", inhibitor=inhibitor)
+    assert cfg.invert is (inhibitor in INVERTED_BY_DEFAULT) and inhibitor in ("distance", "square", "gauss", "dog",
+                                                                              "ripple")
+    assert ModuliConfig(space="circle", inhibitor=inhibitor, invert=False).invert is False
+    if inhibitor in ("distance", "square", "gauss"):  # monotone in distance
+        space = make_space("circle")
+        pos = space.sample(64, torch.Generator().manual_seed(0))
+        P = penalty_matrix(space, pos, inhibitor, cfg.invert)
+        d = space.distance(pos, pos)[0]
+        order = torch.argsort(d)
+        assert P[0, order[1]] < P[0, order[-1]]  # nearest neighbour < farthest neuron
