@@ -389,6 +389,8 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
         inputs["steps_per_call"] = chunk
         notes.append(f"chunk model: one call feeds {chunk} steps; its step latency (and call floor) is a call's "
                      f"latency / {chunk}, the cost per step when {chunk} steps are buffered per call")
+        if chunk < config.chunk:
+            notes.append(f"--chunk {config.chunk} is longer than the {chunk}-step sequences: timed {chunk} per call")
     sparsity = _json_meta(meta, SPARSITY_KEY, inp.path) or {}
     prepared.entry = _entry(
         inp, format=meta.get(FORMAT_KEY) or None, sha256=sha,

@@ -77,6 +77,7 @@ def test_chunk_models_report_latency_per_step(tiny):
     # a chunk longer than the sequence (6 steps) is the whole sequence
     [e] = bench([tiny["chunk"]], config=BenchConfig(runs=2, warmup=0, chunk=50, accuracy=False))["models"]
     assert e["inputs"]["steps_per_call"] == 6
+    assert "--chunk 50 is longer than the 6-step sequences: timed 6 per call" in e["notes"]
 
 
 @pytest.mark.parametrize("config", [
