@@ -133,7 +133,22 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     parent's path and hash; the parent's own command is kept as ``parent_command``.
 
     With ``config.distill > 0`` the unpruned parent is the teacher; ``teachers`` adds further
-    models of the same task, and the target becomes the mean of all their outputs."""
+    models of the same task, and the target becomes the mean of all their outputs.
+
+    Returns:
+        ``PruneResult``: the pruned checkpoint, the per-layer selections, the report (neurons,
+        parameters, sparsity and metric before / after shrinking / after fine-tuning) and the
+        parent model.
+
+    Raises:
+        ConfigError: bad settings (keep larger than a layer, teachers without distill, a
+        teacher of another task). CheckpointError: NaN/Inf weights. InvariantError: the
+        shrunk model disagrees with the masked one (nothing is written).
+
+    Example:
+        >>> ckpt = load_checkpoint("m.pt"); task = task_from_checkpoint(ckpt.task)
+        >>> res = prune_checkpoint(ckpt, PruneConfig(keep=0.5), task, task.load(), Path("pruned.pt"))
+    """
     check_finite(ckpt)
     if teachers and not config.distill > 0:
         raise ConfigError("Further teachers are only used by distillation: set distill > 0 (--distill).")

@@ -288,6 +288,27 @@ def train_new(
     task: Task, data: TaskData, model_config: ModelConfig, config: TrainConfig, out: Path | None,
     progress: Progress = SILENT, provenance: dict[str, Any] | None = None,
 ) -> Checkpoint:
+    """Train a new model with the moduli regularizer and gradual magnitude pruning.
+
+    Args:
+        task, data: what to learn (``task.load()`` gives ``data``).
+        model_config: the model to build (``model_config_for`` fits one to the data).
+        config: optimizer, epochs, regularizer and pruning schedule.
+        out: checkpoint written atomically after every epoch (resumable until the last);
+            None trains in memory only.
+        progress: per-epoch bars and messages.
+        provenance: recorded in the checkpoint (e.g. the command or pipeline name).
+
+    Returns:
+        The finished checkpoint (test metrics included).
+
+    Raises:
+        ConfigError: training diverged (a non-finite loss or weight; the last good epoch stays on disk).
+
+    Example:
+        >>> task = make_task("adding", {"seq_len": 20}); data = task.load()
+        >>> ckpt = train_new(task, data, model_config_for(data, "lstm", 32, 1), TrainConfig(epochs=2), Path("m.pt"))
+    """
     trainer = Trainer(task, data, config, out, progress, base={"provenance": provenance or {}})
     model, reg = trainer.new_model(model_config)
     return trainer.fit(model, reg)
