@@ -132,7 +132,8 @@ def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> Budge
     else:
         key, what = "p50", "full-sequence p50 / baseline"
     if r.get(key) is not None:
-        return _result(e["name"], budget, limit, r[key], "<=", what, f"vs {baseline}")
+        return _result(e["name"], budget, limit, r[key], "<=", what,
+                       "" if baseline == "baseline" else f"vs {baseline}")  # (a baseline named so needs no note)
     kind = "per-step" if key == "step_p50" else "full-sequence"
     why = next((n for n in e.get("notes", []) if "ratio" in n), None)  # bench says why, when it knows
     if why is None and key == "step_p50":
