@@ -93,7 +93,7 @@ class CharlmTask(Task):
 
     def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
         nats = F.cross_entropy(out.reshape(-1, out.shape[-1]), batch.y.reshape(-1), reduction="sum")
-        return float(nats) / math.log(2), float(batch.y.numel())
+        return float(nats.detach()) / math.log(2), float(batch.y.numel())
 
     def source_files(self) -> list[str]:
         return [self.params.data] if self.params.data else []

@@ -167,4 +167,4 @@ class NavigationTask(Task):
 
     def metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
         err = (self.cells.decode(out) - batch.y).norm(dim=-1) * 100.0
-        return float(err.sum()), float(err.numel())
+        return float(err.detach().sum()), float(err.numel())
