@@ -30,14 +30,18 @@ class OneLineErrors(click.Group):
         return list(self.commands)  # the order they were added: the workflow's
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineErrors, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_version(), prog_name="rnncompress")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Compress recurrent networks for real-time CPU inference.
 
     Exit codes: 0 success, 1 a budget is broken (check), 2 bad input, 3 an export failed
     verification. 'rnncompress COMMAND --help' explains every option.
     """
+    if ctx.invoked_subcommand is None:  # bare `rnncompress`: the help, as asked for (exit 0)
+        click.echo(ctx.get_help())
 
 
 # In the order of the workflow, each with the line `rnncompress --help` shows.

@@ -87,3 +87,8 @@ def test_a_parameter_error_names_the_option_of_the_running_command() -> None:
     assert first_line("names").startswith("error: --name must be")
     # No option of that name: the library's wording stays.
     assert first_line("seq_len") == "error: The 'seq_len' parameter must be a float in [0, 1). Got 2.0 instead."
+
+
+def test_bare_rnncompress_prints_the_help_and_succeeds() -> None:
+    r = run([])
+    assert r.exit_code == 0 and "Usage: rnncompress" in r.stdout and "train" in r.stdout
