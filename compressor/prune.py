@@ -16,11 +16,12 @@ from compressor.moduli import ModuliConfig, ModuliRegularizer
 from compressor.selection import Keep, LayerSelection, SelectionConfig, select_neurons
 from compressor.shrink import mask_neurons, shrink_model
 from compressor.training import TeacherEnsemble, check_distill, finetune
-from models.checkpoint import Checkpoint, check_finite, save_checkpoint
+from models.checkpoint import Checkpoint, as_checkpoint, check_finite, save_checkpoint
+from models.io import check_output_file
 from models.errors import ConfigError, InvariantError, param_error
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, count_parameters, sparsity_report
-from models.tasks import Task, TaskData, evaluate
+from models.tasks import Task, TaskData, check_task_data, evaluate
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,13 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
         >>> ckpt = load_checkpoint("m.pt"); task = task_from_checkpoint(ckpt.task)
         >>> res = prune_checkpoint(ckpt, PruneConfig(keep=0.5), task, task.load(), Path("pruned.pt"))
     """
+    ckpt = as_checkpoint(ckpt)
+    teachers = tuple(as_checkpoint(t, "teachers") for t in teachers)
+    if not isinstance(config, PruneConfig):
+        raise param_error("config", "a PruneConfig", type(config).__name__)
+    check_task_data(task, data)
+    if out is not None:  # the parent and the teachers are inputs: never written over
+        check_output_file(out, "out", [ckpt.path, *(t.path for t in teachers)], force=True, error=ConfigError)
     check_finite(ckpt)
     if teachers and not config.distill > 0:
         raise ConfigError("Further teachers are only used by distillation: set distill > 0 (--distill).")

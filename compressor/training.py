@@ -22,10 +22,10 @@ from compressor.magnitude import MagnitudePruner, PruneSchedule
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from models.checkpoint import Checkpoint, package_version, save_checkpoint
 from models.errors import ConfigError, param_error
-from models.io import sha256_file
+from models.io import check_output_file, sha256_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
-from models.tasks import Task, TaskData, evaluate
+from models.tasks import Task, TaskData, check_task_data, evaluate
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -309,6 +309,11 @@ def train_new(
         >>> task = make_task("adding", {"seq_len": 20}); data = task.load()
         >>> ckpt = train_new(task, data, model_config_for(data, "lstm", 32, 1), TrainConfig(epochs=2), Path("m.pt"))
     """
+    check_task_data(task, data)
+    if not isinstance(config, TrainConfig):
+        raise param_error("config", "a TrainConfig", type(config).__name__)
+    if out is not None:  # a directory or an unwritable place fails now, not after the first epoch
+        check_output_file(out, "out", [], force=True, error=ConfigError)
     trainer = Trainer(task, data, config, out, progress, base={"provenance": provenance or {}})
     model, reg = trainer.new_model(model_config)
     return trainer.fit(model, reg)

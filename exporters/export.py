@@ -60,7 +60,7 @@ from exporters.verify import (
     check_step,
     make_session,
 )
-from models.checkpoint import Checkpoint, check_finite, package_version
+from models.checkpoint import Checkpoint, as_checkpoint, check_finite, package_version
 from models.errors import (ConfigError, DataError, ExportError, ParityError, RnnCompressError,
                            check_threads, param_error)
 from models.io import atomic_path, check_output_file, probe_writable_dir
@@ -417,7 +417,10 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
         >>> results = export_checkpoint(load_checkpoint("lstm.pt"), "dense,sparse", "onnx/")
         >>> [(r.format, r.bytes) for r in results]
     """
+    ckpt = as_checkpoint(ckpt)
     options = options or ExportOptions()
+    if not isinstance(options, ExportOptions):
+        raise param_error("options", "an ExportOptions", type(options).__name__)
     progress = progress or SILENT
     check_finite(ckpt)
     variants = parse_formats(formats)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from models.errors import CheckpointError
+from models.errors import CheckpointError, param_error
 from models.io import atomic_write_bytes, model_file_kind, sha256_file
 from models.sequence import ModelConfig, SequenceModel
 
@@ -219,6 +219,19 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             want = "there is no such weight" if w is None else f"does not match its weight {tuple(w.shape)}"
             raise CheckpointError(f"Checkpoint {p} is corrupt: mask {name!r} is {got} and {want}.")
     return ckpt
+
+
+def as_checkpoint(value: Any, name: str = "ckpt") -> Checkpoint:
+    """A ``Checkpoint`` as given, or loaded from a path (library callers may pass either).
+
+    Raises:
+        ConfigError: neither. CheckpointError: a path that is not a valid checkpoint.
+    """
+    if isinstance(value, Checkpoint):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return load_checkpoint(value)
+    raise param_error(name, "a Checkpoint or the path of one", type(value).__name__)
 
 
 def check_finite(ckpt: Checkpoint) -> None:

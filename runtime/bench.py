@@ -152,6 +152,8 @@ def input_kind(path: Path) -> str:
 
 def bench_inputs(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None) -> list[BenchInput]:
     """Paths (and optional names, default the file names) -> inputs with unique names."""
+    if isinstance(paths, (str, os.PathLike)):  # one model, not the letters of its path
+        paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise param_error("paths", "a non-empty list of checkpoints or .onnx files", [])
@@ -557,6 +559,8 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
         >>> write_report(report, Path("bench/"))
     """
     config = config or BenchConfig()
+    if not isinstance(config, BenchConfig):
+        raise param_error("config", "a BenchConfig", type(config).__name__)
     progress = progress or SILENT
     inputs = bench_inputs(paths, names)
     inputs, baseline_name = _resolve_baseline(inputs, baseline, baseline_name)

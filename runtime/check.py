@@ -94,6 +94,8 @@ class _NotApplicable(ReportError):
 
 def _select(report: dict[str, Any], models: Sequence[str] | None) -> list[dict[str, Any]]:
     by_name = {e["name"]: e for e in report["models"]}
+    if isinstance(models, str):  # one model's name, not its letters
+        models = [models]
     if models:
         unknown = [m for m in models if m not in by_name]
         if unknown:
@@ -228,6 +230,8 @@ def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str]
         >>> all(r.passed for r in results)
     """
     validate_report(report)
+    if not isinstance(budgets, Budgets):
+        raise param_error("budgets", "a Budgets (e.g. Budgets(max_latency_ratio=0.8))", type(budgets).__name__)
     given = budgets.given()
     if not given:
         raise ConfigError("No budget given: set at least one of " + ", ".join(f.name for f in fields(Budgets)) + ".")

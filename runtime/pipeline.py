@@ -373,6 +373,9 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
         RnnCompressError: bad inputs (``check_inputs``, a foreign manifest), before anything
         is created; or the error of the stage that failed.
     """
+    if not isinstance(p, Pipeline):
+        raise ConfigError(f"run_pipeline needs a Pipeline (load_pipeline(path) or parse_pipeline(text)); got "
+                          f"{type(p).__name__}.")
     out_dir = Path(out_dir)
     stages = plan_pipeline(p, out_dir)
     if on_plan:

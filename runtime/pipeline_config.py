@@ -192,6 +192,8 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
 
     Relative paths are resolved against ``base_dir`` (default: the working directory) and
     stored absolute."""
+    if not isinstance(text, str):
+        raise ConfigError(f"parse_pipeline takes the TOML text; got {type(text).__name__} (for a file: load_pipeline).")
     loc = _Locator(text, source)
     try:
         doc = tomllib.loads(text)

@@ -7,7 +7,7 @@ from typing import Any
 
 from models.errors import ConfigError
 from models.tasks.adding import AddingTask
-from models.tasks.base import ModelSpec, Split, Task, TaskData, evaluate
+from models.tasks.base import ModelSpec, Split, Task, TaskData, check_task_data, evaluate
 from models.tasks.charlm import CharlmTask
 from models.tasks.navigation import NavigationTask
 from models.tasks.npz import NpzTask
@@ -33,4 +33,5 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
     return task if data is None else task.with_data(data)
 
 
-__all__ = ["TASKS", "make_task", "task_from_checkpoint", "Task", "TaskData", "Split", "ModelSpec", "evaluate"]
+__all__ = ["TASKS", "make_task", "task_from_checkpoint", "Task", "TaskData", "Split", "ModelSpec", "evaluate",
+           "check_task_data"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.errors import ConfigError, DataError
+from models.errors import ConfigError, DataError, param_error
 
 
 def check_memory(nbytes: float, what: str, advice: str) -> None:
@@ -188,3 +188,12 @@ def split_off(split: Split, count: int, seed: int) -> tuple[Split, Split]:
         raise DataError(f"Cannot hold out {k} of {n} samples: need at least one on each side.")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return split.take(perm[k:]), split.take(perm[:k])
+
+
+def check_task_data(task: Any, data: Any) -> None:
+    """Library callers pass ``(task, task.load())``: say so when they pass something else."""
+    if not isinstance(task, Task):
+        raise param_error("task", "a Task (models.tasks.make_task)", type(task).__name__)
+    if not isinstance(data, TaskData):
+        raise param_error("data", "the TaskData that task.load() returns", type(data).__name__)
+

@@ -1,0 +1,82 @@
+"""The library as a pipeline step uses it: the package exports, and misuse that a caller can
+make (a path for a checkpoint, a task for its data, a dict for a config, one model for a
+list) answered with the library's own errors, and inputs never written over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import compressor
+import models
+import runtime
+from compressor import PruneConfig, TrainConfig, model_config_for, prune_checkpoint, train_new
+from exporters import export_checkpoint
+from models import ConfigError, load_checkpoint, make_task
+from runtime.bench import BenchConfig, bench
+from runtime.check import Budgets, check_report
+
+ADDING = {"seq_len": 6, "samples": 128, "val_samples": 32, "test_samples": 32}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, object, object]:
+    task = make_task("adding", ADDING)
+    data = task.load()
+    path = tmp_path_factory.mktemp("lib") / "m.pt"
+    train_new(task, data, model_config_for(data, "lstm", 8, 1), TrainConfig(epochs=1, batch_size=32), path)
+    return path, task, data
+
+
+def test_the_entry_points_are_exported() -> None:
+    for package, names in ((models, ["make_task", "load_checkpoint", "InvariantError", "Progress"]),
+                           (compressor, ["train_new", "prune_checkpoint", "meet_irreducible", "TrainConfig"]),
+                           (runtime, ["run_pipeline", "load_pipeline", "parse_pipeline", "check_report"])):
+        assert all(hasattr(package, n) and n in package.__all__ for n in names), package.__name__
+
+
+def test_a_path_is_taken_for_a_checkpoint_and_inputs_are_never_written_over(trained, tmp_path: Path) -> None:
+    path, task, data = trained
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="is one of the inputs"):
+        prune_checkpoint(str(path), PruneConfig(keep=4, finetune_epochs=0), task, data, path)
+    assert path.read_bytes() == before
+    res = prune_checkpoint(str(path), PruneConfig(keep=4, finetune_epochs=0), task, data, tmp_path / "p.pt")
+    assert res.checkpoint.config.hidden_sizes == (4,)
+    (r,) = export_checkpoint(tmp_path / "p.pt", "dense", tmp_path / "onnx")
+    assert r.path.exists()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p, t, d, tmp: prune_checkpoint(p, PruneConfig(keep=4), t, None, None), "'data' parameter must be the TaskData"),
+    (lambda p, t, d, tmp: train_new(t, t, model_config_for(d, "lstm", 4, 1), TrainConfig(epochs=1), None),
+     "'data' parameter must be the TaskData"),
+    (lambda p, t, d, tmp: train_new(t, d, model_config_for(d, "lstm", 4, 1), TrainConfig(epochs=1), tmp),
+     "is a directory"),
+    (lambda p, t, d, tmp: export_checkpoint(p, "dense", tmp / "o", options={"atol": 1e-4}),
+     "'options' parameter must be an ExportOptions"),
+    (lambda p, t, d, tmp: prune_checkpoint(p, {"keep": 4}, t, d, None), "'config' parameter must be a PruneConfig"),
+    (lambda p, t, d, tmp: bench([p], config={"runs": 3}), "'config' parameter must be a BenchConfig"),
+    (lambda p, t, d, tmp: export_checkpoint(3, "dense", tmp / "o"), "'ckpt' parameter must be a Checkpoint or"),
+])
+def test_misuse_gets_the_librarys_own_error(trained, tmp_path: Path, call, match: str) -> None:
+    path, task, data = trained
+    with pytest.raises(ConfigError, match=match):
+        call(path, task, data, tmp_path)
+
+
+def test_one_model_is_not_read_as_a_list_of_letters(trained) -> None:
+    path, _, _ = trained
+    report = bench(str(path), config=BenchConfig(runs=3, warmup=0, step=False, torch_reference=False,
+                                                 accuracy=False, call_floor=False))
+    assert [e["name"] for e in report["models"]] == ["m.pt"]
+    [r] = check_report(report, Budgets(max_size_kb=1000), models="m.pt")
+    assert r.model == "m.pt" and r.passed
+    with pytest.raises(ConfigError, match="'budgets' parameter must be a Budgets"):
+        check_report(report, {"max_size_kb": 1000})
+    with pytest.raises(ConfigError, match="run_pipeline needs a Pipeline"):
+        runtime.run_pipeline({"task": 1}, Path("x"))
+    with pytest.raises(ConfigError, match="for a file: load_pipeline"):
+        runtime.parse_pipeline(Path("examples/ci_tiny.toml"))
+    assert load_checkpoint(path).config.hidden_sizes == (8,)
