@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.errors import param_error
+from models.errors import check_field_types, param_error
 from models.sequence import SequenceModel
 
 SCHEDULES = ("linear", "cubic")
@@ -35,6 +35,7 @@ class PruneSchedule:
     every: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0.0 <= self.sparsity < 1.0:
             raise param_error("sparsity", "a float in [0, 1)", self.sparsity)
         if self.schedule not in SCHEDULES:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from compressor.spaces import Space, make_space
-from models.errors import ConfigError, param_error
+from models.errors import ConfigError, check_field_types, param_error
 from models.sequence import SequenceModel, gate_blocks
 
 INHIBITORS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -62,12 +62,11 @@ class ModuliConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.inhibitor not in INHIBITORS:
             raise param_error("inhibitor", f"one of {sorted(INHIBITORS)}", self.inhibitor)
         if self.invert is None:
             object.__setattr__(self, "invert", self.inhibitor in INVERTED_BY_DEFAULT)
-        elif not isinstance(self.invert, bool):
-            raise param_error("invert", "true, false or unset (the inhibitor's natural choice)", self.invert)
         if not (self.strength >= 0 and self.strength < float("inf")):
             raise param_error("strength", "a finite float >= 0", self.strength)
         if not self.p > 0:

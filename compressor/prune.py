@@ -18,7 +18,7 @@ from compressor.shrink import mask_neurons, shrink_model
 from compressor.training import TeacherEnsemble, check_distill, finetune
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, save_checkpoint
 from models.io import check_output_file
-from models.errors import ConfigError, InvariantError, param_error
+from models.errors import ConfigError, InvariantError, check_field_types, param_error
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, count_parameters, sparsity_report
 from models.tasks import Task, TaskData, check_task_data, evaluate
@@ -44,6 +44,7 @@ class PruneConfig:
     finetune_strength: float | None = None  # moduli strength while fine-tuning; None = the parent's
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.selection()  # validates
         if self.finetune_epochs < 0:
             raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)

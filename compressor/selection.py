@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from compressor.lattice import LatticeCriterion, binary_relation, influence_blocks, meet_irreducible
-from models.errors import ConfigError, param_error
+from models.errors import ConfigError, check_field_types, param_error
 from models.sequence import SequenceModel, gate_blocks
 
 METHODS = ("lattice", "norm", "random")
@@ -70,6 +70,7 @@ class SelectionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.centrality not in CENTRALITIES:
             raise param_error("centrality", f"one of {sorted(CENTRALITIES)}", self.centrality)
         if self.method not in METHODS:

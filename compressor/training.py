@@ -21,7 +21,7 @@ from torch import nn
 from compressor.magnitude import MagnitudePruner, PruneSchedule
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from models.checkpoint import Checkpoint, package_version, save_checkpoint
-from models.errors import ConfigError, param_error
+from models.errors import ConfigError, check_field_types, param_error
 from models.io import check_output_file, sha256_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
@@ -48,6 +48,7 @@ class TrainConfig:
     pruning: PruneSchedule = field(default_factory=PruneSchedule)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.epochs < 1:
             raise param_error("epochs", "a positive int", self.epochs)
         if self.batch_size < 1:
@@ -166,6 +167,7 @@ class Trainer:
     teacher: nn.Module | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.config.distill > 0 and self.teacher is None:
             raise ConfigError("distill > 0 needs a teacher model (distillation is used when fine-tuning a pruned "
                               "model, its parent being the teacher).")

@@ -61,7 +61,7 @@ from exporters.verify import (
     make_session,
 )
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, package_version
-from models.errors import (ConfigError, DataError, ExportError, ParityError, RnnCompressError,
+from models.errors import (ConfigError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
                            check_threads, param_error)
 from models.io import atomic_path, check_output_file, probe_writable_dir
 from models.progress import SILENT, Progress
@@ -164,6 +164,7 @@ class ExportOptions:
     data: str | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.verify_data not in VERIFY_DATA:
             raise param_error("verify_data", f"one of {list(VERIFY_DATA)}", self.verify_data)
         if not (self.atol > 0 and np.isfinite(self.atol)):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
+
 
 class RnnCompressError(Exception):
     """Base class: a problem with the user's input or an operation that must refuse."""
@@ -64,3 +67,28 @@ def check_threads(value: object, minimum: int = 0, name: str = "threads") -> int
         default = " (0 = the library's default)" if minimum == 0 else ""
         raise param_error(name, f"an int in [{minimum}, {MAX_THREADS}]{default}", value)
     return value
+
+
+# Field annotations check_field_types understands -> the Python types a value may have.
+_FIELD_KINDS: dict[str, tuple[type, ...]] = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,),
+                                             "str": (str,)}
+
+
+def check_field_types(obj: object) -> None:
+    """Each field of dataclass ``obj`` annotated ``int``, ``float``, ``bool`` or ``str`` (or
+    one of those ``| None``) holds a value of that kind (an int is a float; a bool is neither
+    an int nor a float), so a "2" from a caller is refused here, not as a TypeError deep in
+    training. Other annotations are the class's own business."""
+    for f in dataclasses.fields(obj):
+        parts = [p.strip() for p in str(f.type).split("|")]
+        kinds = [p for p in parts if p != "None"]
+        if len(kinds) != 1 or kinds[0] not in _FIELD_KINDS:
+            continue
+        value = getattr(obj, f.name)
+        if value is None and "None" in parts:
+            continue
+        kind = kinds[0]
+        if not isinstance(value, _FIELD_KINDS[kind]) or (kind != "bool" and isinstance(value, bool)):
+            rule = {"int": "an int", "float": "a number", "bool": "a bool (true or false)", "str": "a string"}[kind]
+            raise param_error(f.name, rule + (" (or unset)" if "None" in parts else ""), value)
+

@@ -44,7 +44,7 @@ from exporters.verify import (
     torch_initial_states,
 )
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
-from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError,
+from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
                            check_threads, param_error)
 from models.io import model_file_kind, sha256_file
 from models.progress import SILENT, Progress
@@ -113,6 +113,7 @@ class BenchConfig:
     chunk: int = 4
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         check_threads(self.threads, minimum=1)
         for name, minimum in (("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0), ("chunk", 1)):
             v = getattr(self, name)
@@ -138,6 +139,7 @@ class BenchInput:
     kind: str
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.name, str) or not self.name.strip():
             raise param_error("name", "a non-empty string", self.name)
         if self.kind not in KINDS:

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from models.errors import ConfigError, ReportError, param_error
+from models.errors import ConfigError, ReportError, check_field_types, param_error
 from models.io import atomic_path, check_output_file
 from runtime.report import validate_report
 
@@ -51,6 +51,7 @@ class Budgets:
     max_size_kb: float | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for f in fields(self):
             v = getattr(self, f.name)
             if v is None:

@@ -4,6 +4,7 @@ list) answered with the library's own errors, and inputs never written over."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,19 @@ def test_one_model_is_not_read_as_a_list_of_letters(trained) -> None:
     with pytest.raises(ConfigError, match="for a file: load_pipeline"):
         runtime.parse_pipeline(Path("examples/ci_tiny.toml"))
     assert load_checkpoint(path).config.hidden_sizes == (8,)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: TrainConfig(epochs="2"), "'epochs' parameter must be an int. Got '2'"),
+    (lambda: TrainConfig(epochs=1.5), "'epochs' parameter must be an int. Got 1.5"),
+    (lambda: TrainConfig(lr="1e-3"), "'lr' parameter must be a number. Got '1e-3'"),
+    (lambda: TrainConfig(seed=True), "'seed' parameter must be an int. Got True"),
+    (lambda: PruneConfig(finetune_lr="1e-3"), "'finetune_lr' parameter must be a number"),
+    (lambda: make_task("adding", {"seq_len": "20"}), "'seq_len' parameter must be an int"),
+    (lambda: make_task("adding", {"seq_len": 20.5}), "'seq_len' parameter must be an int"),
+    (lambda: compressor.ModuliConfig(invert="yes"), "'invert' parameter must be a bool (true or false) (or unset)"),
+    (lambda: BenchConfig(step="no"), "'step' parameter must be a bool"),
+])
+def test_a_config_value_of_the_wrong_kind_is_refused_where_it_enters(make, match: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        make()

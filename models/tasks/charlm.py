@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.errors import DataError, param_error
+from models.errors import DataError, check_field_types, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, require_file
 
 
@@ -30,6 +30,7 @@ class CharlmParams:
     embed_dim: int = 32
 
     def __post_init__(self):
+        check_field_types(self)
         if self.seq_len < 2:
             raise param_error("seq_len", "an int >= 2", self.seq_len)
         if self.limit_chars < 0:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.errors import param_error
+from models.errors import check_field_types, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory
 
 
@@ -50,6 +50,7 @@ class NavigationParams:
     data_seed: int = 0
 
     def __post_init__(self):
+        check_field_types(self)
         if self.tuning not in ("gauss", "dog"):
             raise param_error("tuning", "'gauss' or 'dog'", self.tuning)
         for name in ("seq_len", "samples", "val_samples", "test_samples"):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.errors import DataError, param_error
+from models.errors import DataError, check_field_types, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, require_file, split_off
 
 
@@ -30,6 +30,7 @@ class NpzParams:
     embed_dim: int = 32  # for token inputs
 
     def __post_init__(self):
+        check_field_types(self)
         for name in ("val_fraction", "test_fraction"):
             v = getattr(self, name)
             if not 0 < v < 1:

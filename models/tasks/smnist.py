@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.errors import DataError, param_error
+from models.errors import DataError, check_field_types, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, require_dir, split_off
 
 FILES = {
@@ -87,6 +87,7 @@ class SmnistParams:
     split_seed: int = 0
 
     def __post_init__(self):
+        check_field_types(self)
         if self.val_size < 0:
             raise param_error("val_size", "an int >= 0 (0 = auto)", self.val_size)
         if self.limit < 0:
