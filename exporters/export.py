@@ -415,8 +415,8 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
         ExportError: the files cannot be written or a model cannot be built or loaded.
 
     Example:
-        >>> results = export_checkpoint(load_checkpoint("lstm.pt"), "dense,sparse", "onnx/")
-        >>> [(r.format, r.bytes) for r in results]
+        >>> results = export_checkpoint("lstm.pt", "dense,sparse,int8", "onnx/")   # a path or a Checkpoint
+        >>> sizes = {r.format: r.bytes for r in results}   # {"dense": ..., "sparse": ..., "int8": ...}
     """
     ckpt = as_checkpoint(ckpt)
     options = options or ExportOptions()

@@ -6,6 +6,7 @@ requires of its input and what it ensures of its output. Run them in sequence wi
 ``run_passes``.
 
 Example:
+    >>> model = onnx.load("model.onnx")
     >>> model, changed = run_passes(model, [SparsifyInitializers(min_gain=0.0), SetIrVersion(8)])
 """
 

@@ -557,7 +557,7 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
         checkpoint whose ONNX model disagrees with torch.
 
     Example:
-        >>> report = bench(["lstm.pt", "onnx/lstm.int8.onnx"], config=BenchConfig(runs=500))
+        >>> report = bench(["lstm.pt", "onnx/lstm.int8.onnx"], config=BenchConfig(runs=500))  # export's example
         >>> write_report(report, Path("bench/"))
     """
     config = config or BenchConfig()

@@ -228,7 +228,7 @@ def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str]
 
     Example:
         >>> results = check_report(load_report("bench/report.json"), Budgets(max_latency_ratio=0.8))
-        >>> all(r.passed for r in results)
+        >>> ok = all(r.passed for r in results)
     """
     validate_report(report)
     if not isinstance(budgets, Budgets):

@@ -74,8 +74,9 @@ def measure_interleaved(runners: Mapping[str, Runner], warmup: int, runs: int, s
         ConfigError: no runners, or a negative / non-int count.
 
     Example:
+        >>> fa, fb = (lambda: sum(range(1000))), (lambda: sum(range(2000)))   # any zero-argument callables
         >>> ms = measure_interleaved({"a": fa, "b": fb}, warmup=10, runs=200)
-        >>> np.median(ms["b"]) / np.median(ms["a"])
+        >>> ratio = np.median(ms["b"]) / np.median(ms["a"])   # about 2
     """
     if not runners:
         raise param_error("runners", "a non-empty mapping of name -> callable", dict(runners))
