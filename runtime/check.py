@@ -275,7 +275,7 @@ def is_junit_xml(path: str | os.PathLike) -> bool:
 
 
 def check_junit_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
-                     option: str = "The JUnit file") -> Path:
+                     option: str = "junit path") -> Path:
     """Refuse, before any work, a JUnit path that must not be written: one of ``inputs``, a
     directory, in a missing or read-only directory, or an existing file that is not JUnit
     XML. An existing JUnit file is replaced: CI reruns write the same path every time.
@@ -285,7 +285,7 @@ def check_junit_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike
     """
     p = check_output_file(path, option, inputs, force=True, error=ConfigError)
     if p.exists() and not is_junit_xml(p):
-        raise ConfigError(f"{option} {p} exists and is not a JUnit XML file; choose another {option} path.")
+        raise ConfigError(f"{option} {p} exists and is not a JUnit XML file; choose another path (it is never replaced).")
     return p
 
 

@@ -97,7 +97,7 @@ def test_junit_path_is_reused_by_ci_reruns_but_other_files_are_kept(report, tmp_
     ckpt.write_bytes(b"PK\x03\x04 a torch checkpoint")
     r = run(["check", str(report), "--max-size-kb", "5", "--junit", str(ckpt)])
     assert_one_line_error(r, code=2, match=f"--junit {ckpt} exists and is not a JUnit XML file; choose another "
-                                           "--junit path")
+                                           "path (it is never replaced)")
     assert r.stdout == "" and ckpt.read_bytes() == b"PK\x03\x04 a torch checkpoint"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["check.xml", "model.pt", "report.json"]
 
