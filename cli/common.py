@@ -35,6 +35,22 @@ _PARAMETER = re.compile(r"^The '(\w+)' parameter ")
 PARAMETER_OPTIONS = "rnncompress.parameter_options"
 
 
+def _spelling(p: click.Parameter, negation: bool = False) -> str:
+    """How the user types option ``p``: its longest name (with ``negation``, also its --no- form)."""
+    return "/".join([max(p.opts, key=len), *(getattr(p, "secondary_opts", []) if negation else [])])
+
+
+def option_label(ctx: click.Context, name: str, negation: bool = False) -> str:
+    """The option of the running command whose parameter is ``name`` (``feed_forward`` ->
+    ``--feed-forward``; with ``negation`` ``--feed-forward/--no-feed-forward``)."""
+    return _spelling(next(p for p in ctx.command.params if p.name == name), negation)
+
+
+def command_line() -> str:
+    """The command as typed, for a checkpoint's provenance."""
+    return "rnncompress " + " ".join(sys.argv[1:])
+
+
 def _in_cli_terms(message: str) -> str:
     """A library error naming a parameter (``param_error``) names the command's option for it
     instead, when the running command has one: ``--min-gain``, not ``'min_gain'``."""
@@ -47,7 +63,7 @@ def _in_cli_terms(message: str) -> str:
         return f"{renamed[m.group(1)]} " + message[m.end():]
     for p in ctx.command.params:
         if isinstance(p, click.Option) and (p.name == m.group(1) or "--" + m.group(1).replace("_", "-") in p.opts):
-            return f"{max(p.opts, key=len)} " + message[m.end():]
+            return f"{_spelling(p)} " + message[m.end():]
     return message
 
 
@@ -94,7 +110,7 @@ def refuse_inapplicable(ctx: click.Context, names: list[str], applies_to: str) -
     """One line when an option that only ``applies_to`` something else was typed (it would be ignored)."""
     given = explicit_options(ctx, names)
     if given:
-        raise CliError(f"--{given[0].replace('_', '-')} applies to {applies_to} only; drop it.")
+        raise CliError(f"{option_label(ctx, given[0])} applies to {applies_to} only; drop it.")
 
 
 def quiet_option(fn: Callable) -> Callable:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.common import (CliError, data_option, echo_json, explicit_options, fmt_table, handle_errors, note_unfinished,
-                        progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
+from cli.common import (CliError, command_line, data_option, echo_json, explicit_options, fmt_table, handle_errors,
+                        note_unfinished, progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint
@@ -122,7 +121,7 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
         raise DataError(f"{str(e).rstrip('.')}{hint}.") from None
     further = tuple(load_checkpoint(t) for t in teachers)
     result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further,
-                              provenance={"command": "rnncompress " + " ".join(sys.argv[1:])})
+                              provenance={"command": command_line()})
     rep = result.report
     if plot is not None:
         from runtime.plots import plot_pruning

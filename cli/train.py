@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from cli.common import (PARAMETER_OPTIONS, CliError, explicit_options, handle_errors, progress_for, quiet_option,
-                        set_threads, threads_option)
+from cli.common import (PARAMETER_OPTIONS, CliError, command_line, explicit_options, handle_errors, option_label,
+                        progress_for, quiet_option, set_threads, threads_option)
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import INHIBITORS, ModuliConfig
 from compressor.training import TrainConfig, check_resumable, model_config_for, resume_training, train_new
@@ -36,14 +35,14 @@ TASK_OPTIONS: dict[str, dict[str, str]] = {
 def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     # Errors about a task parameter name the option that set it (limit_chars -> --limit).
-    ctx.meta[PARAMETER_OPTIONS] = {per_task[task]: "--" + option.replace("_", "-")
+    ctx.meta[PARAMETER_OPTIONS] = {per_task[task]: option_label(ctx, option)
                                    for option, per_task in TASK_OPTIONS.items() if task in per_task}
     for option, per_task in TASK_OPTIONS.items():
         if ctx.get_parameter_source(option) != ParameterSource.COMMANDLINE:
             continue
         if task not in per_task:
             users = ", ".join(sorted(per_task))
-            raise CliError(f"--{option.replace('_', '-')} does not apply to task '{task}' (only to {users}).")
+            raise CliError(f"{option_label(ctx, option)} does not apply to task '{task}' (only to {users}).")
         value = values[option]
         params[per_task[task]] = str(value) if option == "data" else value
     return params
@@ -138,8 +137,7 @@ def train(ctx: click.Context, **o: Any) -> None:
         settings = [p.name for p in ctx.command.params if p.name not in RESUME_OPTIONS]
         changed = explicit_options(ctx, settings)
         if changed:
-            p = next(p for p in ctx.command.params if p.name == changed[0])
-            option = "/".join([max(p.opts, key=len), *getattr(p, "secondary_opts", [])])  # --invert/--no-invert
+            option = option_label(ctx, changed[0], negation=True)  # --invert/--no-invert: either was typed
             raise CliError(f"--resume continues the stored run with its own settings; drop {option}.")
         check_resumable(ckpt)
         task = make_task(ckpt.task["name"], ckpt.task.get("params", {}))
@@ -172,7 +170,7 @@ def train(ctx: click.Context, **o: Any) -> None:
         info = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in data.info.items())
         progress.message(f"task {task.name}: {info}; model {model_config.cell} hidden {model_config.hidden_sizes}")
         final = train_new(task, data, model_config, config, out, progress,
-                          provenance={"command": "rnncompress " + " ".join(sys.argv[1:])})
+                          provenance={"command": command_line()})
     m = final.metrics
     metric = m["metric"]
     click.echo(f"wrote {out}: test {metric} {m[f'test_{metric}']:.4f}, "
