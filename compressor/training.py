@@ -167,7 +167,6 @@ class Trainer:
     teacher: nn.Module | None = None
 
     def __post_init__(self) -> None:
-        check_field_types(self)
         if self.config.distill > 0 and self.teacher is None:
             raise ConfigError("distill > 0 needs a teacher model (distillation is used when fine-tuning a pruned "
                               "model, its parent being the teacher).")

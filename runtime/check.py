@@ -128,9 +128,7 @@ def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> Budge
                                                 "models with --model).")
     r = e["ratio_to_baseline"] or {}
     step_only = not (e.get("latency_ms") or {}).get("full")
-    if budget == "max_step_latency_ratio":
-        key, what = "step_p50", "per-step p50 / baseline"
-    elif step_only:  # an ONNX step or chunk file: its per-step ratio is its only one
+    if budget == "max_step_latency_ratio" or step_only:  # a step or chunk file: its per-step ratio is its only one
         key, what = "step_p50", "per-step p50 / baseline"
     else:
         key, what = "p50", "full-sequence p50 / baseline"
