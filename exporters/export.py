@@ -306,16 +306,20 @@ def load_test_split(ckpt: Checkpoint, data: str | None = None) -> tuple[Task, Sp
         ConfigError: ``data`` given for a task that generates its data.
     """
     hint = "pass --data PATH if the data moved, or --verify-data random to verify on random inputs only"
+
+    def cannot_load(e: RnnCompressError) -> DataError:
+        return DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.")
+
     try:
         task = task_from_checkpoint(ckpt.task)
     except RnnCompressError as e:
-        raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
+        raise cannot_load(e) from None
     if data is not None:
         task = task.with_data(data)  # its own error: --data does not apply to a generated task
     try:
         loaded = task.load()
     except RnnCompressError as e:
-        raise DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.") from None
+        raise cannot_load(e) from None
     check_data_fits(loaded.test, ckpt.config, task.name, hint)
     return task, loaded.test
 

@@ -87,6 +87,7 @@ class Manifest:
         self.path = out_dir / MANIFEST
         self.out_dir = out_dir
         self.resolved = resolved  # None: pipeline.toml is not written (it is this run's input)
+        self._config_recorded = False  # pipeline.toml is written and hashed at the first save of a run
         self.data: dict[str, Any] = {"schema": MANIFEST_SCHEMA, "stages": {}}
         if self.path.exists():
             try:
@@ -134,11 +135,13 @@ class Manifest:
     def save(self) -> None:
         self.data["rnncompress"] = package_version()
         config = self.out_dir / PIPELINE_FILE
-        if self.resolved is not None:
-            atomic_write_text(config, self.resolved)
-        if config.is_file():
-            self.data["pipeline"] = {"file": PIPELINE_FILE, "bytes": config.stat().st_size,
-                                     "sha256": sha256_file(config)}
+        if not self._config_recorded:
+            if self.resolved is not None:
+                atomic_write_text(config, self.resolved)
+            if config.is_file():
+                self.data["pipeline"] = {"file": PIPELINE_FILE, "bytes": config.stat().st_size,
+                                         "sha256": sha256_file(config)}
+            self._config_recorded = True
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
 
 
