@@ -469,6 +469,14 @@ class SparsifyResult:
 
 def read_onnx(path: Path) -> onnx.ModelProto:
     """Load and check an ONNX file; one clear error when it is not one."""
+    return read_onnx_sized(path)[0]
+
+
+def read_onnx_sized(path: Path) -> tuple[onnx.ModelProto, int]:
+    """``read_onnx``, and the bytes the model takes on disk: its file plus the external data
+    files its tensors name (each counted once), learnt from the one parse of the file."""
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
+
     if not path.exists():
         raise ExportError(f"ONNX file {path} does not exist.")
     if not path.is_file():
@@ -476,13 +484,18 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     if path.stat().st_size == 0:
         raise ExportError(f"{path} is empty, not an ONNX model.")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if "should be stored in" in first or "external" in first.lower():  # its weights' file is gone
+        raise ExportError(f"{path} is not an ONNX model (cannot parse it: {type(e).__name__}).") from None
+    external = {ExternalDataInfo(t).location for t in _graph_tensors(model.graph) if uses_external_data(t)}
+    if external:
+        try:
+            load_external_data_for_model(model, str(path.parent))  # what onnx.load does, with its path checks
+        except Exception as e:  # its weights' file is gone (or names a place outside the model's folder)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"{path} keeps its weights in an external data file that cannot be read: "
                               f"{first[:160]}") from None
-        raise ExportError(f"{path} is not an ONNX model (cannot parse it: {type(e).__name__}).") from None
+    size = path.stat().st_size + sum((path.parent / name).stat().st_size for name in external)
     if model.ir_version < 1 or not model.opset_import or not model.HasField("graph"):
         raise ExportError(f"{path} is not an ONNX model (no IR version, opset or graph).")
     try:
@@ -490,7 +503,7 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     except Exception as e:  # ValidationError, or ValueError for > 2 GB protos
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"{path} is not a valid ONNX model: {first[:200]}") from None
-    return model
+    return model, size
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -505,24 +518,6 @@ def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
             yield from a.tensors
             for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
                 yield from _graph_tensors(g)
-
-
-def onnx_disk_bytes(path: Path) -> int:
-    """Bytes an ONNX model takes on disk: its file plus the external data files its tensors
-    name (each counted once). A file it cannot parse counts as its own size."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    size = path.stat().st_size
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # read_onnx reports what is wrong with it
-        return size
-    files = {ExternalDataInfo(t).location for t in _graph_tensors(model.graph) if uses_external_data(t)}
-    for name in files:
-        f = path.parent / name
-        if f.is_file():
-            size += f.stat().st_size
-    return size
 
 
 def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
@@ -567,7 +562,7 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
     """
     src, dst = Path(in_path), Path(out_path)
     sparsify = SparsifyInitializers(min_gain)
-    model = read_onnx(src)  # the input first: a missing one is the error to report
+    model, src_bytes = read_onnx_sized(src)  # the input first: a missing one is the error to report
     check_output_file(dst, "--out", [src], force, ConfigError)
     result, changed = sparsify(model)
     if changed:
@@ -593,7 +588,7 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
             tmp.write_bytes(blob)
     except OSError as e:
         raise ExportError(f"Cannot write {dst}: {e.strerror or e}.") from None
-    return SparsifyResult(dst, onnx_disk_bytes(src), len(blob), len(result.graph.sparse_initializer),
+    return SparsifyResult(dst, src_bytes, len(blob), len(result.graph.sparse_initializer),
                           len(result.graph.initializer) + len(result.graph.sparse_initializer),
                           stored_sparsity(result), loads)
 
@@ -633,7 +628,7 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
         ExportError: the file is missing or not a valid ONNX model.
     """
     p = Path(path)
-    model = read_onnx(p)
+    model, size = read_onnx_sized(p)
     g = model.graph
     ops: dict[str, int] = {}
     for n in g.node:
@@ -650,7 +645,7 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
         else:
             other[prop.key] = prop.value
     return {
-        "path": str(p), "bytes": onnx_disk_bytes(p), "ir_version": model.ir_version,
+        "path": str(p), "bytes": size, "ir_version": model.ir_version,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "inputs": [_value_info(v) for v in g.input if v.name not in stored],

@@ -30,8 +30,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from exporters.export import (ExportOptions, Variant, build_variant, check_data_fits, onnx_disk_bytes,
-                              provenance_metadata, read_onnx)
+from exporters.export import (ExportOptions, Variant, build_variant, check_data_fits, provenance_metadata,
+                              read_onnx_sized)
 from exporters.verify import (
     MODEL_CONFIG_KEY,
     TorchReference,
@@ -346,10 +346,10 @@ def _json_meta(meta: dict[str, str], key: str, path: Path) -> Any:
 
 
 def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
-    proto = read_onnx(inp.path)
+    proto, size = read_onnx_sized(inp.path)
     meta = {p.key: p.value for p in proto.metadata_props}
     session = make_session(inp.path, config.threads)
-    size, sha = onnx_disk_bytes(inp.path), sha256_file(inp.path)
+    sha = sha256_file(inp.path)
     model_config = _json_meta(meta, MODEL_CONFIG_KEY, inp.path)
     if not model_config:
         return _prepare_foreign(inp, proto, session, size, sha, config)
