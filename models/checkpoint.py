@@ -148,8 +148,7 @@ def _looks_like(p: Path) -> str:
     """A hint for a file that is not a checkpoint: what it probably is instead."""
     if model_file_kind(p) == "onnx":
         return " (it is an ONNX model: `rnncompress info`, `bench` and `sparsify` read those)"
-    hints = {
-             ".json": " (a JSON file: reports go to `rnncompress check`)",
+    hints = {".json": " (a JSON file: reports go to `rnncompress check`)",
              ".toml": " (a TOML file: pipelines go to `rnncompress run`)"}
     return hints.get(p.suffix.lower(), "")
 

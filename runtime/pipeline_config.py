@@ -319,7 +319,7 @@ def resolved_toml(p: Pipeline) -> str:
     train.update({k: getattr(p.train.pruning, f) for k, f in _SCHEDULE_KEYS.items()})
     tables.append(("train", train))
     if p.prune is not None:
-        tables.append(("prune", {**{k: v for k, v in p.prune.to_dict().items()}, "teachers": list(p.teachers)}))
+        tables.append(("prune", {**p.prune.to_dict(), "teachers": list(p.teachers)}))
     tables.append(("export", dict(p.export)))
     tables.append(("bench", dict(p.bench)))
     if p.check is not None:

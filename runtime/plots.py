@@ -91,7 +91,7 @@ def plot_recurrent_matrix(
     if with_space:
         xy, (xlabel, ylabel) = space_coordinates(positions, space)
         sp = axes[0, 1]
-        sp.scatter(xy[~kept, 0], xy[~kept, 1], s=14, c="tab:red", alpha=0.45, lw=0, )
+        sp.scatter(xy[~kept, 0], xy[~kept, 1], s=14, c="tab:red", alpha=0.45, lw=0)
         sp.scatter(xy[kept, 0], xy[kept, 1], s=22, c="tab:green", lw=0.4, edgecolors="black")
         sp.set_xlabel(xlabel)
         sp.set_ylabel(ylabel)
