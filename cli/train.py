@@ -28,6 +28,7 @@ TASK_OPTIONS: dict[str, dict[str, str]] = {
     "samples": {"adding": "samples", "navigation": "samples"},
     "permute_pixels": {"smnist": "permute"},
     "place_cells": {"navigation": "place_cells"},
+    "tuning": {"navigation": "tuning"},
     "limit": {"smnist": "limit", "charlm": "limit_chars"},
 }
 
@@ -101,6 +102,9 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
 @click.option("--samples", type=int, default=None, help="Training sequences to generate (adding, navigation).")
 @click.option("--permute-pixels", is_flag=True, default=False, help="smnist: fixed pixel permutation (psMNIST).")
 @click.option("--place-cells", type=int, default=None, help="navigation: number of place cells.")
+@click.option("--tuning", type=click.Choice(["gauss", "dog"]), default=None,
+              help="navigation: place-cell code; gauss (default) trains in minutes, dog is the moduli paper's "
+                   "difference of Gaussians (nearly uniform, so far slower to learn).")
 @click.option("--limit", type=int, default=None,
               help="Use only the first N training images (smnist) or characters (charlm), for quick runs "
                    "(0: all).")

@@ -17,7 +17,7 @@ Top level:
 | ``rnncompress_version`` | str | version of rnncompress that measured |
 | ``created`` | str | ISO 8601 UTC time of the run |
 | ``environment`` | object | what it ran on (below) |
-| ``settings`` | object | ``BenchConfig`` fields: ``threads``, ``warmup``, ``runs``, ``step``, ``torch_reference``, ``call_floor``, ``accuracy``, ``max_eval``, ``seed``, ``seq_len``, ``chunk``; and ``interleaved`` (always true) |
+| ``settings`` | object | ``BenchConfig`` fields: ``threads``, ``warmup``, ``runs``, ``step``, ``torch_reference``, ``call_floor``, ``accuracy``, ``max_eval``, ``seed``, ``seq_len``, ``chunk``, ``data`` (the ``--data`` override or null); and ``interleaved`` (always true) |
 | ``baseline`` | str | ``name`` of the model ratios are relative to |
 | ``models`` | list | one object per model (below), names unique |
 

@@ -140,6 +140,17 @@ def test_navigation_needs_three_place_cells(tmp_path: Path) -> None:
     assert_one_line_error(r, match="--place-cells must be an int >= 3")
 
 
+def test_navigation_task_options_reach_the_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    r = run(["train", "--task", "navigation", "--tuning", "dog", "--place-cells", "16", "--samples", "64",
+             "--seq-len", "5", "--hidden", "4", "--epochs", "1", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    params = json.loads(run(["info", str(out), "--json"]).stdout)["task"]["params"]
+    assert (params["tuning"], params["place_cells"], params["samples"], params["seq_len"]) == ("dog", 16, 64, 5)
+    r = run(["train", *TINY, "--tuning", "dog", "--out", str(tmp_path / "a.pt"), "-q"])
+    assert_one_line_error(r, match="--tuning does not apply to task 'adding'")
+
+
 def test_output_never_replaces_the_data(tmp_path: Path) -> None:
     import numpy as np
 
