@@ -11,7 +11,7 @@ from cli.common import (CliError, command_line, data_option, echo_json, explicit
                         note_unfinished, progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
 from compressor.prune import PruneConfig, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import DataError
 from models.io import check_output_file
 from models.tasks import task_from_checkpoint
@@ -101,10 +101,16 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
         raise CliError("--threshold (absolute) replaces --quantile; give one of them.")
     ckpt = load_checkpoint(checkpoint)  # the input first: a missing one is the error to report
     check_output_file(out, "--out", [checkpoint, *teachers], force)
+    plots: list[Path] = []
     if plot is not None:
+        from runtime.plots import pruning_plot_paths
+
         check_output_file(plot, "--plot", [checkpoint, *teachers], force, outputs={"--out": out})
         if plot.suffix.lower() != ".png":
             raise CliError(f"--plot {plot} must be a .png file name.")
+        plots = pruning_plot_paths(plot, len(ckpt.config.hidden_sizes))  # a deep model: one file per layer
+        for path in plots:
+            check_output_file(path, "--plot", [checkpoint, *teachers], force, outputs={"--out": out})
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
                          centrality=o["centrality"],
@@ -120,14 +126,12 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
         hint = "" if o["data"] is not None else "; pass --data PATH if the data moved"
         raise DataError(f"{str(e).rstrip('.')}{hint}.") from None
     further = tuple(load_checkpoint(t) for t in teachers)
-    result = prune_checkpoint(ckpt, config, task, data, out, progress_for(quiet), teachers=further,
+    result = prune_checkpoint(ckpt, config, task, data, None, progress_for(quiet), teachers=further,
                               provenance={"command": command_line()})
     rep = result.report
-    if plot is not None:
-        from runtime.plots import plot_pruning
-
-        rep["plots"] = [str(p) for p in plot_pruning(plot, result.parent_model, result.selections,
-                                                     ckpt.regularizer, ckpt.config.gates)]
+    write_outputs(result, out, plot, plots, ckpt)
+    if plots:
+        rep["plots"] = [str(p) for p in plots]
     if as_json:
         echo_json(rep)
         return
@@ -142,3 +146,19 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     for p in rep.get("plots", []):
         click.echo(f"plot: {p}")
     click.echo(f"wrote {out}")
+
+
+def write_outputs(result: Any, out: Path, plot: Path | None, plots: list[Path], parent: Any) -> None:
+    """The plots, then the checkpoint, each atomically. A failure (a full disk) removes the plots
+    this run created, so a failed prune leaves no checkpoint and no new plots behind."""
+    new = [p for p in plots if not p.exists()]
+    try:
+        if plot is not None:
+            from runtime.plots import plot_pruning
+
+            plot_pruning(plot, result.parent_model, result.selections, parent.regularizer, parent.config.gates)
+        save_checkpoint(out, result.checkpoint)
+    except BaseException:
+        for path in new:
+            path.unlink(missing_ok=True)
+        raise

@@ -102,20 +102,27 @@ def plot_recurrent_matrix(
     _save(fig, path)
 
 
+def pruning_plot_paths(path: Path, layers: int) -> list[Path]:
+    """The files ``plot_pruning`` writes: ``path`` for one layer, ``path``-l for layer l of several."""
+    if layers == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{layer}{path.suffix}") for layer in range(layers)]
+
+
 def plot_pruning(path: Path, parent, selections, reg_state: dict[str, Any], gates: int) -> list[Path]:
-    """One recurrent-matrix PNG per layer (``path``, or ``path``-l for layer l of several)."""
+    """One recurrent-matrix PNG per layer, at ``pruning_plot_paths(path, layers)``."""
     from compressor.lattice import influence_blocks
 
     paths = []
     space = reg_state.get("config", {}).get("space", "none") if reg_state else "none"
-    for s in selections:
+    names = pruning_plot_paths(path, len(selections))
+    for s, out in zip(selections, names):
         A, _ = influence_blocks(parent.rnn[s.layer].weight_hh_l0.detach(), gates)
         pos = None
         if reg_state and reg_state.get("positions"):
             pos = reg_state["positions"][s.layer][reg_state["kept"][s.layer]].numpy()
         kept = np.zeros(s.before, dtype=bool)
         kept[s.keep_index.numpy()] = True
-        out = path if len(selections) == 1 else path.with_name(f"{path.stem}-{s.layer}{path.suffix}")
         plot_recurrent_matrix(out, A, kept, position_order(pos, space),
                               f"layer {s.layer}: |weight_hh| summed over gates ({space})", pos, space)
         paths.append(out)

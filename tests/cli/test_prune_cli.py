@@ -141,3 +141,43 @@ def test_a_pruned_checkpoint_records_the_prune_command(trained: Path, tmp_path: 
     assert pruned.provenance["parent_command"] == parent.provenance["command"]
     assert pruned.provenance["command"].startswith("rnncompress ")
     assert pruned.provenance["parent_sha256"] == parent.sha256
+
+
+@pytest.fixture(scope="module")
+def two_layers(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prune2") / "m2.pt"
+    r = run(["train", *TINY, "--layers", "2", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_every_layer_plot_of_a_deep_model_is_checked_before_work(two_layers: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "w-1.png"  # layer 1's plot of --plot w.png
+    taken.write_bytes(b"mine")
+    r = run(["prune", str(two_layers), "--keep", "3", "--out", str(tmp_path / "p.pt"), "--plot", str(tmp_path / "w.png"),
+             "-q"])
+    assert_one_line_error(r, match=f"--plot {taken} already exists")
+    assert taken.read_bytes() == b"mine" and not (tmp_path / "p.pt").exists() and not (tmp_path / "w-0.png").exists()
+    parent = tmp_path / "ck-1.png"  # a checkpoint whose name is layer 1's plot: an input, never written over
+    parent.write_bytes(two_layers.read_bytes())
+    r = run(["prune", str(parent), "--keep", "3", "--out", str(tmp_path / "q.pt"), "--plot", str(tmp_path / "ck.png"),
+             "-q", "--force"])
+    assert_one_line_error(r, match="is one of the inputs")
+    assert parent.read_bytes() == two_layers.read_bytes()
+    r = run(["prune", str(two_layers), "--keep", "3", "--finetune-epochs", "0", "--out", str(tmp_path / "p.pt"),
+             "--plot", str(tmp_path / "v.png"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.glob("v*.png")) == ["v-0.png", "v-1.png"]
+
+
+def test_a_prune_that_fails_writing_leaves_nothing(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.prune
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli.prune, "save_checkpoint", full_disk)
+    out, png = tmp_path / "p.pt", tmp_path / "w.png"
+    r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "0", "--out", str(out), "--plot", str(png), "-q"])
+    assert_one_line_error(r, match="No space left on device")
+    assert list(tmp_path.iterdir()) == []
