@@ -96,6 +96,8 @@ class Manifest:
                 data = None
             if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
                 raise ConfigError(f"{self.path} is not an rnncompress manifest; choose another --out directory.")
+            if (damage := _manifest_damage(data)) is not None:
+                raise ConfigError(f"{self.path} is damaged ({damage}); choose another --out directory.")
             self.data = data
 
     def stage(self, name: str) -> dict[str, Any] | None:
@@ -143,6 +145,27 @@ class Manifest:
                                          "sha256": sha256_file(config)}
             self._config_recorded = True
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
+
+
+def _manifest_damage(data: dict[str, Any]) -> str | None:
+    """What in a manifest of our schema is not shaped as ``Manifest`` writes it (None: nothing)."""
+    entry = {"file": str, "sha256": str, "bytes": int}
+
+    def bad_entry(f: Any) -> bool:
+        return not isinstance(f, dict) or any(not isinstance(f.get(k), t) for k, t in entry.items())
+
+    stages = data.get("stages")
+    if not isinstance(stages, dict):
+        return "'stages' is not an object"
+    for name, rec in stages.items():
+        if name not in STAGES or not isinstance(rec, dict):
+            return f"stages.{name} is not a stage record"
+        outputs = rec.get("outputs", [])
+        if not isinstance(outputs, list) or any(bad_entry(f) for f in outputs):
+            return f"stages.{name}.outputs is not a list of {{file, sha256, bytes}}"
+    if "pipeline" in data and bad_entry(data["pipeline"]):
+        return "'pipeline' is not a {file, sha256, bytes} entry"
+    return None
 
 
 def _file_hash(path: Path) -> str:

@@ -381,6 +381,15 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, list[str], str]]:
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign/manifest.json").write_text('{"name": "someone else\'s"}')
+    from runtime.pipeline import MANIFEST_SCHEMA
+
+    damaged = {"stages": {"stages": "x"}, "outputs": {"stages": {"train": {"outputs": "x"}}},
+               "entry": {"stages": {"train": {"outputs": [{"file": 1}]}}},
+               "stage": {"stages": {"deploy": {}}}, "pipeline": {"stages": {}, "pipeline": []}}
+    for name, manifest in damaged.items():
+        (tmp_path / f"damaged-{name}").mkdir()
+        manifest = {"schema": MANIFEST_SCHEMA, **manifest}
+        (tmp_path / f"damaged-{name}/manifest.json").write_text(json.dumps(manifest))
     out = str(tmp_path / "out")
     cases = [
         ("missing data", [str(npz), "--out", out], f"npz.toml:3: [task] data: npz file {tmp_path / 'my_data.npz'} "
@@ -393,6 +402,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, list[str], str]]:
         ("out is a file", [str(cfg), "--out", str(tmp_path / "a_file")], "exists and is not a directory"),
         ("pipeline is a directory", [str(tmp_path), "--out", out], "is a directory; give the .toml file"),
         ("foreign manifest", [str(cfg), "--out", str(tmp_path / "foreign")], "is not an rnncompress manifest"),
+        *((f"damaged manifest ({name})", [str(cfg), "--out", str(tmp_path / f"damaged-{name}")],
+           "manifest.json is damaged") for name in damaged),
     ]
     if Path("/proc/self").is_dir():  # a directory root itself may not write to
         cases.append(("out not writable", [str(cfg), "--out", "/proc/rnncompress-out"], "is not writable"))
