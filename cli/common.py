@@ -7,12 +7,14 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 from click.core import ParameterSource
 
 from models.errors import RnnCompressError, check_threads
+from models.io import text_of_name
 from models.progress import Progress
 
 
@@ -161,4 +163,4 @@ def fmt_table(rows: list[list[Any]], header: list[str]) -> str:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
-    return str(v)
+    return text_of_name(str(v)) if isinstance(v, (str, Path)) else str(v)  # file names that are not UTF-8

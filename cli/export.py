@@ -10,6 +10,7 @@ from cli.common import data_option, echo_json, fmt_table, handle_errors, note_un
 from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
+from models.io import text_of_name
 
 
 @click.command()
@@ -105,5 +106,5 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
     click.echo(fmt_table(rows, ["format", "file", "bytes", "stored sparsity", "parity", "opset/IR"]))
     for r in results:
         if "int8" in r.format.split("+") and not r.int8:
-            click.echo(f"note: {r.path.name} holds nothing int8 (every matrix is below --int8-float-below, "
+            click.echo(f"note: {text_of_name(r.path.name)} holds nothing int8 (every matrix is below --int8-float-below, "
                        "or too small for int8 to shrink the file): it is the float model.")

@@ -63,7 +63,7 @@ from exporters.verify import (
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, package_version
 from models.errors import (ConfigError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
                            check_threads, param_error)
-from models.io import atomic_path, check_output_file, probe_writable_dir
+from models.io import atomic_path, check_output_file, probe_writable_dir, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import Split, Task, task_from_checkpoint
@@ -218,7 +218,7 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
     value = ckpt.metrics.get(f"test_{metric}") if metric else None
     meta = {
         "rnncompress.version": package_version(),
-        "rnncompress.source": ckpt.path.name if ckpt.path else "",
+        "rnncompress.source": text_of_name(ckpt.path.name) if ckpt.path else "",
         "rnncompress.source_sha256": ckpt.sha256 or "",
         "rnncompress.task": json.dumps(ckpt.task, sort_keys=True),
         "rnncompress.metric": metric,
@@ -432,7 +432,8 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     out = Path(out_dir)
     stem = name if name is not None else (ckpt.path.stem if ckpt.path else "model")
     if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith("."):
-        raise param_error("name", "a non-empty file stem without path separators", stem)
+        raise param_error("name", "a non-empty file stem without path separators, not starting with '.' "
+                          "(a hidden file)", stem)
     targets = {v: out / v.filename(stem) for v in variants}
     probe_writable_dir(out, ExportError)  # before the (slow) verification
     for target in targets.values():

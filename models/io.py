@@ -62,6 +62,12 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -
         writer(tmp)
 
 
+def text_of_name(name: str | os.PathLike) -> str:
+    """A file name as text that can be encoded (metadata, reports): bytes of the name that are
+    not UTF-8 (Python holds them as surrogates) become U+FFFD."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

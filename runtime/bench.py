@@ -46,7 +46,7 @@ from exporters.verify import (
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
 from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
                            check_threads, param_error)
-from models.io import model_file_kind, sha256_file
+from models.io import model_file_kind, sha256_file, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
 from models.tasks import Split, Task, evaluate, task_from_checkpoint
@@ -137,6 +137,8 @@ class BenchInput:
         check_field_types(self)
         if not self.name.strip():
             raise param_error("name", "a non-empty string", self.name)
+        if not self.name.isprintable():  # a newline or tab would break report.md's table and the plots
+            raise param_error("name", "printable text (no newlines, tabs or control characters)", self.name)
         if self.kind not in KINDS:
             raise param_error("kind", f"one of {list(KINDS)}", self.kind)
 
@@ -158,7 +160,8 @@ def bench_inputs(paths: Sequence[str | os.PathLike], names: Sequence[str] | None
         names = list(names)
         if len(names) != len(paths):
             raise param_error("names", f"a list of {len(paths)} names, one per model", names)
-    out = [BenchInput(names[i] if names is not None else p.name, p, input_kind(p)) for i, p in enumerate(paths)]
+    out = [BenchInput(names[i] if names is not None else text_of_name(p.name), p, input_kind(p))
+           for i, p in enumerate(paths)]
     seen: set[str] = set()
     for inp in out:
         if inp.name in seen:
@@ -246,7 +249,7 @@ def _metric(task: Task, ort_value: float | None, torch_value: float | None, samp
 
 
 def _entry(inp: BenchInput, **fields_: Any) -> dict[str, Any]:
-    base = {"name": inp.name, "source": str(inp.path), "kind": inp.kind, "format": None, "sha256": None,
+    base = {"name": inp.name, "source": text_of_name(inp.path), "kind": inp.kind, "format": None, "sha256": None,
             "source_sha256": None, "size_bytes": None, "task": None, "cell": None, "hidden_sizes": None,
             "parameters": None, "sparsity": None, "inputs": None, "metric": None, "notes": []}
     base.update(fields_)

@@ -58,6 +58,7 @@ A latency summary ``S`` is ``{"p50", "p90", "p99", "mean", "min", "max", "runs"}
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -379,13 +380,23 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, plots: bool
         cannot be created or written.
     """
     validate_report(report)
-    out = check_writable_dir(out_dir)
     text = dumps(report)
-    images = _plots(report, out) if plots else []
-    md = out / FILES["markdown"]
-    atomic_write_text(md, markdown(report, [p.name for p in images]))
-    js = out / FILES["json"]
-    atomic_write_text(js, text)
+    created = not Path(out_dir).exists()
+    out = check_writable_dir(out_dir)
+    fresh = [out / name for name in FILES.values() if not (out / name).exists()]
+    try:
+        images = _plots(report, out) if plots else []
+        md = out / FILES["markdown"]
+        atomic_write_text(md, markdown(report, [p.name for p in images]))
+        js = out / FILES["json"]
+        atomic_write_text(js, text)
+    except BaseException:  # a full disk: take back what this call created, the directory too
+        for path in fresh:
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     for name in FILES.values():  # a plot an earlier report drew that this one does not
         stale = out / name
         if stale.suffix == ".png" and stale not in images and stale.is_file():

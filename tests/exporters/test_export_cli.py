@@ -248,3 +248,18 @@ def test_an_empty_name_is_refused(make_model, make_checkpoint, tmp_path):
     path = make_checkpoint(make_model("lstm", (4,), input_size=2))
     line = _one_error_line(_run("export", path, "--name", "", "--out-dir", tmp_path / "o"))
     assert "--name must be a non-empty file stem" in line and not (tmp_path / "o").exists()
+    line = _one_error_line(_run("export", path, "--name", ".hidden", "--out-dir", tmp_path / "o"))
+    assert "not starting with '.'" in line and not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_name_that_is_not_utf8_exports(make_model, make_checkpoint, tmp_path):
+    import shutil
+
+    import onnx
+
+    odd = tmp_path / "bad\udcffname.pt"
+    shutil.copy(make_checkpoint(make_model("gru", (4,), input_size=2)), odd)
+    r = _run("export", odd, "--format", "dense", "--out-dir", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.output
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "o" / "bad\udcffname.onnx").metadata_props}
+    assert meta["rnncompress.source"] == "bad\ufffdname.pt"

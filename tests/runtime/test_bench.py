@@ -166,6 +166,8 @@ def test_bad_inputs(tiny, tmp_path):
         bench([tiny["dense"], tiny["dense"]], config=LATENCY_ONLY)
     with pytest.raises(ConfigError, match="'paths' parameter"):
         bench([], config=LATENCY_ONLY)
+    with pytest.raises(ConfigError, match="'name' parameter must be printable text"):
+        bench([tiny["dense"]], names=["two\nlines"], config=LATENCY_ONLY)
     with pytest.raises(CheckpointError, match="does not exist"):
         bench([tmp_path / "missing.pt"], config=LATENCY_ONLY)
     garbage = tmp_path / "garbage.onnx"
@@ -259,3 +261,15 @@ def test_a_renamed_model_file_is_read_for_what_it_is(tiny, tmp_path):
     garbage = tmp_path / "x.onnx"
     garbage.write_bytes(b"hello")
     assert model_file_kind(garbage) == "onnx" and model_file_kind(tmp_path / "missing.pt") == "checkpoint"
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_plotted(tiny, tmp_path):
+    """A name byte that is not UTF-8 (held by Python as a surrogate) cannot go into JSON,
+    Markdown, PNG text or ONNX metadata as it is: it becomes U+FFFD there."""
+    import shutil
+
+    odd = tmp_path / "bad\udcffname.pt"
+    shutil.copy(tiny["ckpt"], odd)
+    report = bench([odd], config=LATENCY_ONLY)
+    assert report["models"][0]["name"] == "bad\ufffdname.pt"
+    assert write_report(report, tmp_path / "out")[0].exists()

@@ -22,6 +22,28 @@ def report() -> dict:
     return copy.deepcopy(json.loads(SAMPLE.read_text()))
 
 
+def test_a_report_that_cannot_be_written_leaves_nothing(report, tmp_path, monkeypatch):
+    import runtime.report
+
+    real = runtime.report.atomic_write_text
+
+    def full_disk(path, text):
+        if Path(path).name == "report.json":
+            raise OSError(28, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(runtime.report, "atomic_write_text", full_disk)
+    with pytest.raises(OSError):
+        write_report(report, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"  # an existing folder stays, with only what was there
+    kept.mkdir()
+    (kept / "mine.txt").write_text("x")
+    with pytest.raises(OSError):
+        write_report(report, kept)
+    assert [p.name for p in kept.iterdir()] == ["mine.txt"]
+
+
 def test_round_trip(report, tmp_path):
     paths = write_report(report, tmp_path / "out")
     names = [p.name for p in paths]
