@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from compressor.lattice import LatticeCriterion, binary_relation, influence_blocks, meet_irreducible
-from models.errors import ConfigError, check_field_types, param_error
+from models.errors import ConfigError, check_field_types, check_seed, param_error
 from models.sequence import SequenceModel, gate_blocks
 
 METHODS = ("lattice", "norm", "random")
@@ -71,6 +71,7 @@ class SelectionConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        check_seed(self.seed)
         if self.centrality not in CENTRALITIES:
             raise param_error("centrality", f"one of {sorted(CENTRALITIES)}", self.centrality)
         if self.method not in METHODS:

@@ -21,7 +21,7 @@ from torch import nn
 from compressor.magnitude import MagnitudePruner, PruneSchedule
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from models.checkpoint import Checkpoint, package_version, save_checkpoint
-from models.errors import ConfigError, check_field_types, param_error
+from models.errors import ConfigError, check_field_types, check_seed, param_error
 from models.io import check_output_file, sha256_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
@@ -64,6 +64,7 @@ class TrainConfig:
         if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
             raise param_error("grad_clip", "a finite float >= 0 (0 = off)", self.grad_clip)
         check_distill(self.distill, self.distill_temperature)
+        check_seed(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -69,6 +69,18 @@ def check_threads(value: object, minimum: int = 0, name: str = "threads") -> int
     return value
 
 
+# Seeds are mixed into derived seeds (seed * 1_000_003 + epoch and the like) that torch and
+# numpy take as 64-bit ints: a 32-bit range leaves room and is numpy's legacy seed range.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """``value`` as a seed in [0, MAX_SEED]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED:
+        raise param_error(name, f"an int in [0, {MAX_SEED}]", value)
+    return int(value)
+
+
 # Field annotations check_field_types understands -> the Python types a value may have.
 _FIELD_KINDS: dict[str, tuple[type, ...]] = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,),
                                              "str": (str,)}

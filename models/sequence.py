@@ -20,6 +20,9 @@ from torch import Tensor, nn
 from models.errors import param_error
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# An LSTM layer of 65 536 neurons already holds 2^34 recurrent weights (64 GiB in fp32): a
+# larger hidden size is a typo, and torch fails on it with an opaque TypeError.
+MAX_HIDDEN = 65536
 # Number of gate blocks stacked in weight_ih / weight_hh, in torch's order:
 # LSTM (i, f, g, o), GRU (r, z, n), RNN a single block.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -55,8 +58,8 @@ class ModelConfig:
         if not self.hidden_sizes:
             raise param_error("hidden_sizes", "a non-empty list of positive ints", self.hidden_sizes)
         for h in self.hidden_sizes:
-            if h < 1:
-                raise param_error("hidden", "a positive int", h)
+            if not 1 <= h <= MAX_HIDDEN:
+                raise param_error("hidden", f"an int in [1, {MAX_HIDDEN}]", h)
         if self.input_size < 1:
             raise param_error("input_size", "a positive int", self.input_size)
         if self.output_size < 1:

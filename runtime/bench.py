@@ -45,7 +45,7 @@ from exporters.verify import (
 )
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
 from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
-                           check_threads, param_error)
+                           check_seed, check_threads, param_error)
 from models.io import model_file_kind, sha256_file, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
@@ -115,7 +115,8 @@ class BenchConfig:
     def __post_init__(self) -> None:
         check_field_types(self)  # ints are ints and bools bools: what is left is their range
         check_threads(self.threads, minimum=1)
-        for name, minimum in (("warmup", 0), ("runs", 1), ("max_eval", 1), ("seed", 0), ("chunk", 1)):
+        check_seed(self.seed)
+        for name, minimum in (("warmup", 0), ("runs", 1), ("max_eval", 1), ("chunk", 1)):
             if getattr(self, name) < minimum:
                 raise param_error(name, f"an int >= {minimum}", getattr(self, name))
         if self.seq_len is not None and self.seq_len < 1:

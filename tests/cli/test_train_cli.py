@@ -56,7 +56,9 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--grad-clip", "nan"], "--grad-clip must be a finite float >= 0"),
     (["--cell", "lstm", "--nonlinearity", "relu"], "--nonlinearity applies to --cell rnn only"),
     (["--threads", "100000"], "--threads must be an int in [0, 256]"),
-    (["--hidden", "100000000"], "out of memory"),
+    (["--hidden", "100000000"], "--hidden must be an int in [1, 65536]"),
+    (["--seed", "-1"], "--seed must be an int in [0, 4294967295]"),
+    (["--seed", str(2**63 - 1)], "--seed must be an int in [0, 4294967295]"),
     (["--prune-start", "0.8", "--prune-end", "0.2"], "--prune-end must be a fraction of training in (prune_start = "
                                                      "0.8, 1]"),
 ])
