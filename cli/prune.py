@@ -14,7 +14,7 @@ from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfi
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import DataError
 from models.io import check_output_file
-from models.tasks import task_from_checkpoint
+from models.tasks import check_data_fits, task_from_checkpoint
 
 
 @click.command()
@@ -125,6 +125,9 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     except DataError as e:
         hint = "" if o["data"] is not None else "; pass --data PATH if the data moved"
         raise DataError(f"{str(e).rstrip('.')}{hint}.") from None
+    task.check_data_is(ckpt.provenance.get("data_sha256"), str(checkpoint))
+    for split in (data.train, data.val, data.test):
+        check_data_fits(split, ckpt.config, task.name)
     further = tuple(load_checkpoint(t) for t in teachers)
     result = prune_checkpoint(ckpt, config, task, data, None, progress_for(quiet), teachers=further,
                               provenance={"command": command_line()})

@@ -22,7 +22,7 @@ from compressor.magnitude import MagnitudePruner, PruneSchedule
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from models.checkpoint import Checkpoint, package_version, save_checkpoint
 from models.errors import ConfigError, check_field_types, check_seed, param_error
-from models.io import check_output_file, sha256_file
+from models.io import check_output_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import Task, TaskData, check_task_data, evaluate
@@ -137,10 +137,6 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     if cfg.lr_schedule == "constant":
         return cfg.lr
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-
-
-def data_hashes(task: Task) -> dict[str, str]:
-    return {Path(f).name: sha256_file(f) for f in task.source_files() if Path(f).is_file()}
 
 
 @dataclass
@@ -279,7 +275,7 @@ class Trainer:
         base = dict(self.base)
         provenance = dict(base.pop("provenance", {}))
         provenance.update({"rnncompress": package_version(), "torch": str(torch.__version__),
-                           "data_sha256": data_hashes(self.task)})
+                           "data_sha256": self.task.data_hashes()})
         return Checkpoint.from_model(
             model, task=self.task.to_dict(), history=history, metrics=metrics or {},
             provenance=provenance, training=self.config.to_dict(), regularizer=reg.to_state(),

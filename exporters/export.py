@@ -66,7 +66,7 @@ from models.errors import (ConfigError, DataError, ExportError, ParityError, Rnn
 from models.io import atomic_path, check_output_file, probe_writable_dir, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
-from models.tasks import Split, Task, task_from_checkpoint
+from models.tasks import Split, Task, check_data_fits, task_from_checkpoint
 
 FORMATS = ("dense", "sparse", "step", "chunk", "int8")
 _ORDER = ("step", "chunk", "int8", "sparse")  # canonical order of the parts of a combined format
@@ -221,6 +221,7 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
         "rnncompress.source": text_of_name(ckpt.path.name) if ckpt.path else "",
         "rnncompress.source_sha256": ckpt.sha256 or "",
         "rnncompress.task": json.dumps(ckpt.task, sort_keys=True),
+        "rnncompress.data_sha256": json.dumps(ckpt.provenance.get("data_sha256") or {}, sort_keys=True),
         "rnncompress.metric": metric,
         "rnncompress.metric_value": "" if value is None else repr(float(value)),
         "rnncompress.sparsity": json.dumps({"per_matrix": per, "recurrent": round(sp["recurrent"], 6),
@@ -283,20 +284,6 @@ def random_inputs(model: SequenceModel, batch: int, steps: int, seed: int) -> Sp
     return Split(x, torch.zeros(batch), init)
 
 
-def check_data_fits(test: Split, c: ModelConfig, task_name: str, hint: str = "") -> None:
-    """Refuse test data whose shapes do not fit the model (e.g. a checkpoint whose task data
-    changed on disk): onnxruntime would fail with an opaque shape error otherwise."""
-    if c.input_layer == "embedding":
-        ok = test.x.dim() == 2 and not test.x.is_floating_point()
-    else:
-        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
-    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
-        raise DataError(f"The test data of task '{task_name}' (x {tuple(test.x.shape)}) does not fit the model "
-                        f"(input size {c.input_size}, input layer {c.input_layer}){'; ' + hint if hint else ''}.")
-    if len(test) == 0:
-        raise DataError(f"The test split of task '{task_name}' is empty.")
-
-
 def load_test_split(ckpt: Checkpoint, data: str | None = None) -> tuple[Task, Split]:
     """The checkpoint's task (reading its files from ``data`` if given) and its test split,
     checked against the model's shape.
@@ -320,6 +307,7 @@ def load_test_split(ckpt: Checkpoint, data: str | None = None) -> tuple[Task, Sp
         loaded = task.load()
     except RnnCompressError as e:
         raise cannot_load(e) from None
+    task.check_data_is(ckpt.provenance.get("data_sha256"), str(ckpt.path or "the checkpoint"))
     check_data_fits(loaded.test, ckpt.config, task.name, hint)
     return task, loaded.test
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from exporters.export import (ExportOptions, Variant, build_variant, check_data_fits, provenance_metadata,
+from exporters.export import (ExportOptions, Variant, build_variant, provenance_metadata,
                               read_onnx_sized)
 from exporters.verify import (
     MODEL_CONFIG_KEY,
@@ -49,7 +49,7 @@ from models.errors import (CheckpointError, DataError, ExportError, ParityError,
 from models.io import model_file_kind, sha256_file, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
-from models.tasks import Split, Task, evaluate, task_from_checkpoint
+from models.tasks import Split, Task, check_data_fits, evaluate, task_from_checkpoint
 from runtime.environment import environment
 from runtime.report import SCHEMA
 from runtime.latency import (
@@ -73,6 +73,7 @@ FLOOR = "\0floor"  # runner-name suffix of a model's onnxruntime call floor
 # verified the model; this only catches a broken one, and must not refuse what export wrote.
 PARITY_ATOL, PARITY_RTOL = 10 * ExportOptions.atol, 10 * ExportOptions.rtol
 TASK_KEY, SPARSITY_KEY, FORMAT_KEY = "rnncompress.task", "rnncompress.sparsity", "rnncompress.format"
+DATA_KEY = "rnncompress.data_sha256"
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,10 @@ class _TaskCache:
         self._cache: dict[str, tuple[Task, Split]] = {}
         self._data = data  # the files' location now, if they moved since training
 
-    def test_split(self, task_dict: dict[str, Any], config: ModelConfig, source: Path) -> tuple[Task, Split]:
+    def test_split(self, task_dict: dict[str, Any], config: ModelConfig, source: Path,
+                   recorded: dict[str, str] | None = None) -> tuple[Task, Split]:
+        """The task's test split, refused when it does not fit the model or is not the data the
+        model recorded (``recorded``: its ``data_sha256``)."""
         key = json.dumps(task_dict, sort_keys=True, default=str)
         if key not in self._cache:
             try:
@@ -224,6 +228,7 @@ class _TaskCache:
                                 "the data moved, or --no-accuracy.") from None
             self._cache[key] = (task, data.test)
         task, test = self._cache[key]
+        task.check_data_is(recorded, str(source))
         check_data_fits(test, config, task.name, f"model {source}")
         return task, test
 
@@ -269,11 +274,11 @@ def _random_sequence(c: ModelConfig, steps: int, seed: int) -> Split:
 
 
 def _data(task_dict: dict[str, Any] | None, c: ModelConfig, source: Path, config: BenchConfig,
-          tasks: _TaskCache) -> tuple[Task | None, Split | None, Split, dict[str, Any]]:
+          tasks: _TaskCache, recorded: dict[str, str] | None) -> tuple[Task | None, Split | None, Split, dict[str, Any]]:
     """(task, test split, the latency sequence, the report's ``inputs``): the task's first
     test sequence, or, when the model records no task, a random one of ``seq_len`` steps."""
     if task_dict:
-        task, test = tasks.test_split(task_dict, c, source)
+        task, test = tasks.test_split(task_dict, c, source, recorded)
         seq = test.take(slice(0, 1))
         return task, test, seq, {"data": "task test split", "seq_len": int(seq.x.shape[1])}
     if config.seq_len is None:
@@ -299,7 +304,7 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
     check_finite(ckpt)
     model = ckpt.build_model().eval()
     c = ckpt.config
-    task, test, seq, inputs = _data(ckpt.task, c, inp.path, config, tasks)
+    task, test, seq, inputs = _data(ckpt.task, c, inp.path, config, tasks, ckpt.provenance.get("data_sha256"))
     meta = provenance_metadata(ckpt, model, Variant(), ExportOptions())
     blob = build_variant(model, Variant(), meta).SerializeToString()
     full = make_session(blob, config.threads)
@@ -362,7 +367,8 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     except (RnnCompressError, TypeError) as e:
         raise ExportError(f"{inp.path} has an invalid rnncompress.model_config: {e}") from None
     step = is_step_session(session)
-    task, test, seq, inputs = _data(_json_meta(meta, TASK_KEY, inp.path), c, inp.path, config, tasks)
+    recorded = _json_meta(meta, DATA_KEY, inp.path)  # absent in older exports: nothing to compare
+    task, test, seq, inputs = _data(_json_meta(meta, TASK_KEY, inp.path), c, inp.path, config, tasks, recorded)
     notes: list[str] = []
     prepared = _Prepared(inp, {}, session)
     # One call now, so a graph that does not match its metadata fails here, in one line.

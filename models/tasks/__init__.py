@@ -7,7 +7,7 @@ from typing import Any
 
 from models.errors import ConfigError
 from models.tasks.adding import AddingTask
-from models.tasks.base import ModelSpec, Split, Task, TaskData, check_task_data, evaluate
+from models.tasks.base import ModelSpec, Split, Task, TaskData, check_data_fits, check_task_data, evaluate
 from models.tasks.charlm import CharlmTask
 from models.tasks.navigation import NavigationTask
 from models.tasks.npz import NpzTask
@@ -34,4 +34,4 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
 
 
 __all__ = ["TASKS", "make_task", "task_from_checkpoint", "Task", "TaskData", "Split", "ModelSpec", "evaluate",
-           "check_task_data"]
+           "check_task_data", "check_data_fits"]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.errors import ConfigError, DataError, param_error
+from models.io import sha256_file
 
 
 def check_memory(nbytes: float, what: str, advice: str) -> None:
@@ -157,6 +158,42 @@ class Task:
     def source_files(self) -> list[str]:
         """Files the data comes from (hashed into provenance)."""
         return []
+
+    def data_hashes(self) -> dict[str, str]:
+        """File name -> sha256 of every source file (recorded in checkpoints as ``data_sha256``)."""
+        return {Path(f).name: sha256_file(f) for f in self.source_files() if Path(f).is_file()}
+
+    def check_data_is(self, recorded: dict[str, str] | None, whose: str) -> None:
+        """DataError when this task's files are not the ones ``whose`` recorded (``data_sha256``):
+        another text for charlm means another vocabulary, another MNIST copy another test set,
+        and a metric computed on them is not that model's. Renamed or moved copies pass; so
+        does a model that recorded nothing (generated data, or none recorded)."""
+        if not isinstance(recorded, dict) or not recorded or not self.source_files():
+            return
+        now = self.data_hashes()
+        if sorted(now.values()) != sorted(recorded.values()):
+            where = self.to_dict()["params"].get("data")
+            raise DataError(f"The data at {where} is not the data {whose} was trained on (the sha256 of its files "
+                            f"differs from the one recorded: {', '.join(sorted(recorded))}); give --data the "
+                            "files it was trained on.")
+
+
+def check_data_fits(test: Split, c: Any, task_name: str, hint: str = "") -> None:
+    """Refuse a split whose shapes or tokens do not fit the model of config ``c`` (e.g. a
+    checkpoint whose task data changed on disk): torch and onnxruntime fail with an opaque
+    shape or index error otherwise."""
+    if c.input_layer == "embedding":  # tokens index the embedding: one past it fails inside onnxruntime's Gather
+        ok = (test.x.dim() == 2 and not test.x.is_floating_point()
+              and (test.x.numel() == 0 or 0 <= int(test.x.min()) <= int(test.x.max()) < c.input_size))
+    else:
+        ok = test.x.dim() == 3 and test.x.shape[-1] == c.input_size
+    if not ok or (c.init_size and (test.init is None or test.init.shape[-1] != c.init_size)):
+        tokens = (f", tokens {int(test.x.min())}..{int(test.x.max())}" if c.input_layer == "embedding"
+                  and test.x.numel() and not test.x.is_floating_point() else "")
+        raise DataError(f"The test data of task '{task_name}' (x {tuple(test.x.shape)}{tokens}) does not fit the "
+                        f"model (input size {c.input_size}, input layer {c.input_layer}){'; ' + hint if hint else ''}.")
+    if len(test) == 0:
+        raise DataError(f"The test split of task '{task_name}' is empty.")
 
 
 @torch.no_grad()

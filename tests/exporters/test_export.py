@@ -284,7 +284,7 @@ def test_missing_task_data_suggests_random(make_model, make_checkpoint, tmp_path
 
 def test_task_shape_mismatch_is_a_data_error(make_model, make_checkpoint, tmp_path):
     model = make_model("gru", (4,), input_size=3)  # adding has 2 input features
-    with pytest.raises(DataError, match="does not fit the model"):
+    with pytest.raises(DataError, match="does not fit the"):
         export_checkpoint(load_checkpoint(make_checkpoint(model)), "dense", tmp_path / "o")
 
 

@@ -1,0 +1,71 @@
+"""A model's metric is computed on the data it was trained on: --data pointing at other files
+(another text means another vocabulary) is refused by prune, export and bench; a moved or
+renamed copy of the same files is accepted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import assert_one_line_error, run
+
+TEXT = "In the beginning was the word, and the word was with the model. " * 40
+
+
+@pytest.fixture(scope="module")
+def charlm(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("charlm")
+    (d / "a.txt").write_text(TEXT)
+    r = run(["train", "--task", "charlm", "--data", str(d / "a.txt"), "--seq-len", "16", "--hidden", "4",
+             "--epochs", "1", "--out", str(d / "m.pt"), "-q"])
+    assert r.exit_code == 0, r.output
+    return d / "m.pt"
+
+
+def _commands(ckpt: Path, data: Path, out: Path) -> dict[str, list[str]]:
+    return {"prune": ["prune", str(ckpt), "--keep", "2", "--finetune-epochs", "0", "--data", str(data),
+                      "--out", str(out / "p.pt"), "-q"],
+            "export": ["export", str(ckpt), "--format", "dense", "--data", str(data), "--out-dir", str(out / "o"), "-q"],
+            "bench": ["bench", str(ckpt), "--runs", "3", "--warmup", "0", "--data", str(data),
+                      "--out-dir", str(out / "b"), "-q"]}
+
+
+@pytest.mark.parametrize("command", ["prune", "export", "bench"])
+def test_other_data_is_refused_and_a_copy_accepted(charlm: Path, tmp_path: Path, command: str) -> None:
+    other = tmp_path / "b.txt"
+    other.write_text("Completely different characters: 0123456789 {}[]<>~^ " * 40)
+    r = run(_commands(charlm, other, tmp_path)[command])
+    assert_one_line_error(r, match=f"The data at {other} is not the data {charlm} was trained on")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]
+    copy = tmp_path / "moved" / "renamed.txt"
+    copy.parent.mkdir()
+    shutil.copy(charlm.parent / "a.txt", copy)
+    r = run(_commands(charlm, copy, tmp_path)[command])
+    assert r.exit_code == 0, r.output
+
+
+def test_an_exported_model_records_its_data_and_bench_checks_it(charlm: Path, tmp_path: Path) -> None:
+    r = run(["export", str(charlm), "--format", "dense", "--out-dir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    other = tmp_path / "b.txt"
+    other.write_text("Other text entirely. " * 80)
+    r = run(["bench", str(tmp_path / "o" / "m.onnx"), "--runs", "3", "--warmup", "0", "--data", str(other),
+             "--out-dir", str(tmp_path / "b"), "-q"])
+    assert_one_line_error(r, match="is not the data")
+
+
+def test_tokens_beyond_the_vocabulary_are_a_data_error(charlm: Path, tmp_path: Path) -> None:
+    """A checkpoint that recorded no data hashes, given a text with more characters than its
+    vocabulary: one line, not onnxruntime's Gather index error."""
+    import torch
+
+    raw = torch.load(charlm, weights_only=True)
+    raw["provenance"].pop("data_sha256")
+    torch.save(raw, tmp_path / "old.pt")
+    wide = tmp_path / "wide.txt"
+    wide.write_text("".join(chr(c) for c in range(0x400, 0x480)) * 20)
+    for args in (["export", "--format", "dense", "--out-dir", str(tmp_path / "o")],
+                 ["bench", "--runs", "3", "--out-dir", str(tmp_path / "b")]):
+        r = run([args[0], str(tmp_path / "old.pt"), *args[1:], "--data", str(wide), "-q"])
+        assert_one_line_error(r, match="does not fit the model")
