@@ -154,7 +154,7 @@ def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
     return m
 
 
-def _check_limit_fits(m: dict[str, Any], budget: str, limit: float) -> None:
+def check_limit_fits(m: dict[str, Any], budget: str, limit: float) -> None:
     """ConfigError (bad input, exit 2) for a limit no model could meet or every model meets:
     accuracy is a fraction in [0, 1]; the lower-is-better metrics (MSE, bpc, cm) are >= 0."""
     name = m["name"]
@@ -170,7 +170,7 @@ def _check_limit_fits(m: dict[str, Any], budget: str, limit: float) -> None:
 
 def _min_metric(e: dict[str, Any], limit: float) -> BudgetResult:
     m = _metric(e, "min_metric")
-    _check_limit_fits(m, "min_metric", limit)
+    check_limit_fits(m, "min_metric", limit)
     comparison = ">=" if m["higher_is_better"] else "<="
     return _result(e["name"], "min_metric", limit, m["onnxruntime"], comparison,
                    f"{m['name']} in onnxruntime, {'higher' if m['higher_is_better'] else 'lower'} is better")
@@ -186,7 +186,7 @@ def _metric_drop(e: dict[str, Any], base: dict[str, Any], limit: float) -> Budge
     if (m["name"], e.get("task")) != (b["name"], base.get("task")):
         raise _NotApplicable("max_metric_drop", e["name"], f"its task or metric differs from the baseline "
                                                            f"{base['name']!r}'s, so the metrics are not comparable.")
-    _check_limit_fits(m, "max_metric_drop", limit)
+    check_limit_fits(m, "max_metric_drop", limit)
     drop = b["onnxruntime"] - m["onnxruntime"] if m["higher_is_better"] else m["onnxruntime"] - b["onnxruntime"]
     better = "higher" if m["higher_is_better"] else "lower"
     return _result(e["name"], "max_metric_drop", limit, drop, "<=", f"{m['name']} worse than {base['name']}",

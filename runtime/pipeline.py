@@ -201,7 +201,8 @@ def _refuse_foreign_folder(out_dir: Path) -> None:
 def check_inputs(p: Pipeline, out_dir: Path) -> None:
     """Refuse a run that cannot complete before any work, creating nothing: ``out_dir``
     cannot be created or written or holds files no earlier run wrote, the task's data is
-    missing, or a [prune] teacher is missing or not a checkpoint. (A foreign manifest is
+    missing or not what its loader reads (a directory for a file, an MNIST directory without
+    its four idx files), or a [prune] teacher is missing or not a checkpoint. (A foreign manifest is
     refused by ``Manifest``.)
 
     Raises:
@@ -209,13 +210,10 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
     """
     probe_writable_dir(out_dir, ConfigError)
     _refuse_foreign_folder(out_dir)
-    data = p.task["params"].get("data")
-    if data is not None and not (data and Path(data).exists()):
-        # The task's own message for missing data: load() raises it before reading anything.
-        try:
-            make_task(p.task["name"], p.task["params"]).load()
-        except DataError as e:
-            raise DataError(f"{p.where('task', 'data')}: {e}") from None
+    try:
+        make_task(p.task["name"], p.task["params"]).check_data_location()
+    except DataError as e:
+        raise DataError(f"{p.where('task', 'data')}: {e}") from None
     for teacher in p.teachers:
         try:
             theirs = load_checkpoint(teacher).task.get("name")

@@ -29,6 +29,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -40,9 +41,9 @@ from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
 from compressor.prune import PruneConfig
 from compressor.selection import parse_keep
-from compressor.training import TrainConfig
+from compressor.training import TrainConfig, model_config_for
 from models.errors import ConfigError, RnnCompressError
-from models.tasks import TASKS, make_task
+from models.tasks import TASKS, ModelSpec, Task, make_task
 
 NUM = (int, float)
 SCHEMA: dict[str, dict[str, tuple]] = {
@@ -187,6 +188,62 @@ def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc
                                           f"model itself: {needs}.")
 
 
+# [prune] keys of the lattice criterion alone: norm and random selection ignore them.
+_LATTICE_ONLY = ("variant", "quantile", "threshold", "thresholds", "centrality", "feed_forward", "edge_prune")
+
+
+def _inapplicable_prune_keys(method: str, variant: str) -> dict[str, str]:
+    """[prune] key -> the setting it applies to, for each key ``method`` and ``variant`` would
+    ignore: the rules of ``rnncompress prune`` (cli/prune.py), which refuses these options."""
+    if method != "lattice":
+        return dict.fromkeys(_LATTICE_ONLY, 'method = "lattice"')
+    if variant != "continuous":
+        return {"thresholds": 'variant = "continuous"'}
+    return {}
+
+
+def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, loc: "_Locator") -> None:
+    inapplicable = _inapplicable_prune_keys(prune.method, prune.variant)
+    for key in given:
+        if key in inapplicable:
+            raise loc.error("prune", key, f"applies to {inapplicable[key]} only; drop it.")
+    if "quantile" in given and "threshold" in given:
+        raise loc.error("prune", "threshold", "an absolute threshold replaces quantile; give one of them.")
+
+
+# Tasks whose metric follows their data, known only once it is loaded: npz gives accuracy for
+# class labels and MSE for float targets. Every other task's metric is fixed by its class.
+_METRICS_BY_DATA = {"npz": (("accuracy", True), ("mse", False))}
+
+
+def _check_budgets_answerable(check: dict[str, Any], bench: dict[str, Any], task: Task, loc: "_Locator") -> None:
+    """Refuse a budget the bench stage will never measure, or one no model could meet (or every
+    model meets) for the task's metric: found here, not after training."""
+    from runtime.check import check_limit_fits  # the rule check_report applies to the report
+
+    for key in ("min_metric", "max_metric_drop"):
+        if key in check and not bench["accuracy"]:
+            raise loc.error("check", key, "needs the onnxruntime metric, which [bench] accuracy = false does not "
+                                          "measure; drop one of them.")
+    if "max_step_latency_ratio" in check and not bench["step"]:
+        raise loc.error("check", "max_step_latency_ratio", "needs per-step latencies, which [bench] step = false "
+                                                           "does not measure; drop one of them.")
+    metrics = _METRICS_BY_DATA.get(task.name, ((task.metric_name, task.higher_is_better),))
+    for key in ("min_metric", "max_metric_drop"):
+        if key not in check:
+            continue
+        refusals = []
+        for name, higher_is_better in metrics:
+            try:
+                check_limit_fits({"name": name, "higher_is_better": higher_is_better}, key, check[key])
+            except ConfigError as e:
+                refusals.append(str(e))
+        if len(refusals) == len(metrics):  # whichever metric the data gives
+            prefix = "" if len(metrics) == 1 else (f"the metric of task {task.name!r} is "
+                                                  f"{' or '.join(n for n, _ in metrics)}, by its data: ")
+            raise loc.error("check", key, prefix + " ".join(refusals))
+
+
 def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None = None) -> Pipeline:
     """Parse and validate pipeline TOML text (see the module docstring for the keys).
 
@@ -194,6 +251,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     stored absolute."""
     if not isinstance(text, str):
         raise ConfigError(f"parse_pipeline takes the TOML text; got {type(text).__name__} (for a file: load_pipeline).")
+    text = text.removeprefix("\ufeff")  # a byte order mark, as editors on Windows write: not TOML, no meaning
     loc = _Locator(text, source)
     try:
         doc = tomllib.loads(text)
@@ -226,9 +284,15 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
              "nonlinearity": m.get("nonlinearity")}
     if model["cell"] not in ("rnn", "lstm", "gru"):
         raise loc.error("model", "cell", f"must be one of ['gru', 'lstm', 'rnn']; got {model['cell']!r}.")
-    for k in ("hidden", "layers"):
-        if model[k] < 1:
-            raise loc.error("model", k, f"must be a positive int; got {model[k]}.")
+    if model["nonlinearity"] is not None and model["cell"] != "rnn":
+        cell = {"lstm": "an LSTM", "gru": "a GRU"}[model["cell"]]
+        raise loc.error("model", "nonlinearity", f'applies to cell = "rnn" only ({cell} has fixed gate '
+                                                 "nonlinearities); drop it.")
+    # The model config training builds (the same function), with a stand-in for the input and
+    # output sizes: the task's data gives those, and they are not the user's to get wrong.
+    shape = SimpleNamespace(spec=ModelSpec(input_size=1, output_size=1))
+    _build("model", None, loc, model_config_for, shape, model["cell"], model["hidden"], model["layers"],
+           model["nonlinearity"])
 
     tr = dict(doc["train"])
     seed = tr.get("seed", 0)
@@ -248,6 +312,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if "keep" in pr:
             pr["keep"] = _build("prune", "keep", loc, parse_keep, pr["keep"])
         prune = _build("prune", None, loc, PruneConfig, **pr)
+        _refuse_inapplicable_prune_keys(pr, prune, loc)
         if isinstance(prune.keep, int) and prune.keep > model["hidden"]:
             raise loc.error("prune", "keep", f"must be at most [model] hidden ({model['hidden']}) neurons; "
                                              f"got {prune.keep}.")
@@ -281,6 +346,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         _build("check", None, loc, Budgets, **check)
         if prune is None:
             _check_budgets_without_prune(check, parse_formats(ex["formats"]), loc)
+        _check_budgets_answerable(check, bench, t, loc)
 
     return Pipeline(
         name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,
@@ -319,7 +385,13 @@ def resolved_toml(p: Pipeline) -> str:
     train.update({k: getattr(p.train.pruning, f) for k, f in _SCHEDULE_KEYS.items()})
     tables.append(("train", train))
     if p.prune is not None:
-        tables.append(("prune", {**p.prune.to_dict(), "teachers": list(p.teachers)}))
+        # Without the keys its method and variant ignore (the parser refuses them: they can only
+        # hold their defaults), nor quantile beside an absolute threshold.
+        ignored = set(_inapplicable_prune_keys(p.prune.method, p.prune.variant))
+        if p.prune.threshold is not None:
+            ignored.add("quantile")
+        prune = {k: v for k, v in p.prune.to_dict().items() if k not in ignored}
+        tables.append(("prune", {**prune, "teachers": list(p.teachers)}))
     tables.append(("export", dict(p.export)))
     tables.append(("bench", dict(p.bench)))
     if p.check is not None:

@@ -126,6 +126,11 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": {f.name: getattr(self.params, f.name) for f in fields(self.params)}}
 
+    def check_data_location(self) -> None:
+        """DataError when the data is not where ``load`` looks, found without reading it (a
+        missing path, a directory for a file): a pipeline checks this before any work.
+        Generated data has no location."""
+
     def load(self) -> TaskData:
         raise NotImplementedError
 

@@ -59,10 +59,14 @@ class CharlmTask(Task):
     higher_is_better = False
     Params = CharlmParams
 
+    def check_data_location(self) -> None:
+        if not self.params.data:
+            raise DataError("Task 'charlm' needs a text file (--data FILE, UTF-8, .gz allowed).")
+        require_file(Path(self.params.data), "Text file")
+
     def load(self) -> TaskData:
         p = self.params
-        if not p.data:
-            raise DataError("Task 'charlm' needs a text file (--data FILE, UTF-8, .gz allowed).")
+        self.check_data_location()
         full = read_text(Path(p.data))
         text = full[: p.limit_chars] if p.limit_chars else full
         vocab = sorted(set(text))

@@ -44,6 +44,16 @@ MAX_CLASSES = 1_000_000
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     require_file(path, "npz file")
     try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"{path} is not readable ({e.strerror}).") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise DataError(f"{path} is a single .npy array; save X and y together with numpy.savez(path, X=..., y=...).")
+    if not head.startswith(b"PK"):  # an .npz is a zip archive; numpy would try to unpickle anything else
+        raise DataError(f"{path} is not an .npz file (not a zip archive of arrays); save one with "
+                        "numpy.savez(path, X=..., y=...).")
+    try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
@@ -98,10 +108,14 @@ class NpzTask(Task):
         super().__init__(params)
         self.classification = True
 
+    def check_data_location(self) -> None:
+        if not self.params.data:
+            raise DataError("Task 'npz' needs a data file (--data FILE.npz).")
+        require_file(Path(self.params.data), "npz file")
+
     def load(self) -> TaskData:
         p = self.params
-        if not p.data:
-            raise DataError("Task 'npz' needs a data file (--data FILE.npz).")
+        self.check_data_location()
         path = Path(p.data)
         arrays = _read_npz(path)
         for k in ("X", "y"):

@@ -58,14 +58,19 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def load_mnist(directory: str | Path) -> dict[str, np.ndarray]:
+def mnist_files(directory: str | Path) -> dict[str, Path]:
+    """The four idx files of an MNIST directory (.gz or not), or a DataError naming what is missing."""
     d = Path(directory)
     require_dir(d, "MNIST directory", "the four idx files")
     paths = {key: find_idx_file(d, stem) for key, stem in FILES.items()}
     missing = [FILES[k] for k, p in paths.items() if p is None]
     if missing:
         raise DataError(f"MNIST directory {d} is incomplete: missing {', '.join(missing)} (.gz or not).")
-    arrays = {k: read_idx(p) for k, p in paths.items()}  # type: ignore[arg-type]
+    return paths  # type: ignore[return-value]
+
+
+def load_mnist(directory: str | Path) -> dict[str, np.ndarray]:
+    arrays = {k: read_idx(p) for k, p in mnist_files(directory).items()}
     for split in ("train", "test"):
         imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if imgs.ndim != 3 or imgs.shape[1:] != (28, 28):
@@ -108,10 +113,14 @@ class SmnistTask(Task):
             x = x.reshape(-1, 784)[:, perm]
         return x.reshape(-1, 28, 28).contiguous()
 
+    def check_data_location(self) -> None:
+        if not self.params.data:
+            raise DataError("Task 'smnist' needs a data directory (--data DIR holding the four MNIST idx files).")
+        mnist_files(self.params.data)
+
     def load(self) -> TaskData:
         p = self.params
-        if not p.data:
-            raise DataError("Task 'smnist' needs a data directory (--data DIR holding the four MNIST idx files).")
+        self.check_data_location()
         a = load_mnist(p.data)
         x_train, y_train = self._to_sequences(a["train_images"]), torch.from_numpy(a["train_labels"].astype(np.int64))
         if p.limit:

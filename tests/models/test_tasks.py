@@ -208,6 +208,15 @@ def test_corrupt_and_pickled_npz(tmp_path: Path) -> None:
     np.savez(q, X=np.array([{"a": 1}] * 3, dtype=object), y=Y[:3])
     with pytest.raises(DataError, match="pickled data is refused"):
         make_task("npz", {"data": str(q)}).load()
+    text = tmp_path / "notes.npz"
+    text.write_text("X,y\n1,2\n")
+    with pytest.raises(DataError, match="is not an .npz file"):
+        make_task("npz", {"data": str(text)}).load()
+    single = tmp_path / "x.npz"
+    with open(single, "wb") as f:
+        np.save(f, Y)
+    with pytest.raises(DataError, match="is a single .npy array"):
+        make_task("npz", {"data": str(single)}).load()
 
 
 def test_bad_text_files(tmp_path: Path) -> None:
