@@ -9,7 +9,7 @@ import click
 from click.core import ParameterSource
 
 from cli.common import (PARAMETER_OPTIONS, CliError, command_line, explicit_options, handle_errors, option_label,
-                        progress_for, quiet_option, set_threads, threads_option)
+                        progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import INHIBITORS, ModuliConfig
 from compressor.training import TrainConfig, check_resumable, model_config_for, resume_training, train_new
@@ -159,6 +159,13 @@ def train(ctx: click.Context, **o: Any) -> None:
             raise CliError(f"{out} already exists ({state} checkpoint); {hint}.")
         if o["cell"] != "rnn" and explicit_options(ctx, ["nonlinearity"]):
             raise CliError(f"--nonlinearity applies to --cell rnn only (an {o['cell']} has fixed gate nonlinearities).")
+        # Regularizer options the chosen space ignores would be silently dropped: say so.
+        if o["space"] == "none":
+            refuse_inapplicable(ctx, ["strength", "inhibitor", "invert", "p_norm", "learn_embedding"],
+                                "a regularizer (--space; the default none trains without one)")
+        elif o["space"] == "l1":
+            refuse_inapplicable(ctx, ["inhibitor", "invert", "learn_embedding"],
+                                "a space with geometry (--space l1 penalises every weight alike)")
         task = make_task(o["task"], task_params_from_cli(ctx, o["task"], o))
         config = TrainConfig(
             epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], lr_schedule=o["lr_schedule"],

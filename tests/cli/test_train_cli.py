@@ -42,7 +42,7 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, match", [
     (["--space", "donut"], "--space must be one of"),
-    (["--inhibitor", "mexican-hat"], "--inhibitor must be one of"),
+    (["--space", "torus", "--inhibitor", "mexican-hat"], "--inhibitor must be one of"),
     (["--sparsity", "1.0"], "--sparsity must be a float in [0, 1)"),
     (["--sparsity", "-0.2"], "--sparsity"),
     (["--hidden", "0"], "--hidden must be a positive int"),
@@ -56,6 +56,9 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--grad-clip", "nan"], "--grad-clip must be a finite float >= 0"),
     (["--cell", "lstm", "--nonlinearity", "relu"], "--nonlinearity applies to --cell rnn only"),
     (["--threads", "100000"], "--threads must be an int in [0, 256]"),
+    (["--strength", "5"], "--strength applies to a regularizer (--space"),
+    (["--learn-embedding"], "--learn-embedding applies to a regularizer"),
+    (["--space", "l1", "--inhibitor", "gauss"], "--inhibitor applies to a space with geometry"),
     (["--hidden", "100000000"], "--hidden must be an int in [1, 65536]"),
     (["--seed", "-1"], "--seed must be an int in [0, 4294967295]"),
     (["--seed", str(2**63 - 1)], "--seed must be an int in [0, 4294967295]"),
