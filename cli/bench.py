@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import data_option, echo_json, handle_errors, progress_for, quiet_option
+from cli.common import data_option, echo_json, handle_errors, progress_for, quiet_option, refuse_inapplicable
 from runtime.bench import BenchConfig, bench as run_bench
 from runtime.report import check_out_dir, markdown, write_report
 
@@ -50,8 +50,9 @@ from runtime.report import check_out_dir, markdown, write_report
 @click.option("--force", is_flag=True, help="Replace an earlier report in --out-dir (inputs never).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (without raw samples) as JSON.")
 @quiet_option
+@click.pass_context
 @handle_errors
-def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
+def bench(ctx: click.Context, paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...], out_dir: Path, threads: int,
           runs: int, warmup: int, no_step: bool, no_torch: bool, no_call_floor: bool, no_accuracy: bool,
           max_eval: int, seq_len: int | None, chunk: int, seed: int, data: str | None, force: bool,
           as_json: bool, quiet: bool) -> None:
@@ -76,6 +77,8 @@ def bench(paths: tuple[Path, ...], baseline: Path | None, names: tuple[str, ...]
     Example:
       rnncompress bench lstm.pt onnx/lstm.int8.onnx onnx/small.onnx --out-dir bench/
     """
+    if no_accuracy:
+        refuse_inapplicable(ctx, ["max_eval"], "the metric (drop --no-accuracy)")
     config = BenchConfig(threads=threads, warmup=warmup, runs=runs, step=not no_step, torch_reference=not no_torch,
                          call_floor=not no_call_floor, accuracy=not no_accuracy, max_eval=max_eval, seed=seed,
                          seq_len=seq_len, chunk=chunk, data=data)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli.common import data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for, quiet_option
+from cli.common import (data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for, quiet_option,
+                        refuse_inapplicable)
 from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
@@ -58,8 +59,9 @@ from models.io import text_of_name
 @click.option("--force", is_flag=True, help="Overwrite existing files of the same names.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (for scripts).")
 @quiet_option
+@click.pass_context
 @handle_errors
-def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, verify_data: str, atol: float,
+def export(ctx: click.Context, checkpoint: Path, formats: str, out_dir: Path, name: str | None, verify_data: str, atol: float,
            rtol: float, int8_accuracy_drop: float, int8_relative: float, min_gain: float, int8_float_below: int,
            parity_samples: int, metric_samples: int, ir_version: int, threads: int, data: str | None, force: bool,
            as_json: bool, quiet: bool) -> None:
@@ -82,6 +84,8 @@ def export(checkpoint: Path, formats: str, out_dir: Path, name: str | None, veri
     Example:
       rnncompress export lstm.pt --format dense,sparse,step,int8 --out-dir onnx/
     """
+    if verify_data == "random":
+        refuse_inapplicable(ctx, ["data", "metric_samples"], "--verify-data task (random inputs need no task data)")
     options = ExportOptions(
         verify_data=verify_data, atol=atol, rtol=rtol,
         int8=Int8Tolerance(accuracy_points=int8_accuracy_drop, relative=int8_relative),

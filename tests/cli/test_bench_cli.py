@@ -79,6 +79,7 @@ def test_bad_bench_input(models, tmp_path):
         ([str(models["ckpt"]), "--runs", "many"], "Invalid value for '--runs'"),
         ([str(models["ckpt"]), str(models["dense"]), "--name", "a"], "--name must be a list of 2 names"),
         ([str(models["dense"]), str(models["dense"])], "unique per model"),
+        ([str(models["ckpt"]), "--no-accuracy", "--max-eval", "5"], "--max-eval applies to the metric"),
     ]
     for args, match in cases:
         assert_one_line_error(run(["bench", *FAST, *args, "--out-dir", str(out), "-q"]), match=match)

@@ -75,6 +75,8 @@ def test_bad_format_name(make_model, make_checkpoint, tmp_path):
     (["--data", "/tmp"], "--data does not apply to task 'adding': it generates its data from a seed."),
     (["--format", "int8", "--int8-accuracy-drop", "-1"], "--int8-accuracy-drop must be a finite float >= 0"),
     (["--format", "int8", "--int8-relative", "nan"], "--int8-relative must be a finite float >= 0"),
+    (["--verify-data", "random", "--data", "/tmp"], "--data applies to --verify-data task"),
+    (["--verify-data", "random", "--metric-samples", "5"], "--metric-samples applies to --verify-data task"),
 ])
 def test_bad_option_names_the_option(make_model, make_checkpoint, tmp_path, args, match):
     path = make_checkpoint(make_model("lstm", (4,), input_size=2))
