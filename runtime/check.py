@@ -122,7 +122,8 @@ def _latency(e: dict[str, Any], budget: str, key: str, limit: float) -> BudgetRe
     return _result(e["name"], budget, limit, lat[kind][key], "<=", what, note)
 
 
-def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> BudgetResult:
+def _ratio(e: dict[str, Any], base: dict[str, Any], budget: str, limit: float) -> BudgetResult:
+    baseline = base["name"]
     if e["name"] == baseline:
         raise _NotApplicable(budget, e["name"], "it is the baseline the ratios are relative to (choose other "
                                                 "models with --model).")
@@ -135,15 +136,21 @@ def _ratio(e: dict[str, Any], baseline: str, budget: str, limit: float) -> Budge
     if r.get(key) is not None:
         return _result(e["name"], budget, limit, r[key], "<=", what,
                        "" if baseline == "baseline" else f"vs {baseline}")  # (a baseline named so needs no note)
-    kind = "per-step" if key == "step_p50" else "full-sequence"
-    why = next((n for n in e.get("notes", []) if "ratio" in n), None)  # bench says why, when it knows
-    if why is None and key == "step_p50":
-        why = ("no step latency was measured for it (a full-sequence ONNX file has no step model; a checkpoint's is "
-               "measured unless bench ran with --no-step)" if not (e.get("latency_ms") or {}).get("step")
-               else "the baseline has no per-step latency (a full-sequence ONNX file, or bench ran with --no-step)")
-    elif why is None:
-        why = "the baseline has no full-sequence latency (a step model)"
-    raise _NotApplicable(budget, e["name"], f"it has no {kind} ratio to the baseline {baseline!r}: {why}.")
+    kind, side = ("per-step", "step") if key == "step_p50" else ("full-sequence", "full")
+    why = next((n.rstrip(".") for n in e.get("notes", []) if "ratio" in n), None)  # bench says why, when it knows
+    if why is None:
+        why = _missing_ratio_reason(e, base, side)
+    raise _NotApplicable(budget, e["name"], f"no {kind} ratio to {baseline!r}: {why}.")
+
+
+def _missing_ratio_reason(e: dict[str, Any], base: dict[str, Any], side: str) -> str:
+    """Why a report holds no ``side`` ("full" or "step") ratio for ``e``, from the latencies."""
+    unmeasured = {"step": "a full-sequence ONNX file, or bench --no-step", "full": "a step or chunk file"}[side]
+    if not (e.get("latency_ms") or {}).get(side):
+        return f"it has no {side} latency ({unmeasured})"
+    if not (base.get("latency_ms") or {}).get(side):
+        return f"the baseline has no {side} latency ({unmeasured})"
+    return "the report records none (ratio_to_baseline is null)"
 
 
 def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
@@ -200,7 +207,7 @@ def _evaluate(e: dict[str, Any], base: dict[str, Any], budget: str, limit: float
     if budget == "max_p99_ms":
         return _latency(e, budget, "p99", limit)
     if budget in ("max_latency_ratio", "max_step_latency_ratio"):
-        return _ratio(e, base["name"], budget, limit)
+        return _ratio(e, base, budget, limit)
     if budget == "min_metric":
         return _min_metric(e, limit)
     if budget == "max_metric_drop":

@@ -142,7 +142,11 @@ def test_refusals(report):
     with pytest.raises(ReportError, match="not comparable"):
         check_report(report, Budgets(max_metric_drop=0.1), ["stream"])
     report["models"][2]["ratio_to_baseline"] = {"p50": None, "p99": None, "step_p50": None, "step_p99": None}
-    with pytest.raises(ReportError, match="no per-step ratio to the baseline"):
+    with pytest.raises(ReportError, match=r"no per-step ratio to 'dense': the report records none \(ratio_to_baseline "
+                                          r"is null\)"):
+        check_report(report, Budgets(max_latency_ratio=1), ["stream"])
+    report["models"][0]["latency_ms"]["step"] = None  # the baseline was timed without its step model
+    with pytest.raises(ReportError, match=r"no per-step ratio to 'dense': the baseline has no step latency"):
         check_report(report, Budgets(max_latency_ratio=1), ["stream"])
     with pytest.raises(ReportError, match="not an rnncompress report"):
         check_report({"schema": "other/1"}, Budgets(max_size_kb=1))
@@ -275,6 +279,6 @@ def test_the_full_sequence_budget_never_gates_a_full_model_on_its_per_step_ratio
     int8["notes"] = ["timed on 9-step sequences, the baseline 'dense' on 6: no full-sequence ratio (the per-step "
                      "ratios compare)"]
     [r] = by(check_report(report, Budgets(max_latency_ratio=0.8)), "int8")
-    assert not r.applicable and "no full-sequence ratio to the baseline 'dense': timed on 9-step" in r.note
+    assert not r.applicable and "no full-sequence ratio to 'dense': timed on 9-step" in r.note
     [r] = by(check_report(report, Budgets(max_step_latency_ratio=0.8)), "int8")
     assert r.applicable and r.measured == 0.5
