@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 from cli.common import echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
 from models.checkpoint import Checkpoint, load_checkpoint
+from models.errors import ExportError
 from models.io import model_file_kind
 from models.sequence import count_parameters, sparsity_report
 
@@ -40,13 +42,37 @@ def _tensors(values: list[dict[str, Any]]) -> str:
     return "; ".join(f"{v['name']} {v['type']} [{', '.join(str(d) for d in v['shape'])}]" for v in values)
 
 
+# rnncompress.* metadata that info reads as JSON objects: a file where one is something else
+# is refused in one line, as bench refuses it.
+_OBJECT_METADATA = ("model_config", "task", "sparsity", "session_config")
+
+
+def check_onnx_metadata(d: dict[str, Any]) -> None:
+    """Raise ExportError unless the rnncompress.* metadata of ``d`` (``onnx_summary``) that
+    info interprets has the type it reads: JSON objects, and numbers for the sparsity."""
+    meta = d["metadata"]
+
+    def refuse(key: str, rule: str, value: Any) -> ExportError:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return ExportError(f"{d['path']} has corrupt rnncompress metadata: rnncompress.{key} must be {rule}; "
+                           f"got {shown}.")
+
+    for key in _OBJECT_METADATA:
+        if key in meta and not isinstance(meta[key], dict):
+            raise refuse(key, "a JSON object", meta[key])
+    for key, value in meta.get("sparsity", {}).items():
+        if key in ("recurrent", "overall") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise refuse(f"sparsity's {key!r}", "a number", value)
+
+
 def show_onnx(d: dict[str, Any]) -> None:
     opsets = ", ".join(f"{k} {v}" for k, v in d["opset"].items())
     click.echo(f"{d['path']}  ({d['bytes']:,} bytes, IR {d['ir_version']}, opset {opsets})")
     meta = d["metadata"]
     if meta:
-        verified = {"task": "the task's test data and random inputs", "random": "random inputs"}.get(
-            meta.get("verified"), meta.get("verified", "?"))
+        how = str(meta.get("verified", "?"))
+        verified = {"task": "the task's test data and random inputs", "random": "random inputs"}.get(how, how)
         click.echo(f"rnncompress {meta.get('version', '?')}: format {meta.get('format', '?')} of "
                    f"{meta.get('source') or '?'} (sha256 {str(meta.get('source_sha256', ''))[:12]}), "
                    f"verified against torch on {verified}")
@@ -91,6 +117,7 @@ def info(checkpoint: Path, as_json: bool) -> None:
     """
     if model_file_kind(checkpoint) == "onnx":
         d = onnx_summary(checkpoint)
+        check_onnx_metadata(d)
         if as_json:
             echo_json(d)
         else:

@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -33,6 +33,28 @@ from models.tasks import Split, Task, evaluate
 META_PREFIX = "rnncompress."
 SESSION_CONFIG_KEY = META_PREFIX + "session_config"
 MODEL_CONFIG_KEY = META_PREFIX + "model_config"
+
+
+def json_metadata(meta: Mapping[str, str], key: str, source: str | os.PathLike = "the model") -> dict[str, Any] | None:
+    """The JSON object stored under ``key`` in ONNX metadata (None when absent or empty).
+
+    Raises:
+        ExportError: the value is not JSON or not a JSON object (a hand-edited or foreign file).
+    """
+    text = meta.get(key)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+        shown = text
+    else:
+        shown = json.dumps(value)
+    if not isinstance(value, dict):
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ExportError(f"{source} has corrupt rnncompress metadata: {key} must be a JSON object; got {shown}.")
+    return value
 
 
 def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: int = 1):
@@ -61,7 +83,8 @@ def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: in
     so.log_severity_level = 3
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
-    for k, v in json.loads(meta.get(SESSION_CONFIG_KEY, "{}")).items():
+    for k, v in (json_metadata(meta, SESSION_CONFIG_KEY, model if isinstance(model, (str, os.PathLike)) else "the model")
+                 or {}).items():
         so.add_session_config_entry(k, str(v))
     try:
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
@@ -125,7 +148,7 @@ def state_shapes(session) -> dict[str, int]:
 
 def session_model_config(session) -> dict[str, Any]:
     meta = session.get_modelmeta().custom_metadata_map
-    return json.loads(meta.get(MODEL_CONFIG_KEY, "{}"))
+    return json_metadata(meta, MODEL_CONFIG_KEY) or {}
 
 
 def run_full(session, x: Any, init: Any = None) -> np.ndarray:

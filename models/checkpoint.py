@@ -77,11 +77,14 @@ class Checkpoint:
 
     def build_model(self) -> SequenceModel:
         model = SequenceModel(self.config)
+        mismatch = _state_dict_mismatch(model.state_dict(), self.state_dict)
         try:
-            model.load_state_dict(self.state_dict, strict=True)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise CheckpointError(f"Checkpoint {self.path or ''} does not match its model config: {first}") from None
+            if mismatch is None:
+                model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as e:  # a mismatch the key and shape comparison does not see
+            mismatch = str(e).strip().splitlines()[0].rstrip(":.")
+        if mismatch is not None:
+            raise CheckpointError(f"Checkpoint {self.path or ''} does not match its model config: {mismatch}.")
         for name, mask in self.masks.items():
             model.set_mask(name, mask)
         model.eval()
@@ -153,6 +156,139 @@ def _looks_like(p: Path) -> str:
     return hints.get(p.suffix.lower(), "")
 
 
+_MISSING = object()
+
+
+def _found(value: Any) -> str:
+    """What a field holds, short and on one line, for an error message."""
+    if value is _MISSING:
+        return "nothing (the key is missing)"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if value is None:
+        return "None"
+    if isinstance(value, (str, bool, int, float)):
+        text = repr(value)
+        return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(value).__name__})"
+    return f"a {type(value).__name__}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _require(ok: bool, p: Path, where: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise CheckpointError(f"Checkpoint {p} is corrupt: {where} must be {rule}; got {_found(value)}.")
+
+
+def _require_plain(value: Any, p: Path, where: str) -> None:
+    """``value`` is the JSON-like data save_checkpoint writes: str-keyed dicts, lists, text,
+    numbers, bools and None (a tensor or an int key there breaks the next save)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _require(isinstance(k, str), p, f"every key of {where}", "a str", k)
+            _require_plain(v, p, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _require_plain(v, p, f"{where}[{i}]")
+    else:
+        _require(value is None or isinstance(value, (str, int, float)), p, where,
+                 "plain data (text, a number, a bool, None, a list or a dict)", value)
+
+
+# Fields of the file that hold a dict (when present), and the metrics that are not numbers.
+_DICT_FIELDS = ("config", "state_dict", "masks", "task", "metrics", "provenance", "training", "regularizer",
+                "pruning")
+_METRIC_RULES = {"metric": (str, "a str (the metric's name)"), "higher_is_better": (bool, "a bool")}
+
+
+def _check_fields(raw: dict[str, Any], p: Path) -> None:
+    """Every field holds what the code reading it relies on (the layout in the module
+    docstring), so a hand-edited or corrupt file is refused here, in one line naming the
+    field, and not as a TypeError later in info, export, prune or train --resume."""
+    def require(ok: bool, where: str, rule: str, value: Any) -> None:
+        _require(ok, p, where, rule, value)
+
+    def get(d: dict[str, Any], key: str) -> Any:
+        return d.get(key, _MISSING)
+
+    for key in _DICT_FIELDS:
+        require(isinstance(raw.get(key, {}), dict), key, "a dict", raw.get(key))
+    for key in ("state_dict", "masks"):  # their values are checked once the Checkpoint is built
+        for name in raw.get(key, {}):
+            require(isinstance(name, str), f"every key of {key}", "a str (a weight's name)", name)
+    state = raw.get("state", "complete")
+    require(isinstance(state, str) and state in ("training", "complete"), "state", "'training' or 'complete'", state)
+
+    task = raw.get("task", {})
+    require(isinstance(task.get("name", ""), str), "task['name']", "a str", task.get("name"))
+    require(isinstance(task.get("params", {}), dict), "task['params']", "a dict", task.get("params"))
+    _require_plain(task, p, "task")
+    metrics = raw.get("metrics", {})
+    for k, v in metrics.items():
+        kind, rule = _METRIC_RULES.get(k, (None, "a number"))
+        require(isinstance(v, kind) if kind else _is_number(v), f"metrics[{k!r}]", rule, v)
+    history = raw.get("history", [])
+    require(isinstance(history, list), "history", "a list (one dict per epoch)", history)
+    for i, entry in enumerate(history):
+        require(isinstance(entry, dict), f"history[{i}]", "a dict of str -> number", entry)
+        for k, v in entry.items():
+            require(isinstance(k, str), f"every key of history[{i}]", "a str", k)
+            require(_is_number(v), f"history[{i}][{k!r}]", "a number", v)
+
+    training = raw.get("training", {})
+    for key in ("pruning", "regularizer"):
+        require(isinstance(training.get(key, {}), dict), f"training[{key!r}]", "a dict", training.get(key))
+    pruning = raw.get("pruning", {})
+    layers = pruning.get("layers", [])
+    require(isinstance(layers, list), "pruning['layers']", "a list (one dict per layer)", layers)
+    for i, layer in enumerate(layers):
+        require(isinstance(layer, dict), f"pruning['layers'][{i}]", "a dict", layer)
+        for key in ("layer", "before", "after"):
+            require(_is_count(get(layer, key)), f"pruning['layers'][{i}][{key!r}]", "an int >= 0", get(layer, key))
+    require(isinstance(pruning.get("teachers", []), list), "pruning['teachers']", "a list", pruning.get("teachers"))
+    for key in ("provenance", "training", "pruning"):
+        _require_plain(raw.get(key, {}), p, key)
+
+    reg = raw.get("regularizer", {})
+    if reg:  # ModuliRegularizer.to_state()
+        require(isinstance(get(reg, "config"), dict), "regularizer['config']", "a dict", get(reg, "config"))
+        _require_plain(reg["config"], p, "regularizer['config']")
+        require(_is_count(get(reg, "gates")), "regularizer['gates']", "an int >= 0", get(reg, "gates"))
+        for key in ("positions", "kept", "perm"):
+            require(isinstance(get(reg, key), list), f"regularizer[{key!r}]", "a list (one tensor per layer)",
+                    get(reg, key))
+            for i, t in enumerate(reg[key]):
+                require(isinstance(t, torch.Tensor), f"regularizer[{key!r}][{i}]", "a tensor", t)
+
+    resume = raw.get("resume")
+    if resume is not None:  # train --resume: where the interrupted run stopped
+        require(isinstance(resume, dict), "resume", "a dict with 'epoch', 'step' and 'optimizer' (or absent)",
+                resume)
+        for key in ("epoch", "step"):
+            require(_is_count(get(resume, key)), f"resume[{key!r}]", "an int >= 0", get(resume, key))
+        require(isinstance(get(resume, "optimizer"), dict), "resume['optimizer']", "a dict (the optimizer's state)",
+                get(resume, "optimizer"))
+
+
+def _state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str | None:
+    """The first difference in names or shapes between the weights the config makes and
+    those of the file, with how many more there are (None when they agree)."""
+    problems = [f"state_dict lacks {k!r}, which the config makes" for k in expected if k not in given]
+    problems += [f"state_dict has {k!r}, which the config does not make" for k in given if k not in expected]
+    problems += [f"state_dict[{k!r}] has shape {tuple(given[k].shape)} where the config makes {tuple(v.shape)}"
+                 for k, v in expected.items() if k in given and given[k].shape != v.shape]
+    if not problems:
+        return None
+    more = len(problems) - 1
+    return problems[0] + (f" (and {more} more mismatch{'es' if more > 1 else ''})" if more else "")
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint.
 
@@ -184,10 +320,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not isinstance(raw, dict) or "format" not in raw:
         raise CheckpointError(f"{p} is not an rnncompress checkpoint (no 'format' key).")
     if raw["format"] != FORMAT:
-        raise CheckpointError(f"{p} has checkpoint format {raw['format']!r}; this version reads {FORMAT!r}.")
+        shown = repr(raw["format"]) if isinstance(raw["format"], str) else _found(raw["format"])
+        raise CheckpointError(f"{p} has checkpoint format {shown}; this version reads {FORMAT!r}.")
     for key in ("config", "state_dict"):
         if key not in raw:
             raise CheckpointError(f"Checkpoint {p} is incomplete: missing {key!r}.")
+    _check_fields(raw, p)
     try:
         config = ModelConfig.from_dict(dict(raw["config"]))
     except Exception as e:

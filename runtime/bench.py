@@ -40,6 +40,7 @@ from exporters.verify import (
     evaluate_onnx,
     is_chunk_session,
     is_step_session,
+    json_metadata,
     make_session,
     torch_initial_states,
 )
@@ -347,19 +348,12 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
     return prepared
 
 
-def _json_meta(meta: dict[str, str], key: str, path: Path) -> Any:
-    try:
-        return json.loads(meta[key]) if meta.get(key) else None
-    except json.JSONDecodeError:
-        raise ExportError(f"{path} has corrupt rnncompress metadata: {key} is not JSON.") from None
-
-
 def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
     proto, size = read_onnx_sized(inp.path)
     meta = {p.key: p.value for p in proto.metadata_props}
     session = make_session(inp.path, config.threads)
     sha = sha256_file(inp.path)
-    model_config = _json_meta(meta, MODEL_CONFIG_KEY, inp.path)
+    model_config = json_metadata(meta, MODEL_CONFIG_KEY, inp.path)
     if not model_config:
         return _prepare_foreign(inp, proto, session, size, sha, config)
     try:
@@ -367,8 +361,8 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     except (RnnCompressError, TypeError) as e:
         raise ExportError(f"{inp.path} has an invalid rnncompress.model_config: {e}") from None
     step = is_step_session(session)
-    recorded = _json_meta(meta, DATA_KEY, inp.path)  # absent in older exports: nothing to compare
-    task, test, seq, inputs = _data(_json_meta(meta, TASK_KEY, inp.path), c, inp.path, config, tasks, recorded)
+    recorded = json_metadata(meta, DATA_KEY, inp.path)  # absent in older exports: nothing to compare
+    task, test, seq, inputs = _data(json_metadata(meta, TASK_KEY, inp.path), c, inp.path, config, tasks, recorded)
     notes: list[str] = []
     prepared = _Prepared(inp, {}, session)
     # One call now, so a graph that does not match its metadata fails here, in one line.
@@ -400,7 +394,7 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
                      f"latency / {chunk}, the cost per step when {chunk} steps are buffered per call")
         if chunk < config.chunk:
             notes.append(f"--chunk {config.chunk} is longer than the {chunk}-step sequences: timed {chunk} per call")
-    sparsity = _json_meta(meta, SPARSITY_KEY, inp.path) or {}
+    sparsity = json_metadata(meta, SPARSITY_KEY, inp.path) or {}
     prepared.entry = _entry(
         inp, format=meta.get(FORMAT_KEY) or None, sha256=sha,
         source_sha256=meta.get("rnncompress.source_sha256") or None, size_bytes=size,

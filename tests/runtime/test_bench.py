@@ -240,8 +240,13 @@ def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
     with pytest.raises(ExportError, match="onnxruntime cannot run .*lying.onnx \\(one sequence\\)"):
         bench([lying], config=BenchConfig(runs=2, warmup=0, seq_len=4))
     corrupt = _with_metadata(tiny["dense"], tmp_path / "corrupt.onnx", sparsity="{not json")
-    with pytest.raises(ExportError, match="corrupt rnncompress metadata: rnncompress.sparsity is not JSON"):
+    with pytest.raises(ExportError, match="corrupt rnncompress metadata: rnncompress.sparsity must be a JSON object; "
+                                          "got {not json"):
         bench([corrupt], config=LATENCY_ONLY)
+    for key in ("sparsity", "model_config", "task", "session_config"):  # JSON, but not an object
+        wrong = _with_metadata(tiny["dense"], tmp_path / f"{key}.onnx", **{key: "3"})
+        with pytest.raises(ExportError, match=f"rnncompress.{key} must be a JSON object; got 3"):
+            bench([wrong], config=LATENCY_ONLY)
 
 
 def test_a_renamed_model_file_is_read_for_what_it_is(tiny, tmp_path):

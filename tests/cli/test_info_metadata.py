@@ -1,0 +1,108 @@
+"""info and export on hand-edited files: a corrupt checkpoint field, a state dict that does
+not fit its config, or ONNX metadata of the wrong JSON type is one `error:` line, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import onnx
+import pytest
+import torch
+from helpers import TINY, assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "m.pt"
+    r = run(["train", *TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("onnx")
+    r = run(["export", str(trained), "--format", "dense", "--verify-data", "random", "--out-dir", str(out_dir), "-q"])
+    assert r.exit_code == 0, r.output
+    return out_dir / "m.onnx"
+
+
+def edited_checkpoint(src: Path, dst: Path, where: tuple[Any, ...], value: Any) -> Path:
+    d = torch.load(src, weights_only=True)
+    parent = d
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = value
+    torch.save(d, dst)
+    return dst
+
+
+CORRUPT_FIELDS = [
+    (("task",), None, "task must be a dict"),
+    (("metrics",), "abc", "metrics must be a dict"),
+    (("provenance",), [1], "provenance must be a dict"),
+    (("training",), None, "training must be a dict"),
+    (("regularizer",), "x", "regularizer must be a dict"),
+    (("masks",), [1], "masks must be a dict"),
+    (("state_dict",), "x", "state_dict must be a dict"),
+    (("history",), ["abc"], "history[0] must be a dict of str -> number"),
+    (("resume",), "x", "resume must be a dict"),
+    (("metrics", "test_mse"), "x", "metrics['test_mse'] must be a number; got 'x' (str)"),
+    (("history", 0, "val_loss"), None, "history[0]['val_loss'] must be a number; got None"),
+    (("task", "params"), [6], "task['params'] must be a dict"),
+]
+
+
+@pytest.mark.parametrize("command", ["info", "export"])
+@pytest.mark.parametrize("where, value, message", CORRUPT_FIELDS)
+def test_a_corrupt_checkpoint_field_is_one_line(trained: Path, tmp_path: Path, command: str, where, value,
+                                                message: str) -> None:
+    bad = edited_checkpoint(trained, tmp_path / "bad.pt", where, value)
+    out_dir = tmp_path / "onnx"
+    args = [command, str(bad)] + (["--out-dir", str(out_dir)] if command == "export" else [])
+    assert_one_line_error(run(args), match=f"Checkpoint {bad} is corrupt: {message}")
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # export wrote nothing
+
+
+@pytest.mark.parametrize("command", ["info", "export"])
+def test_a_state_dict_that_does_not_fit_names_the_first_mismatch(trained: Path, tmp_path: Path, command: str) -> None:
+    bad = edited_checkpoint(trained, tmp_path / "bad.pt", ("config", "hidden_sizes"), [7])
+    args = [command, str(bad)] + (["--out-dir", str(tmp_path / "onnx")] if command == "export" else [])
+    assert_one_line_error(run(args), match="does not match its model config: state_dict['rnn.0.weight_ih_l0'] has "
+                                           "shape (24, 2) where the config makes (28, 2) (and 4 more mismatches).")
+
+
+def edited_onnx(src: Path, dst: Path, key: str, value: str) -> Path:
+    model = onnx.load(src)
+    props = {p.key: p.value for p in model.metadata_props}
+    props[f"rnncompress.{key}"] = value
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, dst)
+    return dst
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]])
+@pytest.mark.parametrize("key", ["model_config", "task", "sparsity", "session_config"])
+@pytest.mark.parametrize("value, shown", [("[1, 2]", "[1, 2]"), ("3", "3"), ("null", "null"), ("not json", "not json")])
+def test_onnx_metadata_that_is_not_a_json_object_is_one_line(exported: Path, tmp_path: Path, as_json, key: str,
+                                                             value: str, shown: str) -> None:
+    bad = edited_onnx(exported, tmp_path / "bad.onnx", key, value)
+    assert_one_line_error(run(["info", str(bad), *as_json]),
+                          match=f"{bad} has corrupt rnncompress metadata: rnncompress.{key} must be a JSON object; "
+                                f"got {shown}.")
+
+
+def test_onnx_sparsity_that_is_not_a_number_is_one_line(exported: Path, tmp_path: Path) -> None:
+    bad = edited_onnx(exported, tmp_path / "bad.onnx", "sparsity", json.dumps({"recurrent": "x", "overall": 0.5}))
+    assert_one_line_error(run(["info", str(bad)]), match="rnncompress.sparsity's 'recurrent' must be a number; got x.")
+
+
+@pytest.mark.parametrize("key", ["verified", "version", "metric_value", "int8_float_below"])
+def test_odd_scalar_onnx_metadata_is_shown_not_refused(exported: Path, tmp_path: Path, key: str) -> None:
+    bad = edited_onnx(exported, tmp_path / "odd.onnx", key, "[1]")
+    r = run(["info", str(bad)])
+    assert r.exit_code == 0, r.output
+    assert "inputs:" in r.output and "ops:" in r.output
