@@ -49,15 +49,21 @@ from exporters.passes import (
     weight_only_int8,
 )
 from exporters.verify import (
+    DATA_KEY,
+    FORMAT_KEY,
     META_PREFIX,
     MODEL_CONFIG_KEY,
+    OBJECT_KEYS,
     SESSION_CONFIG_KEY,
+    SPARSITY_KEY,
+    TASK_KEY,
     Int8Tolerance,
     Parity,
     TorchReference,
     check_fp32,
     check_int8,
     check_step,
+    json_metadata,
     make_session,
 )
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, package_version
@@ -71,7 +77,6 @@ from models.tasks import Split, Task, check_data_fits, task_from_checkpoint
 FORMATS = ("dense", "sparse", "step", "chunk", "int8")
 _ORDER = ("step", "chunk", "int8", "sparse")  # canonical order of the parts of a combined format
 VERIFY_DATA = ("task", "random")
-FORMAT_KEY = "rnncompress.format"
 
 
 @dataclass(frozen=True)
@@ -220,11 +225,11 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
         "rnncompress.version": package_version(),
         "rnncompress.source": text_of_name(ckpt.path.name) if ckpt.path else "",
         "rnncompress.source_sha256": ckpt.sha256 or "",
-        "rnncompress.task": json.dumps(ckpt.task, sort_keys=True),
-        "rnncompress.data_sha256": json.dumps(ckpt.provenance.get("data_sha256") or {}, sort_keys=True),
+        TASK_KEY: json.dumps(ckpt.task, sort_keys=True),
+        DATA_KEY: json.dumps(ckpt.provenance.get("data_sha256") or {}, sort_keys=True),
         "rnncompress.metric": metric,
         "rnncompress.metric_value": "" if value is None else repr(float(value)),
-        "rnncompress.sparsity": json.dumps({"per_matrix": per, "recurrent": round(sp["recurrent"], 6),
+        SPARSITY_KEY: json.dumps({"per_matrix": per, "recurrent": round(sp["recurrent"], 6),
                                             "overall": round(sp["overall"], 6)}, sort_keys=True),
         FORMAT_KEY: variant.name,
         "rnncompress.opset": str(OPSET),
@@ -614,7 +619,8 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
     holds the ``rnncompress.*`` entries (JSON values decoded), ``other_metadata`` the rest.
 
     Raises:
-        ExportError: the file is missing or not a valid ONNX model.
+        ExportError: the file is missing or not a valid ONNX model, or metadata an export
+        stores as a JSON object (``OBJECT_KEYS``) is something else.
     """
     p = Path(path)
     model, size = read_onnx_sized(p)
@@ -626,7 +632,9 @@ def onnx_summary(path: str | os.PathLike) -> dict[str, object]:
     stored = initializer_names(model)
     meta, other = {}, {}
     for prop in model.metadata_props:
-        if prop.key.startswith(META_PREFIX):
+        if prop.key in OBJECT_KEYS:
+            meta[prop.key[len(META_PREFIX):]] = json_metadata({prop.key: prop.value}, prop.key, p)
+        elif prop.key.startswith(META_PREFIX):
             try:
                 meta[prop.key[len(META_PREFIX):]] = json.loads(prop.value)
             except ValueError:

@@ -26,13 +26,19 @@ import numpy as np
 import onnx
 import torch
 
-from models.errors import ExportError
+from models.errors import ExportError, clip
 from models.sequence import SequenceModel
 from models.tasks import Split, Task, evaluate
 
 META_PREFIX = "rnncompress."
 SESSION_CONFIG_KEY = META_PREFIX + "session_config"
 MODEL_CONFIG_KEY = META_PREFIX + "model_config"
+TASK_KEY = META_PREFIX + "task"
+SPARSITY_KEY = META_PREFIX + "sparsity"
+DATA_KEY = META_PREFIX + "data_sha256"
+FORMAT_KEY = META_PREFIX + "format"
+# The metadata an export stores as JSON objects: readers refuse a file where one is not.
+OBJECT_KEYS = (MODEL_CONFIG_KEY, TASK_KEY, SPARSITY_KEY, DATA_KEY, SESSION_CONFIG_KEY)
 
 
 def json_metadata(meta: Mapping[str, str], key: str, source: str | os.PathLike = "the model") -> dict[str, Any] | None:
@@ -52,8 +58,8 @@ def json_metadata(meta: Mapping[str, str], key: str, source: str | os.PathLike =
     else:
         shown = json.dumps(value)
     if not isinstance(value, dict):
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise ExportError(f"{source} has corrupt rnncompress metadata: {key} must be a JSON object; got {shown}.")
+        raise ExportError(f"{source} has corrupt rnncompress metadata: {key} must be a JSON object; "
+                          f"got {clip(shown)}.")
     return value
 
 

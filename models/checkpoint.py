@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from models.errors import CheckpointError, param_error
+from models.errors import CheckpointError, clip, param_error
 from models.io import atomic_write_bytes, model_file_kind, sha256_file
 from models.sequence import ModelConfig, SequenceModel
 
@@ -168,8 +168,7 @@ def _found(value: Any) -> str:
     if value is None:
         return "None"
     if isinstance(value, (str, bool, int, float)):
-        text = repr(value)
-        return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(value).__name__})"
+        return f"{clip(repr(value))} ({type(value).__name__})"
     return f"a {type(value).__name__}"
 
 

@@ -51,6 +51,11 @@ class BudgetExceeded(RnnCompressError):
     exit_code = 1
 
 
+def clip(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters (ending in "...") for a one-line message."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def param_error(name: str, rule: str, value: object) -> ConfigError:
     """The scikit-learn style message: names the parameter, the rule and the value."""
     return ConfigError(f"The '{name}' parameter must be {rule}. Got {value!r} instead.")

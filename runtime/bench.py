@@ -33,7 +33,11 @@ import torch
 from exporters.export import (ExportOptions, Variant, build_variant, provenance_metadata,
                               read_onnx_sized)
 from exporters.verify import (
+    DATA_KEY,
+    FORMAT_KEY,
     MODEL_CONFIG_KEY,
+    SPARSITY_KEY,
+    TASK_KEY,
     TorchReference,
     check_fp32,
     check_step,
@@ -73,8 +77,6 @@ FLOOR = "\0floor"  # runner-name suffix of a model's onnxruntime call floor
 # Ten times the export's tolerance (|onnx - torch| <= atol + rtol * |torch|): export already
 # verified the model; this only catches a broken one, and must not refuse what export wrote.
 PARITY_ATOL, PARITY_RTOL = 10 * ExportOptions.atol, 10 * ExportOptions.rtol
-TASK_KEY, SPARSITY_KEY, FORMAT_KEY = "rnncompress.task", "rnncompress.sparsity", "rnncompress.format"
-DATA_KEY = "rnncompress.data_sha256"
 
 
 @dataclass(frozen=True)
