@@ -230,7 +230,7 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
     check_inputs(p, out_dir)
     manifest = Manifest(out_dir) if (out_dir / MANIFEST).exists() else None
     task = make_task(p.task["name"], p.task["params"])
-    data_hashes = {Path(f).name: _file_hash(Path(f)) for f in task.source_files()}
+    data_hashes = task.data_hashes()  # every source file exists: check_inputs refused a missing one
     final = "model/pruned.pt" if p.prune else "model/trained.pt"
     stages = [StagePlan("train", {}, ["model/trained.pt"],
                         {"task": p.task, "model": p.model, "train": p.train.to_dict(), "data": data_hashes})]

@@ -102,6 +102,7 @@ class Task:
 
     def __init__(self, params: Any):
         self.params = params
+        self._data_hashes: dict[str, str] | None = None
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "Task":
@@ -165,8 +166,12 @@ class Task:
         return []
 
     def data_hashes(self) -> dict[str, str]:
-        """File name -> sha256 of every source file (recorded in checkpoints as ``data_sha256``)."""
-        return {Path(f).name: sha256_file(f) for f in self.source_files() if Path(f).is_file()}
+        """File name -> sha256 of every source file (recorded in checkpoints as ``data_sha256``),
+        read once per task: training records them at every epoch's checkpoint, and a command
+        that checks a checkpoint's data records them again."""
+        if self._data_hashes is None:
+            self._data_hashes = {Path(f).name: sha256_file(f) for f in self.source_files() if Path(f).is_file()}
+        return dict(self._data_hashes)
 
     def check_data_is(self, recorded: dict[str, str] | None, whose: str) -> None:
         """DataError when this task's files are not the ones ``whose`` recorded (``data_sha256``):

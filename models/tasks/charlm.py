@@ -42,7 +42,7 @@ class CharlmParams:
 
 
 def read_text(path: Path) -> str:
-    require_file(path, "Text file")
+    """The UTF-8 text of ``path`` (an existing file: ``CharlmTask.check_data_location``)."""
     try:
         raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as e:

@@ -42,7 +42,7 @@ MAX_CLASSES = 1_000_000
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    require_file(path, "npz file")
+    """The arrays of ``path`` (an existing file: ``NpzTask.check_data_location``)."""
     try:
         with open(path, "rb") as f:
             head = f.read(6)
