@@ -24,6 +24,20 @@ from models.sequence import SequenceModel, count_parameters, sparsity_report
 from models.tasks import Task, TaskData, check_task_data, evaluate
 
 
+# Settings of the lattice criterion alone: norm and random selection ignore them.
+LATTICE_ONLY = ("variant", "quantile", "threshold", "thresholds", "centrality", "feed_forward", "edge_prune")
+
+
+def ignored_settings(method: str, variant: str) -> dict[str, tuple[str, str]]:
+    """Setting -> (setting, value) it needs, for each PruneConfig setting ``method`` and
+    ``variant`` ignore: what ``rnncompress prune`` and a pipeline's [prune] refuse when given."""
+    if method != "lattice":
+        return dict.fromkeys(LATTICE_ONLY, ("method", "lattice"))
+    if variant != "continuous":
+        return {"thresholds": ("variant", "continuous")}
+    return {}
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     method: str = "lattice"

@@ -39,7 +39,7 @@ else:  # pragma: no cover
 
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
-from compressor.prune import PruneConfig
+from compressor.prune import PruneConfig, ignored_settings
 from compressor.selection import parse_keep
 from compressor.training import TrainConfig, model_config_for
 from models.errors import ConfigError, RnnCompressError
@@ -188,25 +188,12 @@ def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc
                                           f"model itself: {needs}.")
 
 
-# [prune] keys of the lattice criterion alone: norm and random selection ignore them.
-_LATTICE_ONLY = ("variant", "quantile", "threshold", "thresholds", "centrality", "feed_forward", "edge_prune")
-
-
-def _inapplicable_prune_keys(method: str, variant: str) -> dict[str, str]:
-    """[prune] key -> the setting it applies to, for each key ``method`` and ``variant`` would
-    ignore: the rules of ``rnncompress prune`` (cli/prune.py), which refuses these options."""
-    if method != "lattice":
-        return dict.fromkeys(_LATTICE_ONLY, 'method = "lattice"')
-    if variant != "continuous":
-        return {"thresholds": 'variant = "continuous"'}
-    return {}
-
-
 def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, loc: "_Locator") -> None:
-    inapplicable = _inapplicable_prune_keys(prune.method, prune.variant)
+    ignored = ignored_settings(prune.method, prune.variant)
     for key in given:
-        if key in inapplicable:
-            raise loc.error("prune", key, f"applies to {inapplicable[key]} only; drop it.")
+        if key in ignored:
+            setting, value = ignored[key]
+            raise loc.error("prune", key, f'applies to {setting} = "{value}" only; drop it.')
     if "quantile" in given and "threshold" in given:
         raise loc.error("prune", "threshold", "an absolute threshold replaces quantile; give one of them.")
 
@@ -387,7 +374,7 @@ def resolved_toml(p: Pipeline) -> str:
     if p.prune is not None:
         # Without the keys its method and variant ignore (the parser refuses them: they can only
         # hold their defaults), nor quantile beside an absolute threshold.
-        ignored = set(_inapplicable_prune_keys(p.prune.method, p.prune.variant))
+        ignored = set(ignored_settings(p.prune.method, p.prune.variant))
         if p.prune.threshold is not None:
             ignored.add("quantile")
         prune = {k: v for k, v in p.prune.to_dict().items() if k not in ignored}
