@@ -25,7 +25,7 @@ from models.errors import ConfigError, check_field_types, check_seed, param_erro
 from models.io import check_output_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
-from models.tasks import Task, TaskData, check_task_data, evaluate
+from models.tasks import ModelSpec, Task, TaskData, check_task_data, evaluate
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -113,11 +113,17 @@ class TeacherEnsemble(nn.Module):
 
 def model_config_for(data: TaskData, cell: str, hidden: int, layers: int, nonlinearity: str | None = None) -> ModelConfig:
     """The model a task needs, with the user's cell, hidden size and depth."""
+    return model_config_from_spec(data.spec, cell, hidden, layers, nonlinearity)
+
+
+def model_config_from_spec(s: ModelSpec, cell: str, hidden: int, layers: int,
+                           nonlinearity: str | None = None) -> ModelConfig:
+    """``model_config_for`` from the task's model spec alone (a pipeline checks its [model]
+    before any data is loaded)."""
     if hidden < 1:
         raise param_error("hidden", "a positive int", hidden)
     if layers < 1:
         raise param_error("layers", "a positive int", layers)
-    s = data.spec
     return ModelConfig(
         cell=cell, input_size=s.input_size, hidden_sizes=(hidden,) * layers, output_size=s.output_size,
         head=s.head, input_layer=s.input_layer, input_dim=s.input_dim,

@@ -29,7 +29,6 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -41,7 +40,7 @@ from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
 from compressor.prune import PruneConfig, ignored_settings
 from compressor.selection import parse_keep
-from compressor.training import TrainConfig, model_config_for
+from compressor.training import TrainConfig, model_config_from_spec
 from models.errors import ConfigError, RnnCompressError
 from models.tasks import TASKS, ModelSpec, Task, make_task
 
@@ -277,9 +276,8 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
                                                  "nonlinearities); drop it.")
     # The model config training builds (the same function), with a stand-in for the input and
     # output sizes: the task's data gives those, and they are not the user's to get wrong.
-    shape = SimpleNamespace(spec=ModelSpec(input_size=1, output_size=1))
-    _build("model", None, loc, model_config_for, shape, model["cell"], model["hidden"], model["layers"],
-           model["nonlinearity"])
+    _build("model", None, loc, model_config_from_spec, ModelSpec(input_size=1, output_size=1), model["cell"],
+           model["hidden"], model["layers"], model["nonlinearity"])
 
     tr = dict(doc["train"])
     seed = tr.get("seed", 0)
