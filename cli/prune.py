@@ -13,7 +13,7 @@ from compressor.prune import PruneConfig, ignored_settings, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import DataError
-from models.io import check_output_file
+from models.io import check_output_file, removed_on_failure
 from models.tasks import check_data_fits, task_from_checkpoint
 
 
@@ -151,14 +151,9 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
 def write_outputs(result: Any, out: Path, plot: Path | None, plots: list[Path], parent: Any) -> None:
     """The plots, then the checkpoint, each atomically. A failure (a full disk) removes the plots
     this run created, so a failed prune leaves no checkpoint and no new plots behind."""
-    new = [p for p in plots if not p.exists()]
-    try:
+    with removed_on_failure(plots):
         if plot is not None:
             from runtime.plots import plot_pruning
 
             plot_pruning(plot, result.parent_model, result.selections, parent.regularizer, parent.config.gates)
         save_checkpoint(out, result.checkpoint)
-    except BaseException:
-        for path in new:
-            path.unlink(missing_ok=True)
-        raise

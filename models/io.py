@@ -62,6 +62,24 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -
         writer(tmp)
 
 
+@contextlib.contextmanager
+def removed_on_failure(paths: Sequence[str | os.PathLike], directory: str | os.PathLike | None = None) -> Iterator[None]:
+    """Files a block is about to write: if it fails, those of ``paths`` that did not exist
+    before it are removed (each file is still written atomically; this takes back the set),
+    and so is ``directory`` if the block created it and left it empty."""
+    new = [Path(p) for p in paths if not Path(p).exists()]
+    created = directory is not None and not Path(directory).exists()
+    try:
+        yield
+    except BaseException:
+        for p in new:
+            p.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                Path(directory).rmdir()
+        raise
+
+
 def text_of_name(name: str | os.PathLike) -> str:
     """A file name as text that can be encoded (metadata, reports): bytes of the name that are
     not UTF-8 (Python holds them as surrogates) become U+FFFD."""

@@ -113,10 +113,9 @@ def plot_pruning(path: Path, parent, selections, reg_state: dict[str, Any], gate
     """One recurrent-matrix PNG per layer, at ``pruning_plot_paths(path, layers)``."""
     from compressor.lattice import influence_blocks
 
-    paths = []
     space = reg_state.get("config", {}).get("space", "none") if reg_state else "none"
-    names = pruning_plot_paths(path, len(selections))
-    for s, out in zip(selections, names):
+    paths = pruning_plot_paths(path, len(selections))
+    for s, out in zip(selections, paths):
         A, _ = influence_blocks(parent.rnn[s.layer].weight_hh_l0.detach(), gates)
         pos = None
         if reg_state and reg_state.get("positions"):
@@ -125,7 +124,6 @@ def plot_pruning(path: Path, parent, selections, reg_state: dict[str, Any], gate
         kept[s.keep_index.numpy()] = True
         plot_recurrent_matrix(out, A, kept, position_order(pos, space),
                               f"layer {s.layer}: |weight_hh| summed over gates ({space})", pos, space)
-        paths.append(out)
     return paths
 
 

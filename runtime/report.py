@@ -58,7 +58,6 @@ A latency summary ``S`` is ``{"p50", "p90", "p99", "mean", "min", "max", "runs"}
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -67,7 +66,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from models.errors import ReportError
-from models.io import atomic_write_text, check_output_file, check_writable_dir, probe_writable_dir
+from models.io import atomic_write_text, check_output_file, check_writable_dir, probe_writable_dir, removed_on_failure
 
 SCHEMA = "rnncompress-report/1.1"
 SCHEMA_PREFIX = "rnncompress-report/"
@@ -381,22 +380,14 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, plots: bool
     """
     validate_report(report)
     text = dumps(report)
-    created = not Path(out_dir).exists()
-    out = check_writable_dir(out_dir)
-    fresh = [out / name for name in FILES.values() if not (out / name).exists()]
-    try:
+    # A full disk halfway: take back what this call created, the directory too.
+    with removed_on_failure([Path(out_dir) / name for name in FILES.values()], out_dir):
+        out = check_writable_dir(out_dir)
         images = _plots(report, out) if plots else []
         md = out / FILES["markdown"]
         atomic_write_text(md, markdown(report, [p.name for p in images]))
         js = out / FILES["json"]
         atomic_write_text(js, text)
-    except BaseException:  # a full disk: take back what this call created, the directory too
-        for path in fresh:
-            path.unlink(missing_ok=True)
-        if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()
-        raise
     for name in FILES.values():  # a plot an earlier report drew that this one does not
         stale = out / name
         if stale.suffix == ".png" and stale not in images and stale.is_file():
