@@ -67,12 +67,12 @@ from exporters.verify import (
     make_session,
 )
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, package_version
-from models.errors import (ConfigError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
+from models.errors import (ConfigError, ExportError, ParityError, check_field_types,
                            check_threads, param_error)
 from models.io import atomic_path, check_output_file, probe_writable_dir, text_of_name
 from models.progress import SILENT, Progress
-from models.sequence import ModelConfig, SequenceModel, sparsity_report
-from models.tasks import Split, Task, check_data_fits, task_from_checkpoint
+from models.sequence import SequenceModel, sparsity_report
+from models.tasks import Split, Task, check_data_fits, recorded_test_split
 
 FORMATS = ("dense", "sparse", "step", "chunk", "int8")
 _ORDER = ("step", "chunk", "int8", "sparse")  # canonical order of the parts of a combined format
@@ -298,23 +298,10 @@ def load_test_split(ckpt: Checkpoint, data: str | None = None) -> tuple[Task, Sp
         ConfigError: ``data`` given for a task that generates its data.
     """
     hint = "pass --data PATH if the data moved, or --verify-data random to verify on random inputs only"
-
-    def cannot_load(e: RnnCompressError) -> DataError:
-        return DataError(f"Cannot load the task data to verify the export: {str(e).rstrip('.')}; {hint}.")
-
-    try:
-        task = task_from_checkpoint(ckpt.task)
-    except RnnCompressError as e:
-        raise cannot_load(e) from None
-    if data is not None:
-        task = task.with_data(data)  # its own error: --data does not apply to a generated task
-    try:
-        loaded = task.load()
-    except RnnCompressError as e:
-        raise cannot_load(e) from None
+    task, test = recorded_test_split(ckpt.task, "the task data to verify the export", hint, data)
     task.check_data_is(ckpt.provenance.get("data_sha256"), str(ckpt.path or "the checkpoint"))
-    check_data_fits(loaded.test, ckpt.config, task.name, hint)
-    return task, loaded.test
+    check_data_fits(test, ckpt.config, task.name, hint)
+    return task, test
 
 
 @dataclass

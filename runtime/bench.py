@@ -49,12 +49,12 @@ from exporters.verify import (
     torch_initial_states,
 )
 from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
-from models.errors import (CheckpointError, DataError, ExportError, ParityError, RnnCompressError, check_field_types,
+from models.errors import (CheckpointError, ExportError, ParityError, RnnCompressError, check_field_types,
                            check_seed, check_threads, param_error)
 from models.io import model_file_kind, sha256_file, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, count_parameters, sparsity_report
-from models.tasks import Split, Task, check_data_fits, evaluate, task_from_checkpoint
+from models.tasks import Split, Task, check_data_fits, evaluate, recorded_test_split
 from runtime.environment import environment
 from runtime.report import SCHEMA
 from runtime.latency import (
@@ -217,19 +217,9 @@ class _TaskCache:
         model recorded (``recorded``: its ``data_sha256``)."""
         key = json.dumps(task_dict, sort_keys=True, default=str)
         if key not in self._cache:
-            try:
-                task = task_from_checkpoint(task_dict)
-            except RnnCompressError as e:
-                raise DataError(f"Cannot rebuild the task of {source}: {str(e).rstrip('.')}.") from None
-            if self._data is not None:
-                task = task.with_data(self._data)  # its own error: --data does not apply to a generated task
-            try:
-                data = task.load()
-            except RnnCompressError as e:
-                raise DataError(f"Cannot load the test data of {source} (task "
-                                f"{task_dict.get('name', '?')!r}): {str(e).rstrip('.')}; pass --data PATH if "
-                                "the data moved, or --no-accuracy.") from None
-            self._cache[key] = (task, data.test)
+            self._cache[key] = recorded_test_split(
+                task_dict, f"the test data of {source} (task {task_dict.get('name', '?')!r})",
+                "pass --data PATH if the data moved, or --no-accuracy", self._data)
         task, test = self._cache[key]
         task.check_data_is(recorded, str(source))
         check_data_fits(test, config, task.name, f"model {source}")

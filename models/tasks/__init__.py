@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from models.errors import ConfigError
+from models.errors import ConfigError, DataError, RnnCompressError
 from models.tasks.adding import AddingTask
 from models.tasks.base import ModelSpec, Split, Task, TaskData, check_data_fits, check_task_data, evaluate
 from models.tasks.charlm import CharlmTask
@@ -33,5 +33,30 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
     return task if data is None else task.with_data(data)
 
 
-__all__ = ["TASKS", "make_task", "task_from_checkpoint", "Task", "TaskData", "Split", "ModelSpec", "evaluate",
+def recorded_test_split(task_dict: dict[str, Any], what: str, hint: str,
+                        data: str | os.PathLike | None = None) -> tuple[Task, Split]:
+    """The task a model records (its files read from ``data`` if given) and its test split,
+    for the commands that score a stored model (export's verification, bench's metric).
+
+    Raises:
+        DataError: "Cannot load {what}: {reason}; {hint}." when the task cannot be rebuilt or
+            its data cannot be loaded.
+        ConfigError: ``data`` given for a task that generates its data.
+    """
+    def cannot_load(e: RnnCompressError) -> DataError:
+        return DataError(f"Cannot load {what}: {str(e).rstrip('.')}; {hint}.")
+
+    try:
+        task = task_from_checkpoint(task_dict)
+    except RnnCompressError as e:
+        raise cannot_load(e) from None
+    if data is not None:
+        task = task.with_data(data)  # its own error: --data does not apply to a generated task
+    try:
+        return task, task.load().test
+    except RnnCompressError as e:
+        raise cannot_load(e) from None
+
+
+__all__ = ["TASKS", "make_task", "task_from_checkpoint", "recorded_test_split", "Task", "TaskData", "Split", "ModelSpec", "evaluate",
            "check_task_data", "check_data_fits"]
