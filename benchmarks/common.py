@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -22,6 +22,9 @@ from compressor.training import TrainConfig, model_config_for, train_new  # noqa
 from models.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from models.progress import Progress  # noqa: E402
 from models.tasks import make_task  # noqa: E402
+
+if TYPE_CHECKING:
+    from compressor.prune import PruneConfig
 
 SHARED = ROOT.parent / "shared" / "datasets"
 

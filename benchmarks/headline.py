@@ -125,7 +125,7 @@ def main() -> None:
             f"the validation split by benchmarks/finetune_recipe.py).\n\n"
             + md_table(["model", "hidden", "test acc % (ORT)", "p50 ms (28 steps)", "p99 ms", "p50 per step µs",
                         "of which call floor µs", "latency ratio", "step ratio", "file KB", "smaller by"], table)
-            + f"\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "
+            + "\n\nFull report: `runs/headline/bench/report.md` (not committed); inputs: "
             + ", ".join(f"`{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}`"
                         for p in (args.dense, args.sparse, *shrunk.values(), *scratch.values())))
     write_report(args.out, "Headline: seq-MNIST LSTM in onnxruntime", "python " + " ".join(sys.argv), body,

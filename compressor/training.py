@@ -10,7 +10,6 @@ optimizer state, positions) continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable

@@ -11,7 +11,7 @@ plain torch one and the checkpoint stores the masks under their own key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterator
 
 import torch

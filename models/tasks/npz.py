@@ -101,8 +101,6 @@ def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -
 class NpzTask(Task):
     name = "npz"
     Params = NpzParams
-    metric_name = "accuracy"
-    higher_is_better = True
 
     def __init__(self, params: NpzParams):
         super().__init__(params)

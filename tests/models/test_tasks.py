@@ -12,7 +12,7 @@ import torch
 from helpers import make_mnist_dir, write_idx
 from models.errors import ConfigError, DataError
 from models.sequence import SequenceModel
-from models.tasks import evaluate, make_task
+from models.tasks import make_task
 from compressor.training import model_config_for
 
 
