@@ -40,7 +40,8 @@ from runtime.report import check_out_dir, markdown, write_report
               help="Test sequences for the metric (the first ones of the test split).")
 @click.option("--seq-len", type=int, default=None,
               help="Length of the random input sequence for models that record no task (.onnx files without "
-                   "rnncompress metadata, checkpoints without a task); they get latency only.")
+                   "rnncompress metadata, checkpoints without a task); they get latency only. Refused when every "
+                   "model records its task.")
 @click.option("--chunk", type=int, default=BenchConfig.chunk, show_default=True,
               help="Steps per call for chunk models (NAME.chunk.onnx): their per-step latency is one call "
                    "divided by this, what streaming costs when this many steps are buffered per call.")

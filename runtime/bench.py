@@ -560,6 +560,9 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     _check_files(inputs)
     tasks = _TaskCache(config.data)
     prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]
+    if config.seq_len is not None and all((p.entry.get("inputs") or {}).get("data") != "random" for p in prepared):
+        raise param_error("seq_len", "unset when every model records its task (its test sequences set the length; "
+                                     "drop --seq-len)", config.seq_len)
     runners: dict[str, dict[str, Runner]] = {"full": {}, "step": {}}
     for p in prepared:
         for kind, ours, ref, floor in (("full", p.full, p.torch_full, p.floor_full),

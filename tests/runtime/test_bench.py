@@ -230,6 +230,13 @@ def test_models_without_a_task_are_timed_on_random_inputs(tiny, tmp_path):
         bench([tmp_path / "notask.pt"], config=LATENCY_ONLY)
 
 
+def test_seq_len_is_refused_when_every_model_records_its_task(tiny):
+    # the test sequences set the length: a --seq-len nothing uses would look like it was applied
+    with pytest.raises(ConfigError, match=r"'seq_len' parameter must be unset when every model records its task.*"
+                                          r"Got 9 instead"):
+        bench([tiny["ckpt"], tiny["dense"]], config=BenchConfig(**{**LATENCY_ONLY.to_dict(), "seq_len": 9}))
+
+
 def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
     import json
 
