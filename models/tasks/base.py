@@ -31,8 +31,10 @@ def require_file(path: Path, what: str) -> None:
     """DataError unless ``path`` is an existing file (``what`` names it: "npz file")."""
     if path.is_dir():
         raise DataError(f"{what} {path} is a directory; give the file itself.")
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{what} {path} does not exist.")
+    if not path.is_file():  # a device or pipe: the data is read more than once and hashed
+        raise DataError(f"{what} {path} is not a regular file; give a file on disk.")
 
 
 def require_dir(path: Path, what: str, holds: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +223,10 @@ def test_corrupt_and_pickled_npz(tmp_path: Path) -> None:
 def test_bad_text_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         make_task("charlm", {"data": str(tmp_path / "none.txt")}).load()
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)  # opening it would block: refused before any read
+    with pytest.raises(DataError, match="pipe.txt is not a regular file"):
+        make_task("charlm", {"data": str(fifo)}).load()
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("caf\xe9 ".encode("latin-1") * 500)
     with pytest.raises(DataError, match="not UTF-8"):
