@@ -1,4 +1,5 @@
-"""The README's list of pipeline keys is the parser's: a key added to one and not the other fails here."""
+"""The README holds to the code: its list of pipeline keys is the parser's (a key added to one and
+not the other fails here), and its code blocks are well formed."""
 
 from __future__ import annotations
 
@@ -40,3 +41,15 @@ def test_readme_lists_every_table_and_key_the_parser_accepts() -> None:
     assert set(listed) == set(TASKS), "README [task] lists other tasks than models.tasks.TASKS"
     for name, params in listed.items():
         assert params == {f.name for f in dataclasses.fields(TASKS[name].Params)}, f"README [task] {name}"
+
+
+def test_readme_code_fences_pair_up() -> None:
+    # A closing fence followed by text does not close the block (CommonMark): the rest of the
+    # README would render as code.
+    fences = [(i, line.rstrip()) for i, line in enumerate(README.read_text().splitlines(), 1) if line.startswith("```")]
+    for k, (i, line) in enumerate(fences):
+        if k % 2:
+            assert line == "```", f"README line {i}: a closing fence must stand alone, got {line!r}"
+        else:
+            assert re.fullmatch(r"```[\w+-]*", line), f"README line {i}: an opening fence, got {line!r}"
+    assert len(fences) % 2 == 0, f"README: unclosed code fence at line {fences[-1][0]}"
