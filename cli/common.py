@@ -13,6 +13,7 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
+from models.checkpoint import load_checkpoint
 from models.errors import RnnCompressError, check_threads
 from models.io import text_of_name
 from models.progress import Progress
@@ -69,6 +70,18 @@ def _in_cli_terms(message: str) -> str:
     return message
 
 
+def _train_resume_hint(out: Any) -> str:
+    """What an interrupted ``train`` can do next: resume the epoch checkpoint it wrote, or
+    start again when it stopped before the end of its first epoch."""
+    try:
+        resumable = out is not None and load_checkpoint(out).state == "training"
+    except (RnnCompressError, OSError):
+        resumable = False
+    if resumable:
+        return f" (train --resume --out {out} continues where it stopped)"
+    return " (it stopped before its first epoch ended, so there is nothing to resume: start it again)"
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn library exceptions into one-line messages with the documented exit codes."""
 
@@ -80,8 +93,9 @@ def handle_errors(fn: Callable) -> Callable:
             raise CliError(_in_cli_terms(str(e)), e.exit_code) from None
         except KeyboardInterrupt:
             ctx = click.get_current_context(silent=True)
-            resume = {"train": " (train --resume continues where it stopped)",
-                      "run": " (rerunning continues where it stopped)"}.get(ctx.info_name if ctx else "", "")
+            name = ctx.info_name if ctx else ""
+            resume = (_train_resume_hint(kwargs.get("out")) if name == "train"
+                      else " (rerunning continues where it stopped)" if name == "run" else "")
             click.echo(f"interrupted: files already written are complete and kept{resume}.", err=True)
             sys.exit(130)
         except MemoryError:

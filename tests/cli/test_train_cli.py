@@ -199,3 +199,30 @@ def test_a_limit_too_small_for_the_data_names_limit(tmp_path: Path, mnist_dir: P
     (tmp_path / "empty.txt").write_text("")
     r = run(["train", "--task", "charlm", "--data", str(tmp_path / "empty.txt"), "-q", "--out", str(tmp_path / "m.pt")])
     assert_one_line_error(r, match="0 characters give 0 windows of 100 characters; at least 10 are needed")
+
+
+@pytest.mark.parametrize("stop_at_epoch, hint", [
+    (2, "train --resume --out {out} continues where it stopped"),  # epoch 1 was written
+    (0, "it stopped before its first epoch ended, so there is nothing to resume: start it again"),
+])
+def test_an_interrupted_train_says_whether_it_can_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           stop_at_epoch: int, hint: str) -> None:
+    from compressor.training import Trainer
+
+    original, out = Trainer.fit, tmp_path / "m.pt"
+
+    def fit_then_die(self, *args, **kwargs):
+        if stop_at_epoch == 0:
+            raise KeyboardInterrupt
+
+        def stop(entry):
+            if entry["epoch"] == stop_at_epoch:
+                raise KeyboardInterrupt
+
+        self.on_epoch = stop
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_die)
+    r = run(["train", *TINY, "--out", str(out)])
+    assert r.exit_code == 130 and out.exists() == (stop_at_epoch > 0)
+    assert r.stderr.strip() == f"interrupted: files already written are complete and kept ({hint.format(out=out)})."
