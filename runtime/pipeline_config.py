@@ -364,7 +364,7 @@ def resolved_toml(p: Pipeline) -> str:
     ``run --dry-run`` shows. Parsing it gives the same pipeline (and the same plan)."""
     tables: list[tuple[str, dict[str, Any]]] = [("pipeline", {"name": p.name})]
     tables.append(("task", {"name": p.task["name"], **p.task["params"]}))
-    tables.append(("model", dict(p.model)))
+    tables.append(("model", {k: v for k, v in p.model.items() if k != "nonlinearity" or p.model["cell"] == "rnn"}))
     train = {k: getattr(p.train, k) for k in SCHEMA["train"] if k not in _REGULARIZER_KEYS and k not in _SCHEDULE_KEYS}
     train.update({k: getattr(p.train.regularizer, f) for k, f in _REGULARIZER_KEYS.items()})
     train.update({k: getattr(p.train.pruning, f) for k, f in _SCHEDULE_KEYS.items()})
@@ -384,8 +384,9 @@ def resolved_toml(p: Pipeline) -> str:
     lines = []
     for name, values in tables:
         lines.append(f"[{name}]")
-        # None is TOML's missing key: the parser gives it its default (None) back.
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and v != []]
+        # None is TOML's missing key: the parser gives it its default (None) back. The key is
+        # still shown, as a comment, so the listing names every key that applies.
+        lines += [f"# {k}: not set" if v is None or v == [] else f"{k} = {_toml_value(v)}" for k, v in values.items()]
         lines.append("")
     return "\n".join(lines)
 

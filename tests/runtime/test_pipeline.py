@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from models.checkpoint import load_checkpoint
 from models.errors import ConfigError, DataError
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import plan_pipeline, run_pipeline
-from runtime.pipeline_config import Pipeline, load_pipeline, parse_pipeline, resolved_toml
+from compressor.prune import ignored_settings
+from runtime.pipeline_config import SCHEMA, Pipeline, load_pipeline, parse_pipeline, resolved_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -276,6 +278,14 @@ def test_the_resolved_settings_are_the_same_pipeline(name: str, p: Pipeline, tmp
     fields = ("name", "task", "model", "train", "prune", "export", "bench", "check", "teachers")
     assert {f: getattr(again, f) for f in fields} == {f: getattr(p, f) for f in fields}
     assert resolved_toml(again) == resolved
+    # every key that applies is listed, a value-less one as a comment
+    shown = {table: set(re.findall(r"^(?:# )?(\w+)(?: =|: not set)", body, re.M))
+             for table, body in re.findall(r"^\[(\w+)\]\n(.*?)(?=^\[|\Z)", resolved, re.M | re.S)}
+    for table in ("train", "export", "bench"):
+        assert shown[table] == set(SCHEMA[table]), table
+    if p.prune is not None:
+        skipped = set(ignored_settings(p.prune.method, p.prune.variant)) | ({"quantile"} if p.prune.threshold else set())
+        assert shown["prune"] == set(SCHEMA["prune"]) - skipped
     data = p.task["params"].get("data")
     if data is None or Path(data).exists():  # (the npz template names a file the user supplies)
         hashes = [[(s.name, s.input_hash) for s in plan_pipeline(q, tmp_path / "out")] for q in (p, again)]
