@@ -189,12 +189,15 @@ def test_unchanged_stages_are_skipped_and_changed_ones_rerun(first_run, tmp_path
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)  # the fixture's folder stays the reference run
     before = {p: (out / p).read_bytes() for p in ("model/trained.pt", "model/pruned.pt")}
+    (out / "notes.txt").write_text("mine")  # a file of the user's beside the run's own
+    (out / "bench" / "mine.png").write_bytes(b"mine")
     again = run_pipeline(parse_pipeline(TINY, "<t>"), out)
     assert [s.action for s in again.stages] == ["skip", "skip", "skip", "skip", "run"]
     changed = run_pipeline(parse_pipeline(TINY.replace("keep = 0.5", "keep = 0.25"), "<t>"), out)
     assert [s.action for s in changed.stages] == ["skip", "run", "run", "run", "run"]
     assert (out / "model/trained.pt").read_bytes() == before["model/trained.pt"]
     assert (out / "model/pruned.pt").read_bytes() != before["model/pruned.pt"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "bench" / "mine.png").read_bytes() == b"mine"
 
 
 def test_further_teachers_are_inputs_of_the_prune_stage(first_run, tmp_path: Path) -> None:
