@@ -185,9 +185,13 @@ class Task:
         now = self.data_hashes()
         if sorted(now.values()) != sorted(recorded.values()):
             where = self.to_dict()["params"].get("data")
-            raise DataError(f"The data at {where} is not the data {whose} was trained on (the sha256 of its files "
-                            f"differs from the one recorded: {', '.join(sorted(recorded))}); give --data the "
-                            "files it was trained on.")
+            found = set(now.values())
+            missing = sorted(name for name, h in recorded.items() if h not in found)
+            differs = (f"the recorded content of {', '.join(missing)} is not among its files" if missing else
+                       f"its files ({', '.join(sorted(now))}) are not the recorded ones ({', '.join(sorted(recorded))})")
+            raise DataError(f"The data at {where} is not the data {whose} was trained on: {differs} (sha256 compared, "
+                            "so a decompressed or recompressed copy differs too); give --data the files it was "
+                            "trained on.")
 
 
 def check_data_fits(test: Split, c: Any, task_name: str, hint: str = "") -> None:

@@ -69,3 +69,23 @@ def test_tokens_beyond_the_vocabulary_are_a_data_error(charlm: Path, tmp_path: P
                  ["bench", "--runs", "3", "--out-dir", str(tmp_path / "b")]):
         r = run([args[0], str(tmp_path / "old.pt"), *args[1:], "--data", str(wide), "-q"])
         assert_one_line_error(r, match="does not fit the model")
+
+
+def test_the_refusal_names_the_files_whose_content_is_missing(tmp_path: Path) -> None:
+    import gzip
+
+    from helpers import make_mnist_dir
+    from models.errors import DataError
+    from models.tasks import make_task
+
+    recorded = make_task("smnist", {"data": str(make_mnist_dir(tmp_path / "a"))}).data_hashes()
+    copy = shutil.copytree(tmp_path / "a", tmp_path / "b")
+    gz = copy / "t10k-labels-idx1-ubyte.gz"
+    (copy / "t10k-labels-idx1-ubyte").write_bytes(gzip.decompress(gz.read_bytes()))  # the loader reads either
+    gz.unlink()
+    task = make_task("smnist", {"data": str(copy)})
+    assert len(task.load().test.y) == 100
+    with pytest.raises(DataError, match=r"trained on: the recorded content of t10k-labels-idx1-ubyte.gz is not among "
+                                        r"its files \(sha256 compared, so a decompressed"):
+        task.check_data_is(recorded, "m.pt")
+    make_task("smnist", {"data": str(tmp_path / "a")}).check_data_is(recorded, "m.pt")
