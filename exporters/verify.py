@@ -96,7 +96,11 @@ def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: in
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"onnxruntime cannot load the model: {first[:300]}") from None
+        hint = ""
+        if "external tensors" in first:  # onnxruntime's shape inference reads constants (Squeeze axes) in the file only
+            hint = ("; onnxruntime needs the small constants that shape inference reads inside the .onnx file: save "
+                    "it with onnx.save(..., save_as_external_data=True) and the default size_threshold, not 0")
+        raise ExportError(f"onnxruntime cannot load the model: {first[:300]}{hint}") from None
 
 
 def _input_types(session) -> dict[str, str]:

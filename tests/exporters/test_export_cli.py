@@ -204,6 +204,21 @@ def test_sizes_count_external_weights(make_model, tmp_path):
     assert f"{on_disk:,} -> {(tmp_path / 's.onnx').stat().st_size:,} bytes" in r.stdout
 
 
+def test_bench_reads_external_weights_and_explains_external_shape_constants(make_model, tmp_path):
+    graph = build_full_graph(make_model("lstm", (16,)))
+    for threshold in (1024, 0):  # onnx's default keeps small constants (Squeeze axes) in the file
+        path = tmp_path / f"ext{threshold}.onnx"
+        onnx.save_model(graph, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=f"ext{threshold}.data", size_threshold=threshold)
+        r = _run("bench", path, "--seq-len", "5", "--runs", "3", "--warmup", "0", "--out-dir", tmp_path / f"b{threshold}",
+                 "-q")
+        if threshold:
+            assert r.exit_code == 0, r.output
+        else:
+            assert "save it with onnx.save(..., save_as_external_data=True) and the default size_threshold, not 0" in (
+                _one_error_line(r))
+
+
 def test_onnx_whose_external_weights_are_gone(make_model, tmp_path):
     path = tmp_path / "ext.onnx"
     onnx.save_model(build_full_graph(make_model("gru", (4,))), str(path), save_as_external_data=True,
