@@ -125,8 +125,8 @@ def _latency(e: dict[str, Any], budget: str, key: str, limit: float) -> BudgetRe
 def _ratio(e: dict[str, Any], base: dict[str, Any], budget: str, limit: float) -> BudgetResult:
     baseline = base["name"]
     if e["name"] == baseline:
-        raise _NotApplicable(budget, e["name"], "it is the baseline the ratios are relative to (choose other "
-                                                "models with --model).")
+        raise _NotApplicable(budget, e["name"], "it is the baseline the ratios are relative to (name other "
+                                                "models with --model, or bench a candidate beside it).")
     r = e["ratio_to_baseline"] or {}
     step_only = not (e.get("latency_ms") or {}).get("full")
     if budget == "max_step_latency_ratio" or step_only:  # a step or chunk file: its per-step ratio is its only one
