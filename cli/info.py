@@ -10,7 +10,7 @@ import click
 
 from cli.common import echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
-from models.checkpoint import Checkpoint, load_checkpoint
+from models.checkpoint import Checkpoint, check_model_file, load_checkpoint
 from models.errors import ExportError, clip
 from models.io import model_file_kind
 from models.sequence import count_parameters, sparsity_report
@@ -101,6 +101,7 @@ def info(checkpoint: Path, as_json: bool) -> None:
     int8, sparse storage, and the provenance rnncompress recorded when it exported and
     verified it (source checkpoint and hash, task, metric, sparsity).
     """
+    check_model_file(checkpoint)
     if model_file_kind(checkpoint) == "onnx":
         d = onnx_summary(checkpoint)
         check_onnx_metadata(d)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from models.errors import CheckpointError, clip, param_error
-from models.io import atomic_write_bytes, model_file_kind, sha256_file
+from models.io import atomic_write_bytes, looks_like_a_model, model_file_kind, sha256_file
 from models.sequence import ModelConfig, SequenceModel
 
 FORMAT = "rnncompress-checkpoint/1"
@@ -154,6 +154,14 @@ def _looks_like(p: Path) -> str:
     hints = {".json": " (a JSON file: reports go to `rnncompress check`)",
              ".toml": " (a TOML file: pipelines go to `rnncompress run`)"}
     return hints.get(p.suffix.lower(), "")
+
+
+def check_model_file(path: str | os.PathLike) -> None:
+    """For commands that take a checkpoint or an ONNX model (info, bench): CheckpointError
+    for an existing file that is neither, instead of calling it a broken checkpoint."""
+    p = Path(path)
+    if p.is_file() and not looks_like_a_model(p):
+        raise CheckpointError(f"{p} is neither a torch checkpoint nor an ONNX model{_looks_like(p)}.")
 
 
 _MISSING = object()

@@ -186,16 +186,29 @@ def check_writable_dir(path: str | os.PathLike,
     return d
 
 
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+def looks_like_a_model(path: str | os.PathLike) -> bool:
+    """Whether ``path``'s first bytes (or its .onnx name) say torch checkpoint or ONNX model:
+    False for any other file (a README, an image), which a command taking either names as such."""
+    head = _head(Path(path))
+    # torch's zip format, a legacy torch file (a pickle: protocol opcode 0x80), ONNX's IR version field
+    return (head.startswith(b"PK\x03\x04") or head[:1] in (b"\x80", b"\x08")
+            or Path(path).suffix.lower() == ".onnx")
+
+
 def model_file_kind(path: str | os.PathLike) -> str:
     """"checkpoint" or "onnx": what a model file is, by its first bytes where they tell
     (a torch checkpoint is a zip archive; an ONNX model starts with its IR version, protobuf
     field 1), else by its extension (``.onnx``: ONNX). A renamed file is still read right."""
     p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        head = b""
+    head = _head(p)
     if head.startswith(b"PK\x03\x04"):
         return "checkpoint"
     if head[:1] == b"\x08":

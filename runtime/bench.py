@@ -48,7 +48,7 @@ from exporters.verify import (
     make_session,
     torch_initial_states,
 )
-from models.checkpoint import check_finite, load_checkpoint, now_iso, package_version
+from models.checkpoint import check_finite, check_model_file, load_checkpoint, now_iso, package_version
 from models.errors import (CheckpointError, ExportError, ParityError, RnnCompressError, check_field_types,
                            check_seed, check_threads, param_error)
 from models.io import model_file_kind, sha256_file, text_of_name
@@ -488,6 +488,7 @@ def _check_files(inputs: list[BenchInput]) -> None:
         if not i.path.is_file():
             what, error = ("ONNX file", ExportError) if i.kind == "onnx" else ("Checkpoint", CheckpointError)
             raise error(f"{what} {i.path} {'is not a file' if i.path.exists() else 'does not exist'}.")
+        check_model_file(i.path)
 
 
 def _resolve_baseline(inputs: list[BenchInput], baseline: str | os.PathLike | None,

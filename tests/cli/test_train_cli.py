@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import TINY, assert_one_line_error, run
+
 
 def test_train_then_info(tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
@@ -90,7 +92,15 @@ def test_bad_data_paths(tmp_path: Path) -> None:
 def test_info_on_bad_checkpoints(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 100)
-    assert_one_line_error(run(["info", str(junk)]), match="junk.pt")
+    assert_one_line_error(run(["info", str(junk)]), match="junk.pt is neither a torch checkpoint nor an ONNX model")
+    toml = tmp_path / "p.toml"
+    toml.write_text("[a]")
+    for command in (["info", str(toml)], ["bench", str(toml), "--out-dir", str(tmp_path / "b")]):  # either kind
+        assert_one_line_error(run(command), match="p.toml is neither a torch checkpoint nor an ONNX model (a TOML "
+                                                  "file: pipelines go to `rnncompress run`)")
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert_one_line_error(run(["info", str(legacy)]), match="legacy.pt is not an rnncompress checkpoint")
     assert_one_line_error(run(["info", str(tmp_path / "none.pt")]), match="does not exist")
 
 
