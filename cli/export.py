@@ -108,7 +108,16 @@ def export(ctx: click.Context, checkpoint: Path, formats: str, out_dir: Path, na
     files = f"{len(results)} file" + ("" if len(results) == 1 else "s")
     click.echo(f"wrote {files} to {out_dir}, each verified against torch on {checked}")
     click.echo(fmt_table(rows, ["format", "file", "bytes", "stored sparsity", "parity", "opset/IR"]))
+    by_format = {r.format: r for r in results}
     for r in results:
-        if "int8" in r.format.split("+") and not r.int8:
+        if "int8" not in r.format.split("+"):
+            continue
+        if not r.int8:
             click.echo(f"note: {text_of_name(r.path.name)} holds nothing int8 (every matrix is below --int8-float-below, "
                        "or too small for int8 to shrink the file): it is the float model.")
+            continue
+        float_twin = by_format.get("+".join(f for f in r.format.split("+") if f != "int8") or "dense")
+        if float_twin is not None and r.bytes >= float_twin.bytes:
+            click.echo(f"note: {text_of_name(r.path.name)} is not smaller than {text_of_name(float_twin.path.name)} "
+                       f"({r.bytes:,} vs {float_twin.bytes:,} bytes): its matrices are too small for int8 storage to "
+                       "save more than the metadata and nodes it adds.")

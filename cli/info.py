@@ -78,7 +78,8 @@ def show_onnx(d: dict[str, Any]) -> None:
     click.echo("ops:     " + ", ".join(f"{k} {v}" for k, v in d["ops"].items()))
     if d["int8"]:
         below = meta.get("int8_float_below")
-        note = f" (ops on one row per call with < {below:,} weights kept float)" if isinstance(below, int) else ""
+        note = (f" (kept float: ops on one row per call with < {below:,} weights, and matrices too small for int8 "
+                "storage to pay)" if isinstance(below, int) and below > 0 else "")
         click.echo("int8:    " + "; ".join(d["int8"]) + note)
     elif "int8" in str(meta.get("format", "")).split("+"):
         click.echo("int8:    none (every matrix too small for int8 to pay): the float model")

@@ -261,6 +261,23 @@ def test_int8_of_a_tiny_model_says_it_holds_nothing_int8(make_model, make_checkp
     assert r.exit_code == 0 and "holds nothing int8" not in r.stdout
 
 
+def test_an_int8_file_no_smaller_than_its_float_twin_is_noted(make_model, make_checkpoint, tmp_path):
+    """A 4-neuron LSTM: one recurrent matrix stored int8 saves fewer bytes than the int8
+    metadata adds. Export says so; info names both float rules, and none with 0."""
+    path, out = make_checkpoint(make_model("lstm", (4,))), tmp_path / "o"
+    r = _run("export", path, "--format", "dense,int8,step,step+int8", "--out-dir", out, "-q")
+    assert r.exit_code == 0, r.output
+    for int8, twin in (("m.int8.onnx", "m.onnx"), ("m.step.int8.onnx", "m.step.onnx")):
+        grew = (out / int8).stat().st_size >= (out / twin).stat().st_size
+        assert grew == (f"note: {int8} is not smaller than {twin}" in r.stdout)
+    assert "note: m.int8.onnx is not smaller than m.onnx" in r.stdout
+    assert "(kept float: ops on one row per call with < 65,536 weights" in _run("info", out / "m.int8.onnx").stdout
+    r = _run("export", path, "--format", "int8", "--int8-float-below", "0", "--out-dir", tmp_path / "all", "-q")
+    assert r.exit_code == 0, r.output
+    shown = _run("info", tmp_path / "all" / "m.int8.onnx").stdout
+    assert "LSTM with int8 arithmetic" in shown and "kept float" not in shown
+
+
 def test_an_empty_name_is_refused(make_model, make_checkpoint, tmp_path):
     path = make_checkpoint(make_model("lstm", (4,), input_size=2))
     line = _one_error_line(_run("export", path, "--name", "", "--out-dir", tmp_path / "o"))
