@@ -110,6 +110,9 @@ def export(ctx: click.Context, checkpoint: Path, formats: str, out_dir: Path, na
     click.echo(fmt_table(rows, ["format", "file", "bytes", "stored sparsity", "parity", "opset/IR"]))
     by_format = {r.format: r for r in results}
     for r in results:
+        if "sparse" in r.format.split("+") and r.stored_sparsity == 0:
+            click.echo(f"note: {text_of_name(r.path.name)} stores nothing sparse (no initializer has enough zeros "
+                       "for sparse storage to be smaller): it is the non-sparse file.")
         if "int8" not in r.format.split("+"):
             continue
         if not r.int8:

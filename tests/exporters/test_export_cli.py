@@ -181,7 +181,8 @@ def test_info_describes_an_exported_onnx_file(make_model, make_checkpoint, tmp_p
     and JSON; the step+int8 LSTM shows weight-only storage and the session config."""
     path = make_checkpoint(make_model("lstm", (16,), 0.9))
     out = tmp_path / "o"
-    assert _run("export", path, "--format", "sparse,step+int8", "--out-dir", out, "-q").exit_code == 0
+    r = _run("export", path, "--format", "sparse,step+int8", "--out-dir", out, "-q")
+    assert r.exit_code == 0 and "note:" not in r.stdout, r.output
     r = _run("info", out / "m.step.int8.onnx")
     assert r.exit_code == 0, r.output
     assert "format step+int8 of m.pt" in r.stdout and "verified against torch" in r.stdout
@@ -271,6 +272,8 @@ def test_an_int8_file_no_smaller_than_its_float_twin_is_noted(make_model, make_c
         grew = (out / int8).stat().st_size >= (out / twin).stat().st_size
         assert grew == (f"note: {int8} is not smaller than {twin}" in r.stdout)
     assert "note: m.int8.onnx is not smaller than m.onnx" in r.stdout
+    r = _run("export", path, "--format", "sparse", "--out-dir", tmp_path / "sp", "-q")  # a dense model
+    assert "note: m.sparse.onnx stores nothing sparse" in r.stdout
     assert "(kept float: ops on one row per call with < 65,536 weights" in _run("info", out / "m.int8.onnx").stdout
     r = _run("export", path, "--format", "int8", "--int8-float-below", "0", "--out-dir", tmp_path / "all", "-q")
     assert r.exit_code == 0, r.output
