@@ -9,7 +9,7 @@ from typing import Sequence
 import click
 
 from cli.common import CliError, echo_json, fmt_table, handle_errors
-from models.errors import BudgetExceeded, ConfigError
+from models.errors import BudgetExceeded, ConfigError, RnnCompressError, clip
 from runtime.check import BudgetResult, Budgets, check_junit_path, check_report, describe_failure, write_junit
 from runtime.report import load_report
 
@@ -120,7 +120,13 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
         if not str(junit).strip() or str(junit) == ".":
             raise CliError("--junit must name a file (got an empty path or '.').")
         check_junit_path(junit, [report], "--junit")
-    results = check_report(load_report(report), budgets, list(models) or None)
+    try:
+        results = check_report(load_report(report), budgets, list(models) or None)
+    except RnnCompressError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- exit 1 means "budget broken" to CI: anything unforeseen is exit 2
+        raise CliError(f"Report {report} cannot be checked ({type(e).__name__}: {clip(str(e))}); it is not a report "
+                       "this version reads (if rnncompress bench wrote it, please report this as a bug).", 2) from None
     if junit is not None:
         write_junit(results, junit)
     if as_json:

@@ -25,7 +25,9 @@ A model named in ``models`` must answer every budget: one that does not apply is
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -58,7 +60,11 @@ class Budgets:
                 continue
             positive = f.name in _POSITIVE
             rule = "a positive finite number" if positive else "a finite number"
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            try:  # numpy scalars are numbers too; an int beyond any float is not finite here
+                finite = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+            except OverflowError:
+                finite = False
+            if not finite:
                 raise param_error(f.name, rule, v)
             if positive and v <= 0:
                 raise param_error(f.name, rule, v)
@@ -267,6 +273,8 @@ def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str]
 
 def describe_failure(r: BudgetResult) -> str:
     """e.g. ``m.int8.onnx: full-sequence p50 / baseline 1.31 > 1.2``."""
+    if not r.applicable or r.measured is None:
+        return f"{r.model}: {r.budget} does not apply ({r.note})"
     op = ">" if r.comparison == "<=" else "<"
     return f"{r.model}: {r.what} {r.measured:.4g} {op} {r.limit:.4g}"
 
@@ -294,6 +302,12 @@ def check_junit_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike
     return p
 
 
+def _xml_text(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot hold (control characters, lone
+    surrogates) replaced by U+FFFD: a parser refuses the whole file otherwise."""
+    return re.sub("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]", "\ufffd", text)
+
+
 def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite: str = "rnncompress.check") -> None:
     """JUnit XML: one testsuite, one testcase per result, a ``failure`` for each broken
     budget, ``skipped`` for one that does not apply. Written atomically; an existing file
@@ -310,16 +324,20 @@ def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite:
     ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0",
                        skipped=str(skipped), time="0")
     for r in results:
-        case = ET.SubElement(ts, "testcase", classname=f"{suite}.{r.model}", name=f"{r.budget}: {r.what}", time="0")
+        # CI systems identify a test by classname + name, so both stay the same from run to run
+        # (what was measured goes in the text), and Jenkins reads the classname's last dot as
+        # package.class: a model's own dots (m.int8.onnx) become underscores.
+        case = ET.SubElement(ts, "testcase", classname=_xml_text(f"{suite}.{r.model.replace('.', '_')}"),
+                             name=r.budget, time="0")
         if not r.applicable:
-            ET.SubElement(case, "skipped", message=r.note)
+            ET.SubElement(case, "skipped", message=_xml_text(f"{r.model}: {r.note}"))
             continue
-        text = (f"measured {r.measured:.6g}, budget {r.comparison} {r.limit:.6g}"
-                + (f" ({r.note})" if r.note else ""))
+        text = _xml_text(f"{r.model}: {r.what}: measured {r.measured:.6g}, budget {r.comparison} {r.limit:.6g}"
+                         + (f" ({r.note})" if r.note else ""))
         if r.passed:
             ET.SubElement(case, "system-out").text = text
         else:
-            ET.SubElement(case, "failure", message=describe_failure(r), type="BudgetExceeded").text = text
+            ET.SubElement(case, "failure", message=_xml_text(describe_failure(r)), type="BudgetExceeded").text = text
     ET.indent(root)
     with atomic_path(path) as tmp:
         ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)

@@ -77,12 +77,17 @@ FILES = {"json": "report.json", "markdown": "report.md", "latency_full": "latenc
 
 _TOP = ("schema", "rnncompress_version", "environment", "settings", "baseline", "models")
 _MODEL = ("name", "kind", "format", "size_bytes", "metric", "latency_ms", "ratio_to_baseline")
-_SUMMARY = ("p50", "p90", "p99", "mean", "runs")
+_SUMMARY = ("p50", "p90", "p99", "mean", "min", "max", "runs")
 
 
 # ------------------------------------------------------------------------ loading
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def validate_report(report: Any, source: str = "the report") -> dict[str, Any]:
@@ -115,16 +120,23 @@ def validate_report(report: Any, source: str = "the report") -> dict[str, Any]:
         missing = [k for k in _MODEL if k not in e]
         if missing:
             raise ReportError(f"{where} has no {missing[0]!r}.")
-        if not isinstance(e["name"], str) or e["name"] in names:
-            raise ReportError(f"{where} has a missing or duplicate name {e['name']!r}.")
+        # (printable: names reach JUnit XML, which cannot hold control characters)
+        if not isinstance(e["name"], str) or not e["name"] or not e["name"].isprintable() or e["name"] in names:
+            raise ReportError(f"{where} has a missing, unprintable or duplicate name {e['name']!r}.")
         names.add(e["name"])
         _check_model(e, f"{source} is corrupt: model {e['name']!r}")
-    if report["baseline"] not in names:
+    if not isinstance(report["baseline"], str) or report["baseline"] not in names:
         raise ReportError(f"{source} is corrupt: baseline {report['baseline']!r} is not one of its models.")
     return report
 
 
 def _check_model(e: dict[str, Any], where: str) -> None:
+    for key in ("kind", "format"):
+        if not isinstance(e[key], str):
+            raise ReportError(f"{where} has {key} = {e[key]!r} (a string is expected).")
+    notes = e.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ReportError(f"{where} has notes that are not a list of strings.")
     if e["size_bytes"] is not None and not (_number(e["size_bytes"]) and e["size_bytes"] >= 0):
         raise ReportError(f"{where} has size_bytes {e['size_bytes']!r} (a number >= 0 is expected).")
     for key in ("latency_ms", "call_floor_ms"):
@@ -140,6 +152,8 @@ def _check_model(e: dict[str, Any], where: str) -> None:
             bad = next((k for k in _SUMMARY if s is not None and s[k] < 0), None)
             if bad is not None:
                 raise ReportError(f"{where} has {key}.{kind}.{bad} = {s[bad]!r} (a time or count >= 0 is expected).")
+            if s is not None and (not isinstance(s["runs"], int) or s["runs"] < 1):
+                raise ReportError(f"{where} has {key}.{kind}.runs = {s['runs']!r} (a count >= 1 is expected).")
     ratio = e["ratio_to_baseline"]
     if ratio is not None:
         if not isinstance(ratio, dict):
@@ -159,6 +173,8 @@ def _check_model(e: dict[str, Any], where: str) -> None:
         for k in ("onnxruntime", "torch"):
             if metric.get(k) is not None and not _number(metric[k]):
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (a number or null is expected).")
+            if metric["name"] == "accuracy" and metric.get(k) is not None and not 0 <= metric[k] <= 1:
+                raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (an accuracy is a fraction in [0, 1]).")
 
 
 def load_report(path: str | os.PathLike) -> dict[str, Any]:
@@ -184,6 +200,8 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise ReportError(f"Report {p} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
                           f"truncated or not a report.") from None
+    except RecursionError:
+        raise ReportError(f"Report {p} is nested too deeply to be an rnncompress report.") from None
     return validate_report(report, f"Report {p}")
 
 

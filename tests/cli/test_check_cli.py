@@ -169,3 +169,16 @@ def test_bad_check_input(report, tmp_path, report_dict):
 def test_an_empty_junit_path_is_refused(report):
     assert_one_line_error(run(["check", str(report), "--max-size-kb", "10", "--junit", ""]),
                           match="--junit must name a file")
+
+
+def test_an_unforeseen_failure_is_exit_2_not_a_broken_budget(report, monkeypatch):
+    """CI reads exit 1 as "budget broken": a report that trips anything the validation did
+    not foresee must not exit 1 (Python's code for an uncaught exception)."""
+    import cli.check
+
+    def trips(*args, **kwargs):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(cli.check, "check_report", trips)
+    assert_one_line_error(run(["check", str(report), "--max-size-kb", "2"]), code=2,
+                          match="cannot be checked (TypeError: unhashable type: 'list'); it is not a report")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError, ReportError
-from runtime.check import Budgets, check_junit_path, check_report, is_junit_xml, write_junit
+from runtime.check import (BudgetResult, Budgets, check_junit_path, check_report, describe_failure, is_junit_xml,
+                           write_junit)
 
 SAMPLE = Path(__file__).with_name("sample_report.json")
 
@@ -110,13 +111,16 @@ def test_higher_is_better_drop_sign(report):
     assert r.comparison == ">=" and "higher is better" in r.what
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0.0, True, "1.0"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0.0, True, "1.0", 10 ** 400])
 def test_bad_budget_values(value):
     with pytest.raises(ConfigError, match=r"'max_p50_ms' parameter must be a (positive finite )?number"):
         Budgets(max_p50_ms=value)
 
 
 def test_metric_budgets_accept_any_finite_number():
+    import numpy as np
+
+    assert Budgets(max_size_kb=np.float32(3.0), max_p50_ms=np.int64(2)).given() == {"max_p50_ms": 2.0, "max_size_kb": 3.0}
     assert Budgets(max_metric_drop=-0.01, min_metric=0.0).given() == {"min_metric": 0.0, "max_metric_drop": -0.01}
     with pytest.raises(ConfigError, match="'min_metric' parameter must be a finite number"):
         Budgets(min_metric=float("nan"))
@@ -229,10 +233,30 @@ def test_junit_xml(report, tmp_path):
     # int8: p50 1.5 pass, size 2.0 pass; stream: step p50 0.12 pass, size 4.1 KB fail
     assert len(cases) == 4 and len(failed) == 1
     assert suites[0].get("tests") == "4" and suites[0].get("failures") == "1" == root.get("failures")
-    assert failed[0].get("classname") == "rnncompress.check.stream" and "max_size_kb" in failed[0].get("name")
+    assert failed[0].get("classname") == "rnncompress.check.stream" and failed[0].get("name") == "max_size_kb"
     assert "4.102 > 3" in failed[0].find("failure").get("message")
     assert not list(tmp_path.glob(".*.tmp"))
     assert is_junit_xml(out)
+
+
+def test_junit_test_identity_is_stable_and_the_file_always_parses(tmp_path):
+    """CI systems track a test by classname + name: neither depends on what was measured
+    or on whether it applied, Jenkins' package.class split sees the model as one class, and
+    characters XML cannot hold do not make the file unreadable for the next run."""
+    runs = [[BudgetResult("m.int8.onnx", "max_latency_ratio", 0.8, 0.5, True, "<=", "full-sequence p50 / baseline")],
+            [BudgetResult("m.int8.onnx", "max_latency_ratio", 0.8, 0.9, False, "<=", "per-step p50 / baseline")],
+            [BudgetResult("m.int8.onnx", "max_latency_ratio", 0.8, None, True, "", "not applicable",
+                          "no ratio", applicable=False)]]
+    ids = []
+    for i, results in enumerate(runs):
+        write_junit(results, tmp_path / f"j{i}.xml")
+        [case] = ET.parse(tmp_path / f"j{i}.xml").getroot().iter("testcase")
+        ids.append((case.get("classname"), case.get("name")))
+    assert ids == [("rnncompress.check.m_int8_onnx", "max_latency_ratio")] * 3
+    odd = BudgetResult("bad\x01name\ud800", "max_size_kb", 1.0, 2.0, False, "<=", "size KB", "note\x1b")
+    write_junit([odd], tmp_path / "odd.xml")
+    case = ET.parse(tmp_path / "odd.xml").getroot().find("testsuite/testcase")
+    assert case.get("classname") == "rnncompress.check.bad\ufffdname\ufffd" and is_junit_xml(tmp_path / "odd.xml")
 
 
 def test_junit_marks_budgets_that_do_not_apply_as_skipped(report, tmp_path):
@@ -242,6 +266,8 @@ def test_junit_marks_budgets_that_do_not_apply_as_skipped(report, tmp_path):
     assert (suite.get("tests"), suite.get("skipped"), suite.get("failures")) == ("2", "1", "0")
     [skipped] = suite.findall("testcase/skipped")
     assert "no per-step ratio" in skipped.get("message")
+    [na] = [r for r in results if not r.applicable]
+    assert describe_failure(na).startswith(f"{na.model}: max_step_latency_ratio does not apply (")
 
 
 def test_junit_replaces_only_junit_files(report, tmp_path):

@@ -144,6 +144,20 @@ def _mutate(report: dict, how: str) -> dict:
         r["models"][1]["latency_ms"]["full"]["p50"] = -3
     elif how == "negative ratio":
         r["models"][1]["ratio_to_baseline"]["p50"] = -0.5
+    elif how == "list baseline":
+        r["baseline"] = [r["baseline"]]
+    elif how == "huge size":
+        r["models"][1]["size_bytes"] = 10 ** 400
+    elif how == "int notes":
+        r["models"][1]["notes"] = 5
+    elif how == "fractional runs":
+        r["models"][1]["latency_ms"]["full"]["runs"] = 1.5
+    elif how == "no min":
+        del r["models"][1]["latency_ms"]["full"]["min"]
+    elif how == "accuracy above 1":
+        r["models"][1]["metric"] = {**r["models"][1]["metric"], "name": "accuracy", "onnxruntime": 1.6}
+    elif how == "control character name":
+        r["models"][1]["name"] = "bad\x01name"
     return r
 
 
@@ -166,6 +180,13 @@ def _mutate(report: dict, how: str) -> dict:
     ("string direction", "metric.higher_is_better = 'no' (true or false is expected)"),
     ("negative p50", "latency_ms.full.p50 = -3 (a time or count >= 0 is expected)"),
     ("negative ratio", "ratio_to_baseline.p50 = -0.5 (a number >= 0 or null is expected)"),
+    ("list baseline", "baseline ['dense'] is not one of its models"),
+    ("huge size", "has size_bytes 1000"),
+    ("int notes", "has notes that are not a list of strings"),
+    ("fractional runs", "latency_ms.full.runs = 1.5 (a count >= 1 is expected)"),
+    ("no min", "latency_ms.full without numbers"),
+    ("accuracy above 1", "metric.onnxruntime = 1.6 (an accuracy is a fraction in [0, 1])"),
+    ("control character name", "unprintable or duplicate name 'bad\\x01name'"),
 ])
 def test_load_report_refuses(report, tmp_path, how, match):
     path = tmp_path / "report.json"
@@ -179,6 +200,7 @@ def test_load_report_refuses_files_that_are_not_reports(report, tmp_path):
         "truncated.json": (dumps(report)[:200], "is not valid JSON (line"),
         "list.json": ("[1, 2]", "a JSON object is expected, got list"),
         "empty.json": ("", "is not valid JSON"),
+        "deep.json": ("[" * 100000 + "]" * 100000, "nested too deeply"),
     }
     for name, (text, match) in cases.items():
         (tmp_path / name).write_text(text)
