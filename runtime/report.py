@@ -131,9 +131,10 @@ def validate_report(report: Any, source: str = "the report") -> dict[str, Any]:
 
 
 def _check_model(e: dict[str, Any], where: str) -> None:
-    for key in ("kind", "format"):
-        if not isinstance(e[key], str):
-            raise ReportError(f"{where} has {key} = {e[key]!r} (a string is expected).")
+    if not isinstance(e["kind"], str):
+        raise ReportError(f"{where} has kind = {e['kind']!r} (a string is expected).")
+    if e["format"] is not None and not isinstance(e["format"], str):  # null: a foreign ONNX file
+        raise ReportError(f"{where} has format = {e['format']!r} (a string or null is expected).")
     notes = e.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise ReportError(f"{where} has notes that are not a list of strings.")
