@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from compressor.lattice import influence_blocks
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from compressor.selection import Keep, LayerSelection, SelectionConfig, select_neurons
 from compressor.shrink import mask_neurons, shrink_model
-from compressor.training import TeacherEnsemble, check_distill, finetune
+from compressor.training import TeacherEnsemble, check_distill, check_model_fits, finetune
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, save_checkpoint
 from models.io import check_output_file
 from models.errors import ConfigError, InvariantError, check_field_types, param_error
@@ -61,8 +63,8 @@ class PruneConfig:
         self.selection()  # validates
         if self.finetune_epochs < 0:
             raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)
-        if not self.finetune_lr > 0:
-            raise param_error("finetune_lr", "a positive float", self.finetune_lr)
+        if not (self.finetune_lr > 0 and math.isfinite(self.finetune_lr)):
+            raise param_error("finetune_lr", "a positive finite float", self.finetune_lr)
         check_distill(self.distill, self.distill_temperature)
         if self.finetune_strength is not None and not 0 <= self.finetune_strength < float("inf"):
             raise param_error("finetune_strength", "a finite float >= 0 (or unset: the parent's)",
@@ -165,10 +167,14 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
         >>> res = prune_checkpoint(ckpt, PruneConfig(keep=0.5), task, task.load(), Path("pruned.pt"))
     """
     ckpt = as_checkpoint(ckpt)
+    if isinstance(teachers, (str, os.PathLike, Checkpoint)):  # one teacher, not its letters
+        teachers = (teachers,)
     teachers = tuple(as_checkpoint(t, "teachers") for t in teachers)
     if not isinstance(config, PruneConfig):
         raise param_error("config", "a PruneConfig", type(config).__name__)
     check_task_data(task, data)
+    check_model_fits(ckpt.config, data, task.name)
+    progress = progress or SILENT
     if out is not None:  # the parent and the teachers are inputs: never written over
         check_output_file(out, "out", [ckpt.path, *(t.path for t in teachers)], force=True, error=ConfigError)
     check_finite(ckpt)

@@ -27,14 +27,31 @@ def _gate_rows(keep: Tensor, hidden: int, gates: int) -> Tensor:
 
 
 def _check_keep(model: SequenceModel, layer: int, keep: Tensor) -> Tensor:
+    """``keep`` for ``layer`` as sorted neuron indices: given as indices, or as a bool mask
+    over the layer's neurons. Fractional indices, repeats and out-of-range ones are refused
+    (each means the caller computed something else than it meant)."""
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.config.num_layers:
+        raise param_error("layer", f"a layer index in [0, {model.config.num_layers})", layer)
     n = model.config.hidden_sizes[layer]
-    keep = torch.as_tensor(keep, dtype=torch.long).flatten()
+    try:
+        given = torch.as_tensor(keep).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise param_error("keep", "neuron indices or a bool mask", keep) from None
+    if given.dtype == torch.bool:
+        if given.numel() != n:
+            raise param_error("keep", f"a bool mask over the layer's {n} neurons", f"{given.numel()} values")
+        given = given.nonzero().flatten()
+    elif given.is_floating_point() or given.is_complex():
+        raise param_error("keep", "integer neuron indices (or a bool mask)", given.tolist())
+    keep = given.to(torch.long)
     if keep.numel() < 1:
         raise param_error("keep", "at least 1 neuron per layer", int(keep.numel()))
     if keep.min() < 0 or keep.max() >= n:
         raise param_error("keep", f"neuron indices in [0, {n})", keep.tolist())
-    keep = torch.unique(keep)  # sorted, no duplicates: neuron order is preserved
-    return keep
+    unique = torch.unique(keep)  # sorted: neuron order is preserved
+    if unique.numel() != keep.numel():
+        raise param_error("keep", "distinct neuron indices", keep.tolist())
+    return unique
 
 
 def _consumer(model: SequenceModel, layer: int) -> str:
@@ -44,8 +61,8 @@ def _consumer(model: SequenceModel, layer: int) -> str:
 @torch.no_grad()
 def mask_neurons(model: SequenceModel, layer: int, keep: Tensor) -> None:
     """Zero the outgoing weights of every neuron of ``layer`` not in ``keep`` (in place)."""
-    n = model.config.hidden_sizes[layer]
     keep = _check_keep(model, layer, keep)
+    n = model.config.hidden_sizes[layer]
     drop = torch.ones(n, dtype=torch.bool)
     drop[keep] = False
     model.rnn[layer].weight_hh_l0[:, drop] = 0.0

@@ -10,6 +10,7 @@ optimizer state, positions) continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from torch import nn
 
 from compressor.magnitude import MagnitudePruner, PruneSchedule
 from compressor.moduli import ModuliConfig, ModuliRegularizer
-from models.checkpoint import Checkpoint, package_version, save_checkpoint
+from models.checkpoint import Checkpoint, as_checkpoint, package_version, save_checkpoint
 from models.errors import ConfigError, check_field_types, check_seed, param_error
 from models.io import check_output_file
 from models.progress import SILENT, Progress
@@ -52,6 +53,12 @@ class TrainConfig:
             raise param_error("epochs", "a positive int", self.epochs)
         if self.batch_size < 1:
             raise param_error("batch_size", "a positive int", self.batch_size)
+        if self.eval_batch_size < 1:
+            raise param_error("eval_batch_size", "a positive int", self.eval_batch_size)
+        if not isinstance(self.regularizer, ModuliConfig):
+            raise param_error("regularizer", "a ModuliConfig", type(self.regularizer).__name__)
+        if not isinstance(self.pruning, PruneSchedule):
+            raise param_error("pruning", "a PruneSchedule", type(self.pruning).__name__)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise param_error("lr", "a positive float", self.lr)
         if self.lr_schedule not in LR_SCHEDULES:
@@ -115,6 +122,19 @@ def model_config_for(data: TaskData, cell: str, hidden: int, layers: int, nonlin
     return model_config_from_spec(data.spec, cell, hidden, layers, nonlinearity)
 
 
+def check_model_fits(c: ModelConfig, data: TaskData, task_name: str) -> None:
+    """ConfigError when a model of config ``c`` does not take the task's inputs or give its
+    outputs (a ModelConfig built by hand, a checkpoint of another task): torch would fail with
+    a shape error, or worse, broadcast a wrong output size into the loss."""
+    s = data.spec
+    wrong = [(k, getattr(c, k), getattr(s, k)) for k in ("input_size", "output_size", "head", "input_layer", "init_size")
+             if getattr(c, k) != getattr(s, k)]
+    if wrong:
+        k, have, need = wrong[0]
+        raise ConfigError(f"The model does not fit task '{task_name}': its {k} is {have!r}, the task's data needs "
+                          f"{need!r} (build the config with model_config_for(data, ...)).")
+
+
 def model_config_from_spec(s: ModelSpec, cell: str, hidden: int, layers: int,
                            nonlinearity: str | None = None) -> ModelConfig:
     """``model_config_for`` from the task's model spec alone (a pipeline checks its [model]
@@ -169,6 +189,7 @@ class Trainer:
     teacher: nn.Module | None = None
 
     def __post_init__(self) -> None:
+        self.progress = self.progress or SILENT  # library callers may pass None
         if self.config.distill > 0 and self.teacher is None:
             raise ConfigError("distill > 0 needs a teacher model (distillation is used when fine-tuning a pruned "
                               "model, its parent being the teacher).")
@@ -315,6 +336,9 @@ def train_new(
     check_task_data(task, data)
     if not isinstance(config, TrainConfig):
         raise param_error("config", "a TrainConfig", type(config).__name__)
+    if not isinstance(model_config, ModelConfig):
+        raise param_error("model_config", "a ModelConfig (model_config_for(data, ...))", type(model_config).__name__)
+    check_model_fits(model_config, data, task.name)
     if out is not None:  # a directory or an unwritable place fails now, not after the first epoch
         check_output_file(out, "out", [], force=True, error=ConfigError)
     trainer = Trainer(task, data, config, out, progress, base={"provenance": provenance or {}})
@@ -328,10 +352,13 @@ def check_resumable(ckpt: Checkpoint) -> None:
         raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
 
 
-def resume_training(ckpt: Checkpoint, task: Task, data: TaskData, out: Path | None,
+def resume_training(ckpt: Checkpoint | str | os.PathLike, task: Task, data: TaskData, out: Path | None,
                     progress: Progress = SILENT) -> Checkpoint:
-    """Continue an interrupted run from its last epoch checkpoint."""
+    """Continue an interrupted run (a Checkpoint or the path of one) from its last epoch checkpoint."""
+    ckpt = as_checkpoint(ckpt)
     check_resumable(ckpt)
+    check_task_data(task, data)
+    check_model_fits(ckpt.config, data, task.name)
     config = TrainConfig.from_dict(ckpt.training)
     trainer = Trainer(task, data, config, out, progress,
                       base={"provenance": ckpt.provenance, "pruning": ckpt.pruning})

@@ -138,7 +138,15 @@ def _canonical(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
-    """Write ``ckpt`` atomically; returns the file's sha256."""
+    """Write ``ckpt`` atomically and return the file's sha256; ``ckpt.path`` and
+    ``ckpt.sha256`` then name the written file (what provenance of later stages records).
+
+    Raises:
+        CheckpointError: ``path`` is a directory. RnnCompressError: its directory is missing
+        or cannot be written.
+    """
+    if Path(path).is_dir():
+        raise CheckpointError(f"Cannot write the checkpoint: {path} is a directory; give a file name.")
     buf = io.BytesIO()
     torch.save(_canonical(ckpt.to_dict()), buf)
     atomic_write_bytes(path, buf.getvalue())

@@ -15,6 +15,7 @@ from compressor.selection import SelectionConfig, parse_keep, select_neurons
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError, ConfigError
 from models.sequence import ModelConfig, SequenceModel
+from models.tasks import make_task
 
 
 def model(cell="lstm", hidden=(12, 9)) -> SequenceModel:
@@ -120,6 +121,20 @@ def test_edge_pruning_only_removes_connections(tmp_path: Path, trained) -> None:
     res = prune_checkpoint(ckpt, PruneConfig(keep=1.0, edge_prune=True, finetune_epochs=0, quantile=0.5),
                            task, data, None)
     assert res.report["recurrent_sparsity_after"] > res.report["recurrent_sparsity_before"]
+
+
+def test_library_arguments_prune_checkpoint_reads_as_meant(tmp_path: Path, trained) -> None:
+    """One teacher path given as a string is one teacher (not its letters); a task the
+    checkpoint does not fit is refused before any work; progress=None is silent."""
+    ckpt, task, data = trained
+    res = prune_checkpoint(ckpt, PruneConfig(keep=0.5, finetune_epochs=1, distill=0.5), task, data, None,
+                           progress=None, teachers=str(ckpt.path))
+    assert res.checkpoint.pruning["teachers"] == [{"path": str(ckpt.path), "sha256": ckpt.sha256}]
+    nav = make_task("navigation", {"seq_len": 5, "samples": 32, "val_samples": 8, "test_samples": 8,
+                                   "place_cells": 8})
+    with pytest.raises(ConfigError, match="does not fit task 'navigation'"):
+        prune_checkpoint(ckpt, PruneConfig(keep=0.5), nav, nav.load(), tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_nan_weights_are_refused(tmp_path: Path, trained) -> None:

@@ -9,6 +9,7 @@ import torch
 
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from compressor.shrink import dead_neurons, mask_neurons, shrink_model
+from models.errors import ConfigError
 from models.sequence import ModelConfig, SequenceModel
 
 
@@ -93,7 +94,22 @@ def test_regularizer_follows_the_kept_neurons() -> None:
     ([torch.tensor([], dtype=torch.long)], "at least 1 neuron"),
     ([torch.tensor([0, 12])], "neuron indices in \\[0, 10\\)"),
     ([torch.tensor([0]), torch.tensor([0])], "one entry per layer"),
+    ([torch.tensor([0.5, 1.7])], "integer neuron indices \\(or a bool mask\\)"),
+    ([torch.tensor([3, 3, 1])], "distinct neuron indices"),
+    ([torch.tensor([True, False])], "a bool mask over the layer's 10 neurons"),
 ])
 def test_bad_keep(keep, match: str) -> None:
-    with pytest.raises(Exception, match=match):
+    with pytest.raises(ConfigError, match=match):
         shrink_model(make("lstm", 1), keep)
+
+
+def test_a_bool_mask_keeps_the_neurons_it_marks() -> None:
+    model = make("gru", 1)
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 4, 7]] = True
+    by_mask, by_index = shrink_model(model, [mask]), shrink_model(model, [torch.tensor([1, 4, 7])])
+    assert by_mask.config.hidden_sizes == (3,)
+    for (k, a), b in zip(by_mask.state_dict().items(), by_index.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ConfigError, match="'layer' parameter must be a layer index in \\[0, 1\\)"):
+        mask_neurons(model, 5, torch.tensor([0]))

@@ -49,7 +49,8 @@ def test_resume_equals_uninterrupted(tmp_path: Path, cell: str, learn: bool) -> 
     interrupted = load_checkpoint(part)
     assert interrupted.state == "training" and interrupted.resume["epoch"] == 1
 
-    resumed = resume_training(interrupted, task, data, part)
+    # the library takes the checkpoint or its path, and None for no progress
+    resumed = resume_training(interrupted if cell == "gru" else str(part), task, data, part, progress=None)
     for k, v in full.state_dict.items():
         assert torch.equal(v, resumed.state_dict[k]), k
     for k, v in full.masks.items():
@@ -76,3 +77,25 @@ def test_training_learns_and_reaches_sparsity(tmp_path: Path) -> None:
     ckpt = train_new(task, data, mc, cfg, None)
     assert ckpt.metrics["test_mse"] < 0.05  # a constant predictor scores 0.167
     assert ckpt.metrics["recurrent_sparsity"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from models.errors import ConfigError
+
+    task, data, mc, cfg = setup()
+    for kwargs, match in [({"eval_batch_size": -5}, "'eval_batch_size' parameter must be a positive int"),
+                          ({"regularizer": {"strength": 1.0}}, "'regularizer' parameter must be a ModuliConfig"),
+                          ({"pruning": None}, "'pruning' parameter must be a PruneSchedule")]:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig(**kwargs)
+    with pytest.raises(ConfigError, match="does not fit task 'adding': its output_size is 3, the task's data needs 1"):
+        train_new(task, data, replace(mc, output_size=3), cfg, tmp_path / "m.pt")
+    with pytest.raises(ConfigError, match="'model_config' parameter must be a ModelConfig"):
+        train_new(task, data, {"cell": "gru"}, cfg, None)
+    assert not (tmp_path / "m.pt").exists()
+    ckpt = train_new(task, data, mc, replace(cfg, epochs=1), None, progress=None)
+    nav = make_task("navigation", {"seq_len": 5, "samples": 32, "val_samples": 8, "test_samples": 8, "place_cells": 8})
+    with pytest.raises(ConfigError, match="does not fit task 'navigation': its output_size is 1, the task's data needs 8"):
+        resume_training(replace(ckpt, state="training", resume={"epoch": 0}), nav, nav.load(), None)
