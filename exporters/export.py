@@ -448,14 +448,15 @@ class SparsifyResult:
     onnxruntime_loads: bool | None  # None: the input itself does not load in onnxruntime
 
 
-def read_onnx(path: Path) -> onnx.ModelProto:
+def read_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     """Load and check an ONNX file; one clear error when it is not one."""
-    return read_onnx_sized(path)[0]
+    return read_onnx_sized(Path(path))[0]
 
 
-def read_onnx_sized(path: Path) -> tuple[onnx.ModelProto, int]:
+def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
     """``read_onnx``, and the bytes the model takes on disk: its file plus the external data
     files its tensors name (each counted once), learnt from the one parse of the file."""
+    path = Path(path)
     from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
 
     if not path.exists():

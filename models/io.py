@@ -73,7 +73,8 @@ def removed_on_failure(paths: Sequence[str | os.PathLike], directory: str | os.P
         yield
     except BaseException:
         for p in new:
-            p.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # (never written, or under a path that is not a directory)
+                p.unlink()
         if created:
             with contextlib.suppress(OSError):
                 Path(directory).rmdir()

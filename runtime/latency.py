@@ -110,9 +110,12 @@ def measure_interleaved(runners: Mapping[str, Runner], warmup: int, runs: int, s
 
 def summarize(samples_ms: Any) -> dict[str, float | int]:
     """p50, p90, p99, mean, min, max (ms, rounded to 0.1 us) and the number of runs."""
-    a = np.asarray(samples_ms, dtype=np.float64).ravel()
-    if a.size == 0:
-        raise param_error("samples_ms", "a non-empty sequence of latencies", list(a))
+    try:
+        a = np.asarray(samples_ms, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise param_error("samples_ms", "a non-empty sequence of latencies in ms", samples_ms) from None
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a < 0):
+        raise param_error("samples_ms", "a non-empty sequence of finite latencies >= 0 (ms)", samples_ms)
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
     r = lambda v: round(float(v), 4)  # noqa: E731  (ms with 0.1 us resolution)
     return {"p50": r(p50), "p90": r(p90), "p99": r(p99), "mean": r(a.mean()), "min": r(a.min()),

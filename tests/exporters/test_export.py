@@ -18,6 +18,7 @@ from exporters.export import (
     export_checkpoint,
     onnx_summary,
     parse_formats,
+    read_onnx,
     sparsify_file,
 )
 from exporters.graph import IR_VERSION, OPSET, build_full_graph
@@ -43,7 +44,7 @@ def test_export_every_format(make_model, make_checkpoint, tmp_path, cell):
     for r in results:
         assert r.path == out / FILES[r.format] and r.bytes == r.path.stat().st_size
         assert r.parity.passed and (r.opset, r.ir_version) == (OPSET, IR_VERSION)
-        model = onnx.load(str(r.path))
+        model = read_onnx(str(r.path))  # (a str path, as library callers pass it)
         onnx.checker.check_model(model)
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta["rnncompress.source_sha256"] == load_checkpoint(path).sha256

@@ -67,8 +67,9 @@ def test_bad_measurement_arguments(kwargs, match):
 def test_summarize():
     s = summarize(np.arange(1, 101, dtype=float))  # 1..100 ms
     assert s == {"p50": 50.5, "p90": 90.1, "p99": 99.01, "mean": 50.5, "min": 1.0, "max": 100.0, "runs": 100}
-    with pytest.raises(ConfigError, match="'samples_ms' parameter"):
-        summarize([])
+    for bad in ([], None, "abc", [1.0, float("nan")], [-1.0]):
+        with pytest.raises(ConfigError, match="'samples_ms' parameter"):
+            summarize(bad)
 
 
 def _model_and_sequence(tiny):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import ReportError
+from models.errors import ReportError, RnnCompressError
 from runtime.report import SCHEMA, dumps, load_report, markdown, validate_report, write_report
 
 SAMPLE = Path(__file__).with_name("sample_report.json")
@@ -221,6 +221,11 @@ def test_write_report_refuses_invalid_reports_and_writes_nothing(report, tmp_pat
         write_report(report, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert SCHEMA == "rnncompress-report/1.1"
+    report["schema"] = SCHEMA
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(RnnCompressError, match="exists and is not a directory"):
+        write_report(report, tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "mine"
 
 
 def test_write_report_keeps_an_old_report_when_it_fails(report, tmp_path):
