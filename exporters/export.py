@@ -170,6 +170,8 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        if not isinstance(self.int8, Int8Tolerance):
+            raise param_error("int8", "an Int8Tolerance", type(self.int8).__name__)
         if self.verify_data not in VERIFY_DATA:
             raise param_error("verify_data", f"one of {list(VERIFY_DATA)}", self.verify_data)
         if not (self.atol > 0 and np.isfinite(self.atol)):

@@ -246,6 +246,7 @@ def test_parse_formats_canonical():
     ({"ir_version": 14}, "'ir_version' parameter must be an int in \\[8, 13\\]"),
     ({"ir_version": 3}, "'ir_version' parameter must be an int in \\[8, 13\\]"),
     ({"parity_samples": 0}, "'parity_samples' parameter"),
+    ({"int8": None}, "'int8' parameter must be an Int8Tolerance"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
