@@ -311,9 +311,9 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
         return
     mc = model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The pipeline's name, not its file: the same settings from any file (the folder's own
-    # pipeline.toml included) give the same bytes.
-    train_new(task, data, mc, p.train, path, progress, provenance={"pipeline": p.name})
+    # No pipeline name or file in the provenance: the same settings from any file (the folder's
+    # own pipeline.toml included, renamed or not) give the same bytes.
+    train_new(task, data, mc, p.train, path, progress)
 
 
 def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
@@ -355,7 +355,7 @@ def _bench(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> d
 
     config = BenchConfig(**p.bench)
     # Candidates: the final model (dense, built from its checkpoint, with its step model),
-    # then every other full-sequence file the export wrote (sparse, int8, ...).
+    # then every other file the export wrote (sparse, int8, chunk, step+int8, ...).
     extra = [(f, v) for f, v in export_files(p) if is_benched_export(v)]
     # Named as their files are (onnx/model.*.onnx, onnx/baseline.onnx).
     paths = [out_dir / plan.inputs["checkpoint"]] + [out_dir / f for f, _ in extra]

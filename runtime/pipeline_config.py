@@ -167,16 +167,16 @@ def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwa
 
 def is_benched_export(variant: Any) -> bool:
     """Whether the bench stage measures this export of the final model as a model of its own:
-    the full-sequence files other than dense (the checkpoint itself is measured as dense,
-    with its step model)."""
-    return variant is not None and not variant.step and variant.name != "dense"
+    every file but the plain dense and step ones (the checkpoint itself is measured as
+    those: dense, with its step model). A step+int8 file is measured per step."""
+    return variant is not None and variant.name not in ("dense", "step")
 
 
 def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc: "_Locator") -> None:
     """Without [prune] the final model is the trained one, which is the baseline of every
     comparison: a relative budget needs another full-sequence export to compare (int8,
     sparse, ...), and a per-step ratio has nothing it could be measured on."""
-    others = [v for v in variants if is_benched_export(v)]
+    others = [v for v in variants if is_benched_export(v) and not v.step]
     for key in ("max_latency_ratio", "max_metric_drop", "max_step_latency_ratio"):
         if check.get(key) is None:
             continue
@@ -353,7 +353,10 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)  # TOML spells ints, floats, inf and nan as Python does
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a TOML basic string
+        # A JSON string is a TOML basic string, once characters beyond U+FFFF are written as
+        # themselves (JSON escapes them as surrogate pairs, which TOML refuses) and DEL,
+        # which JSON leaves bare, is escaped.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"no TOML form for {value!r}")

@@ -47,7 +47,7 @@ keep = 0.5
 finetune_epochs = 1
 
 [export]
-formats = ["dense", "step", "int8"]
+formats = ["dense", "step", "int8", "step+int8"]
 
 [bench]
 runs = 5
@@ -93,8 +93,8 @@ def test_the_navigation_example_is_the_embedded_default() -> None:
     (("space = \"torus\"", "space = \"donut\""), "<t>:16: [train] space:"),
     (("samples = 200", "sampels = 200"), "has no parameter 'sampels'"),
     (("max_size_kb = 1000", "max_size_kb = true"), "<t>:32: [check] max_size_kb: must be number; got True."),
-    (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "fp16"]'), "<t>:24: [export] formats:"),
-    (('formats = ["dense", "step", "int8"]', 'formats = ["dense", "step", "int8"]\nint8_float_below = -1'),
+    (('formats = ["dense", "step", "int8", "step+int8"]', 'formats = ["dense", "fp16"]'), "<t>:24: [export] formats:"),
+    (('formats = ["dense", "step", "int8", "step+int8"]', 'formats = ["dense"]\nint8_float_below = -1'),
      "<t>:25: [export] int8_float_below: The 'int8_float_below' parameter must be an int >= 0"),
     (("[train]", "[train\n"), "invalid TOML"),
     (("keep = 0.5", "keep = 100"), "<t>:20: [prune] keep: must be at most [model] hidden (12) neurons; got 100."),
@@ -168,11 +168,23 @@ def test_the_folder_keeps_the_pipeline_that_made_it(first_run, tmp_path: Path) -
     assert manifest["pipeline"]["sha256"] == hashlib.sha256(edited.encode()).hexdigest()
 
 
+def test_the_name_changes_no_artifact_and_any_name_round_trips(first_run, tmp_path: Path) -> None:
+    out, _ = first_run
+    named = parse_pipeline('[pipeline]\nname = "tiny \U0001f680 \\u007f"\n\n' + TINY, "other.toml")
+    run_pipeline(named, tmp_path / "named")
+    for rel in ("model/trained.pt", "model/pruned.pt", "onnx/model.onnx"):
+        assert (tmp_path / "named" / rel).read_bytes() == (out / rel).read_bytes(), rel
+    assert load_pipeline(tmp_path / "named" / "pipeline.toml").name == "tiny \U0001f680 \x7f"
+
+
 def test_the_report_names_models_as_their_files(first_run) -> None:
     out, _ = first_run
     report = json.loads((out / "bench/report.json").read_text())
     assert report["baseline"] == "baseline"
-    assert [e["name"] for e in report["models"]] == ["baseline", "model", "model int8"]
+    # the step+int8 file too: a streaming budget must measure the quantized streaming file
+    assert [e["name"] for e in report["models"]] == ["baseline", "model", "model int8", "model step+int8"]
+    step_int8 = report["models"][-1]
+    assert step_int8["latency_ms"]["full"] is None and step_int8["ratio_to_baseline"]["step_p50"] > 0
 
 
 def test_prune_report_matches_the_pruned_checkpoint(first_run) -> None:
@@ -492,7 +504,7 @@ def test_run_prints_the_tables_without_image_links(first_run, tmp_path: Path) ->
     assert quiet.exit_code == 0, quiet.output
     lines = quiet.stdout.splitlines()
     assert lines[0].split() == ["model", "budget", "limit", "measured", "result", "what"]
-    assert [ln.split()[-1] for ln in lines[-2:]] == ["sha256)", "pass"] and lines[-1] == "all 2 budgets pass"
+    assert [ln.split()[-1] for ln in lines[-2:]] == ["sha256)", "pass"] and lines[-1] == "all 3 budgets pass"
     assert "![" not in quiet.stdout and "| model |" not in quiet.stdout and "stage" not in quiet.stdout
     full = run(["run", str(cfg), "--out", str(out)])
     assert full.exit_code == 0, full.output
@@ -514,7 +526,7 @@ def test_broken_budget_exits_1(tmp_path: Path) -> None:
     r = run(["run", str(cfg), "--out", str(tmp_path / "o"), "-q"])
     assert r.exit_code == 1
     assert "FAIL" in r.stdout and "artifacts:" in r.stdout
-    assert r.stderr.startswith("error: 2 of 2 budgets broken: model: size KB") and len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith("error: 3 of 3 budgets broken: model: size KB") and len(r.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("budget, formats, ok", [
