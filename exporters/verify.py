@@ -276,13 +276,17 @@ class Parity:
             return f"max abs error {self.error:.3g} (tolerance {self._bound()}{worst})"
         if self.kind == "rel_rms":
             return f"relative RMS error {self.error:.3g} (tolerance {self.tolerance:g}) on {self.data}"
-        return f"{self.detail} ({self._change('by {:.3g}')}; tolerance {self.tolerance:g} worse) on {self.data}"
+        if self.detail.startswith("accuracy"):  # error and tolerance in accuracy points
+            change, tol = self._change("by {:.3g} points"), f"{self.tolerance:g} points"
+        else:  # relative: 0.05 = 5% of the torch metric
+            change, tol = self._change("by {:.2g}% (relative)", 100), f"{100 * self.tolerance:g}%"
+        return f"{self.detail} ({change}; tolerance {tol} worse) on {self.data}"
 
-    def _change(self, amount: str) -> str:
+    def _change(self, amount: str, scale: float = 1.0) -> str:
         """"worse by 0.2", "better by 0.05" or "unchanged" (metric kinds: error = how much worse)."""
         if self.error == 0:
             return "unchanged"
-        return f"{'worse' if self.error > 0 else 'better'} {amount.format(abs(self.error))}"
+        return f"{'worse' if self.error > 0 else 'better'} {amount.format(scale * abs(self.error))}"
 
 
 @torch.no_grad()

@@ -204,7 +204,7 @@ def test_failed_format_writes_nothing(make_model, make_checkpoint, tmp_path, mon
     path = make_checkpoint(make_model("lstm", (8,), 0.5))
     out = tmp_path / "o"
     out.mkdir()
-    with pytest.raises(ParityError, match="Export 'int8' disagrees .*worse by 2; tolerance 0.5 worse.*nothing was written"):
+    with pytest.raises(ParityError, match="Export 'int8' disagrees .*worse by 2 points; tolerance 0.5 points worse.*nothing was written"):
         export_checkpoint(load_checkpoint(path), "dense,sparse,int8", out)
     assert list(out.iterdir()) == []
 

@@ -68,6 +68,13 @@ def test_rule_matches_elementwise_allclose(values, atol, rtol):
 @pytest.mark.parametrize("error, words", [(0.0, "unchanged"), (-0.05, "better by 0.05"), (0.3, "worse by 0.3")])
 def test_metric_parity_says_which_way_it_moved(error, words):
     p = Parity("metric", error, 0.5, "task test data (16)", "accuracy 98.1% vs torch 98.2%")
-    assert f"({words}; tolerance 0.5 worse)" in p.describe()
+    points = words if error == 0 else words + " points"
+    assert f"({points}; tolerance 0.5 points worse)" in p.describe()
     assert p.short().startswith("accuracy " + words.replace(" by", "")) and p.short().endswith("tol 0.5")
     assert p.passed == (error <= 0.5)
+
+
+def test_a_relative_metric_change_is_given_in_percent():
+    # error and tolerance are fractions of the torch metric: not in the metric's own units
+    p = Parity("metric", 0.00035, 0.05, "task test data (16)", "mse 1.3233 vs torch 1.3228")
+    assert "(worse by 0.035% (relative); tolerance 5% worse)" in p.describe()
