@@ -190,6 +190,9 @@ def _min_metric(e: dict[str, Any], limit: float) -> BudgetResult:
 
 
 def _metric_drop(e: dict[str, Any], base: dict[str, Any], limit: float) -> BudgetResult:
+    if e["name"] == base["name"]:  # (it would pass vacuously, measured against itself)
+        raise _NotApplicable("max_metric_drop", e["name"], "it is the baseline the drop is measured from (name "
+                                                           "other models with --model, or bench a candidate beside it).")
     m = _metric(e, "max_metric_drop")
     try:
         b = _metric(base, "max_metric_drop")

@@ -219,6 +219,8 @@ def test_step_ratio_budget_on_a_report_mixing_step_and_full_only_models(report):
     report["models"] = report["models"][:1]
     with pytest.raises(ReportError, match="'dense': it is the baseline"):
         check_report(report, Budgets(max_latency_ratio=1))
+    with pytest.raises(ReportError, match="'dense': it is the baseline the drop is measured from"):
+        check_report(report, Budgets(max_metric_drop=0.1))
 
 
 def test_junit_xml(report, tmp_path):
