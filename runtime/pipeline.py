@@ -31,6 +31,7 @@ Layout of the output directory::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -111,6 +112,18 @@ class Manifest:
                 return f["file"]
         return None
 
+    def forget(self, name: str) -> list[str]:
+        """Delete the files stage ``name`` recorded and its record; returns the files removed."""
+        removed = []
+        for f in self.data["stages"].pop(name, {}).get("outputs", []):
+            with contextlib.suppress(OSError):
+                (self.out_dir / f["file"]).unlink()
+                removed.append(f["file"])
+            with contextlib.suppress(OSError):  # its folder too, when nothing else is in it
+                (self.out_dir / f["file"]).parent.rmdir()
+        self.save()
+        return removed
+
     def record(self, plan: StagePlan, seconds: float, extra: dict[str, Any] | None = None) -> None:
         outputs = []
         for rel in plan.outputs:
@@ -118,6 +131,12 @@ class Manifest:
             if p.exists():
                 outputs.append({"file": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size,
                                 "produced_by": plan.name})
+        # What the stage wrote last time and not this time (a format dropped, a plot of a
+        # layer that is gone) is stale: it must not sit beside this run's files.
+        for f in (self.stage(plan.name) or {}).get("outputs", []):
+            if f["file"] not in plan.outputs:
+                with contextlib.suppress(OSError):
+                    (self.out_dir / f["file"]).unlink()
         self.data["stages"][plan.name] = {
             "input_hash": plan.input_hash, "complete": True, "outputs": outputs, "seconds": round(seconds, 2),
             "settings": plan.settings, **(extra or {}),
@@ -198,6 +217,33 @@ def _refuse_foreign_folder(out_dir: Path) -> None:
                           "choose a new or empty directory.")
 
 
+def _planned_files(p: Pipeline) -> list[str]:
+    """The files a run writes whatever its results (the plots' names may vary), relative to
+    the output directory."""
+    files = ["model/trained.pt"]
+    if p.prune:
+        files += ["model/pruned.pt", "model/prune.json", "model/pruning.png"]
+    files += [f for f, _ in export_files(p)] + ["bench/report.json", "bench/report.md"]
+    if p.check is not None:
+        files += ["check/check.json", "check/junit.xml"]
+    return files
+
+
+def _refuse_blocked_outputs(p: Pipeline, out_dir: Path) -> None:
+    """A folder damaged where a stage writes (a file where its subfolder goes, a folder where
+    its file goes) is refused before any work, not by the operating system after minutes."""
+    for rel in _planned_files(p):
+        target = out_dir / rel
+        for parent in reversed(target.relative_to(out_dir).parents):
+            where = out_dir / parent
+            if parent != Path(".") and where.exists() and not where.is_dir():
+                raise ConfigError(f"--out {out_dir}: {parent.as_posix()} is a file, but the run writes {rel} into a "
+                                  "folder of that name; move it away or choose another --out directory.")
+        if target.is_dir():
+            raise ConfigError(f"--out {out_dir}: {rel} is a folder, but the run writes a file of that name; move it "
+                              "away or choose another --out directory.")
+
+
 def check_inputs(p: Pipeline, out_dir: Path) -> None:
     """Refuse a run that cannot complete before any work, creating nothing: ``out_dir``
     cannot be created or written or holds files no earlier run wrote, the task's data is
@@ -210,6 +256,7 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
     """
     probe_writable_dir(out_dir, ConfigError)
     _refuse_foreign_folder(out_dir)
+    _refuse_blocked_outputs(p, out_dir)
     try:
         make_task(p.task["name"], p.task["params"]).check_data_location()
     except DataError as e:
@@ -260,22 +307,41 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
             s.action, s.reason = "run", "an earlier stage reruns"
         elif same_inputs and rec.get("complete") and changed is None:
             s.action, s.reason = "skip", "inputs and outputs unchanged"
-        elif s.name == "train" and (out_dir / "model/trained.pt").exists() and (rec is None or same_inputs):
-            # Training writes its checkpoint every epoch: an interrupted run of the same
-            # settings continues; anything else in its place is trained again.
-            if _resumable(p, out_dir / "model/trained.pt") is not None:
-                s.action, s.reason = "resume", "an interrupted training run is on disk"
+        elif s.name == "train" and (out_dir / "model/trained.pt").exists() and not (same_inputs and changed):
+            # Training writes its checkpoint every epoch: an interrupted run of these settings
+            # continues, whatever the manifest last recorded (a run stopped after a settings
+            # change); a finished one the manifest never recorded (stopped between the last
+            # epoch and the manifest) is kept; anything else in its place is trained again.
+            state = _run_state(p, out_dir / "model/trained.pt")
+            if state == "interrupted":
+                s.action, s.reason = "resume", "an interrupted training run of these settings is on disk"
+            elif state == "finished":
+                s.action, s.reason = "keep", "model/trained.pt is a finished run of these settings"
             else:
-                s.action, s.reason = "run", "model/trained.pt is not an interrupted run of these settings"
+                s.action, s.reason = "run", "model/trained.pt is not a run of these settings"
         elif same_inputs and changed:
             s.action, s.reason = "run", f"output missing or changed: {changed}"
         elif rec is not None:
             s.action, s.reason = "run", "settings or inputs changed"
         else:
             s.action, s.reason = "run", "new output directory" if manifest is None else "not run yet"
-        if s.action != "skip":
+        if s.action not in ("skip", "keep"):
             upstream_changed = True
     return stages
+
+
+def _tidy(out_dir: Path, manifest: Manifest, stages: list[StagePlan], progress: Progress) -> None:
+    """Before a run: remove the temporary files of writes that were killed, and the files and
+    records of stages this pipeline no longer has ([prune] or [check] dropped), so the folder
+    holds what a fresh run of this pipeline would write and no stale report or model."""
+    leftovers = [f for f in out_dir.rglob("*") if f.is_file() and is_atomic_leftover(f)] if out_dir.is_dir() else []
+    for f in leftovers:
+        f.unlink(missing_ok=True)
+    planned = {s.name for s in stages}
+    gone = [name for name in manifest.data["stages"] if name not in planned]
+    for name in gone:
+        removed = manifest.forget(name)
+        progress.message(f"[{name}] removed: this pipeline has no {name} stage ({', '.join(removed) or 'no files'})")
 
 
 def _add_outputs(plan: StagePlan, out_dir: Path, written: list[Path]) -> None:
@@ -286,18 +352,39 @@ def _add_outputs(plan: StagePlan, out_dir: Path, written: list[Path]) -> None:
             plan.outputs.append(rel)
 
 
-def _resumable(p: Pipeline, path: Path) -> Checkpoint | None:
-    """The checkpoint at ``path`` if it is an interrupted training run of ``p``'s settings."""
+def _of_these_settings(p: Pipeline, path: Path) -> Checkpoint | None:
+    """The checkpoint at ``path`` if this rnncompress trained it with ``p``'s settings on
+    ``p``'s data (finished or not)."""
     try:
         ckpt = load_checkpoint(path)
-        check_resumable(ckpt)  # the one rule for what an interrupted run is
     except RnnCompressError:
         return None
     task = make_task(p.task["name"], p.task["params"])
     m = p.model
     same = (ckpt.training == p.train.to_dict() and ckpt.task == task.to_dict() and ckpt.config.cell == m["cell"]
-            and list(ckpt.config.hidden_sizes) == [m["hidden"]] * m["layers"])
+            and list(ckpt.config.hidden_sizes) == [m["hidden"]] * m["layers"]
+            and m["nonlinearity"] in (None, ckpt.config.nonlinearity)
+            and ckpt.provenance.get("rnncompress") == package_version()
+            and ckpt.provenance.get("data_sha256", {}) == task.data_hashes())
     return ckpt if same else None
+
+
+def _run_state(p: Pipeline, path: Path) -> str | None:
+    """"interrupted" or "finished" for a training run of ``p``'s settings at ``path``; None
+    for anything else."""
+    ckpt = _of_these_settings(p, path)
+    if ckpt is None:
+        return None
+    try:
+        check_resumable(ckpt)  # the one rule for what an interrupted run is
+    except RnnCompressError:
+        return "finished" if ckpt.state == "complete" else None
+    return "interrupted"
+
+
+def _resumable(p: Pipeline, path: Path) -> Checkpoint | None:
+    """The checkpoint at ``path`` if it is an interrupted training run of ``p``'s settings."""
+    return _of_these_settings(p, path) if _run_state(p, path) == "interrupted" else None
 
 
 def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
@@ -411,6 +498,7 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
                 "\n# rnncompress run pipeline.toml --out DIR makes the same artifacts in DIR.\n\n" + resolved_toml(p))
     # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.
     manifest = Manifest(out_dir, None if same_file(p.source, out_dir / PIPELINE_FILE) else resolved)
+    _tidy(out_dir, manifest, stages, progress)
     runners = {"train": _train, "prune": _prune, "export": _export, "bench": _bench, "check": _check}
     for s in stages:
         # Recompute: an earlier stage may have just rewritten this stage's inputs.
@@ -422,6 +510,10 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
                 from runtime.report import load_report
 
                 result.report = load_report(out_dir / "bench/report.json")
+            continue
+        if s.action == "keep":
+            progress.message(f"[{s.name}] kept: {s.reason}")
+            manifest.record(s, 0.0)
             continue
         for label, rel in s.inputs.items():
             if not (out_dir / rel).exists():

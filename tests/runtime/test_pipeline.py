@@ -264,12 +264,68 @@ def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Pa
     assert {"model/pruning.png", "pipeline.toml"} <= set(artifacts(out))
 
 
-def test_a_finished_model_without_manifest_is_not_called_a_resume(first_run, tmp_path: Path) -> None:
+def test_a_finished_model_the_manifest_never_recorded_is_kept(first_run, tmp_path: Path) -> None:
+    """A run killed between the last epoch and the manifest write: the finished checkpoint
+    of these settings is kept (not trained again, nor called a resume); one of other
+    settings is trained again."""
     out = tmp_path / "out"
     (out / "model").mkdir(parents=True)
     shutil.copy(first_run[0] / "model/trained.pt", out / "model/trained.pt")
     stages = run_pipeline(parse_pipeline(TINY, "<t>"), out, dry_run=True).stages
-    assert (stages[0].action, stages[0].reason) == ("run", "model/trained.pt is not an interrupted run of these settings")
+    assert (stages[0].action, stages[0].reason) == ("keep", "model/trained.pt is a finished run of these settings")
+    assert stages[1].action == "run"
+    run_pipeline(parse_pipeline(TINY, "<t>"), out)
+    assert (out / "model/pruned.pt").read_bytes() == (first_run[0] / "model/pruned.pt").read_bytes()
+    other = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
+    stages = run_pipeline(other, out, dry_run=True).stages
+    assert (stages[0].action, stages[0].reason) == ("run", "model/trained.pt is not a run of these settings")
+
+
+def test_a_rerun_interrupted_after_a_settings_change_resumes(first_run, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
+    original = Trainer.fit
+
+    def fit_then_die(self, *args, **kwargs):
+        def stop(entry):
+            if entry["epoch"] == 2:
+                raise KeyboardInterrupt
+
+        self.on_epoch = stop
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(changed, out)
+    monkeypatch.setattr(Trainer, "fit", original)
+    assert run_pipeline(changed, out, dry_run=True).stages[0].action == "resume"
+    fresh = tmp_path / "fresh"
+    run_pipeline(changed, fresh)
+    run_pipeline(changed, out)
+    assert (out / "model/trained.pt").read_bytes() == (fresh / "model/trained.pt").read_bytes()
+
+
+def test_the_folder_holds_only_what_this_pipeline_writes(first_run, tmp_path: Path) -> None:
+    """Dropped formats, a dropped [check], and the temporary file of a killed write do not
+    stay beside a rerun's files; a damaged folder is refused before any work."""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    (out / "bench" / ".report.md.x1y2.tmp").write_text("half")
+    fewer = TINY.replace('formats = ["dense", "step", "int8", "step+int8"]', 'formats = ["dense", "step"]')
+    fewer = fewer[:fewer.index("[check]")]
+    run_pipeline(parse_pipeline(fewer, "<t>"), out)
+    assert sorted(p.name for p in (out / "onnx").iterdir()) == ["baseline.onnx", "model.onnx", "model.step.onnx"]
+    assert not (out / "check").exists()
+    assert not (out / "bench" / ".report.md.x1y2.tmp").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "check" not in manifest["stages"]
+    files = {f["file"] for rec in manifest["stages"].values() for f in rec["outputs"]}
+    assert all((out / f).exists() for f in files) and "onnx/model.int8.onnx" not in files
+    shutil.rmtree(out / "bench")
+    (out / "bench").write_text("not a folder")
+    with pytest.raises(ConfigError, match="bench is a file, but the run writes bench/report.json into a folder"):
+        run_pipeline(parse_pipeline(fewer, "<t>"), out, dry_run=True)
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
