@@ -83,10 +83,13 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"Unknown training parameter {unknown[0]!r}; known: {sorted(known)}.")
-        if isinstance(d.get("regularizer"), dict):
-            d["regularizer"] = ModuliConfig(**d["regularizer"])
-        if isinstance(d.get("pruning"), dict):
-            d["pruning"] = PruneSchedule(**d["pruning"])
+        for key, kind in (("regularizer", ModuliConfig), ("pruning", PruneSchedule)):
+            if isinstance(d.get(key), dict):
+                known = {f.name for f in fields(kind)}
+                unknown = sorted(set(d[key]) - known)
+                if unknown:
+                    raise ConfigError(f"Unknown {key} parameter {unknown[0]!r}; known: {sorted(known)}.")
+                d[key] = kind(**d[key])
         return cls(**d)
 
 

@@ -90,6 +90,8 @@ def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -
                           ({"pruning": None}, "'pruning' parameter must be a PruneSchedule")]:
         with pytest.raises(ConfigError, match=match):
             TrainConfig(**kwargs)
+    with pytest.raises(ConfigError, match="Unknown regularizer parameter 'foo'"):
+        TrainConfig.from_dict({"regularizer": {"foo": 1}})
     with pytest.raises(ConfigError, match="does not fit task 'adding': its output_size is 3, the task's data needs 1"):
         train_new(task, data, replace(mc, output_size=3), cfg, tmp_path / "m.pt")
     with pytest.raises(ConfigError, match="'model_config' parameter must be a ModelConfig"):
