@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from models.errors import ConfigError, DataError, RnnCompressError
+from models.errors import ConfigError, DataError, RnnCompressError, param_error
 from models.tasks.adding import AddingTask
 from models.tasks.base import ModelSpec, Split, Task, TaskData, check_data_fits, check_task_data, evaluate
 from models.tasks.charlm import CharlmTask
@@ -20,8 +20,10 @@ TASKS: dict[str, type[Task]] = {
 
 def make_task(name: str, params: dict[str, Any] | None = None) -> Task:
     """Build a task by name from a dict of parameters (CLI options or a TOML table)."""
-    if name not in TASKS:
+    if not isinstance(name, str) or name not in TASKS:
         raise ConfigError(f"The 'task' parameter must be one of {sorted(TASKS)}. Got {name!r} instead.")
+    if params is not None and not isinstance(params, dict):
+        raise param_error("params", "a dict of the task's parameters", type(params).__name__)
     return TASKS[name].from_dict(dict(params or {}))
 
 

@@ -246,6 +246,8 @@ def test_unknown_task_and_parameter() -> None:
         make_task("imagenet")
     with pytest.raises(ConfigError, match="has no parameter 'lenght'"):
         make_task("adding", {"lenght": 5})
+    with pytest.raises(ConfigError, match="'params' parameter must be a dict of the task's parameters. Got 'list'"):
+        make_task("adding", [("seq_len", 5)])
 
 
 @pytest.mark.parametrize("name, params", [
