@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from click.testing import CliRunner
@@ -70,3 +72,29 @@ def assert_one_line_error(result, code: int = 2, match: str = "") -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     assert match in lines[0], lines[0]
+
+
+@contextlib.contextmanager
+def training_interrupted_at(epoch: int) -> Iterator[None]:
+    """Inside the block, training raises KeyboardInterrupt (as Ctrl-C would) when epoch
+    ``epoch`` ends, before that epoch's checkpoint is written; 0: before the first epoch."""
+    from compressor.training import Trainer
+
+    original = Trainer.fit
+
+    def fit_then_die(self, *args, **kwargs):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+        def stop(entry):
+            if entry["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+        self.on_epoch = stop
+        return original(self, *args, **kwargs)
+
+    Trainer.fit = fit_then_die
+    try:
+        yield
+    finally:
+        Trainer.fit = original

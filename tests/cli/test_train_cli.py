@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY, assert_one_line_error, run
+from helpers import TINY, assert_one_line_error, run, training_interrupted_at
 
 
 def test_train_then_info(tmp_path: Path) -> None:
@@ -215,24 +215,9 @@ def test_a_limit_too_small_for_the_data_names_limit(tmp_path: Path, mnist_dir: P
     (2, "train --resume --out {out} continues where it stopped"),  # epoch 1 was written
     (0, "it stopped before its first epoch ended, so there is nothing to resume: start it again"),
 ])
-def test_an_interrupted_train_says_whether_it_can_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           stop_at_epoch: int, hint: str) -> None:
-    from compressor.training import Trainer
-
-    original, out = Trainer.fit, tmp_path / "m.pt"
-
-    def fit_then_die(self, *args, **kwargs):
-        if stop_at_epoch == 0:
-            raise KeyboardInterrupt
-
-        def stop(entry):
-            if entry["epoch"] == stop_at_epoch:
-                raise KeyboardInterrupt
-
-        self.on_epoch = stop
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "fit", fit_then_die)
-    r = run(["train", *TINY, "--out", str(out)])
+def test_an_interrupted_train_says_whether_it_can_resume(tmp_path: Path, stop_at_epoch: int, hint: str) -> None:
+    out = tmp_path / "m.pt"
+    with training_interrupted_at(stop_at_epoch):
+        r = run(["train", *TINY, "--out", str(out)])
     assert r.exit_code == 130 and out.exists() == (stop_at_epoch > 0)
     assert r.stderr.strip() == f"interrupted: files already written are complete and kept ({hint.format(out=out)})."

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressor.training import Trainer
-from helpers import assert_one_line_error, run
+from helpers import assert_one_line_error, run, training_interrupted_at
 from models.checkpoint import load_checkpoint
 from models.errors import ConfigError, DataError
 from runtime.default_pipeline import DEFAULT_PIPELINE
@@ -234,23 +233,11 @@ def test_further_teachers_are_inputs_of_the_prune_stage(first_run, tmp_path: Pat
         parse_pipeline(TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = [3]'), "<t>")
 
 
-def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Path) -> None:
     reference, _ = first_run
     out = tmp_path / "out"
-    original = Trainer.fit
-
-    def fit_then_die(self, *args, **kwargs):
-        def stop(entry):
-            if entry["epoch"] == 2:
-                raise KeyboardInterrupt
-
-        self.on_epoch = stop
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "fit", fit_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
         run_pipeline(parse_pipeline(TINY, "<t>"), out)
-    monkeypatch.setattr(Trainer, "fit", original)
     assert (out / "model/trained.pt").exists() and not (out / "model/pruned.pt").exists()
     resumed = run_pipeline(parse_pipeline(TINY, "<t>"), out)
     assert resumed.stages[0].action == "resume"
@@ -281,24 +268,12 @@ def test_a_finished_model_the_manifest_never_recorded_is_kept(first_run, tmp_pat
     assert (stages[0].action, stages[0].reason) == ("run", "model/trained.pt is not a run of these settings")
 
 
-def test_a_rerun_interrupted_after_a_settings_change_resumes(first_run, tmp_path: Path, monkeypatch) -> None:
+def test_a_rerun_interrupted_after_a_settings_change_resumes(first_run, tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)
     changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
-    original = Trainer.fit
-
-    def fit_then_die(self, *args, **kwargs):
-        def stop(entry):
-            if entry["epoch"] == 2:
-                raise KeyboardInterrupt
-
-        self.on_epoch = stop
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "fit", fit_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
         run_pipeline(changed, out)
-    monkeypatch.setattr(Trainer, "fit", original)
     assert run_pipeline(changed, out, dry_run=True).stages[0].action == "resume"
     fresh = tmp_path / "fresh"
     run_pipeline(changed, fresh)
