@@ -217,22 +217,24 @@ def _refuse_foreign_folder(out_dir: Path) -> None:
                           "choose a new or empty directory.")
 
 
-def _planned_files(p: Pipeline) -> list[str]:
-    """The files a run writes whatever its results (the plots' names may vary), relative to
-    the output directory."""
-    files = ["model/trained.pt"]
+def stage_outputs(p: Pipeline) -> dict[str, list[str]]:
+    """Stage -> the files it writes whatever its results, relative to the output directory
+    (plots, whose names depend on the model, are added when they are written)."""
+    outputs = {"train": ["model/trained.pt"]}
     if p.prune:
-        files += ["model/pruned.pt", "model/prune.json", "model/pruning.png"]
-    files += [f for f, _ in export_files(p)] + ["bench/report.json", "bench/report.md"]
+        outputs["prune"] = ["model/pruned.pt", "model/prune.json"]
+    outputs["export"] = [f for f, _ in export_files(p)]
+    outputs["bench"] = ["bench/report.json", "bench/report.md"]
     if p.check is not None:
-        files += ["check/check.json", "check/junit.xml"]
-    return files
+        outputs["check"] = ["check/check.json", "check/junit.xml"]
+    return outputs
 
 
 def _refuse_blocked_outputs(p: Pipeline, out_dir: Path) -> None:
     """A folder damaged where a stage writes (a file where its subfolder goes, a folder where
     its file goes) is refused before any work, not by the operating system after minutes."""
-    for rel in _planned_files(p):
+    planned = [f for files in stage_outputs(p).values() for f in files]
+    for rel in planned + (["model/pruning.png"] if p.prune else []):  # (a one-layer model's plot)
         target = out_dir / rel
         for parent in reversed(target.relative_to(out_dir).parents):
             where = out_dir / parent
@@ -279,20 +281,19 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
     task = make_task(p.task["name"], p.task["params"])
     data_hashes = task.data_hashes()  # every source file exists: check_inputs refused a missing one
     final = "model/pruned.pt" if p.prune else "model/trained.pt"
-    stages = [StagePlan("train", {}, ["model/trained.pt"],
+    outputs = stage_outputs(p)
+    stages = [StagePlan("train", {}, outputs["train"],
                         {"task": p.task, "model": p.model, "train": p.train.to_dict(), "data": data_hashes})]
     if p.prune:
         teachers = {f"teacher{i}": t for i, t in enumerate(p.teachers)}  # absolute: out_dir / t == t
-        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt", **teachers},
-                                ["model/pruned.pt", "model/prune.json"], p.prune.to_dict()))
-    onnx_files = [f for f, _ in export_files(p)]
+        stages.append(StagePlan("prune", {"checkpoint": "model/trained.pt", **teachers}, outputs["prune"],
+                                p.prune.to_dict()))
+    onnx_files = outputs["export"]
     stages.append(StagePlan("export", {"checkpoint": final, "baseline": "model/trained.pt"}, onnx_files, p.export))
     stages.append(StagePlan("bench", {"checkpoint": final, "baseline": "model/trained.pt",
-                                      **{f: f for f in onnx_files}},
-                            ["bench/report.json", "bench/report.md"], p.bench))
+                                      **{f: f for f in onnx_files}}, outputs["bench"], p.bench))
     if p.check is not None:
-        stages.append(StagePlan("check", {"report": "bench/report.json"}, ["check/check.json", "check/junit.xml"],
-                                p.check))
+        stages.append(StagePlan("check", {"report": "bench/report.json"}, outputs["check"], p.check))
     upstream_changed = False
     for s in stages:
         s.input_hash = _hash({"settings": s.settings, "version": package_version(),
@@ -312,7 +313,7 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
             # continues, whatever the manifest last recorded (a run stopped after a settings
             # change); a finished one the manifest never recorded (stopped between the last
             # epoch and the manifest) is kept; anything else in its place is trained again.
-            state = _run_state(p, out_dir / "model/trained.pt")
+            state, _ = _run_state(p, out_dir / "model/trained.pt")
             if state == "interrupted":
                 s.action, s.reason = "resume", "an interrupted training run of these settings is on disk"
             elif state == "finished":
@@ -369,30 +370,25 @@ def _of_these_settings(p: Pipeline, path: Path) -> Checkpoint | None:
     return ckpt if same else None
 
 
-def _run_state(p: Pipeline, path: Path) -> str | None:
-    """"interrupted" or "finished" for a training run of ``p``'s settings at ``path``; None
-    for anything else."""
+def _run_state(p: Pipeline, path: Path) -> tuple[str | None, Checkpoint | None]:
+    """("interrupted" or "finished", the checkpoint) for a training run of ``p``'s settings
+    at ``path``; (None, None) for anything else. The checkpoint is read once."""
     ckpt = _of_these_settings(p, path)
     if ckpt is None:
-        return None
+        return None, None
     try:
         check_resumable(ckpt)  # the one rule for what an interrupted run is
     except RnnCompressError:
-        return "finished" if ckpt.state == "complete" else None
-    return "interrupted"
-
-
-def _resumable(p: Pipeline, path: Path) -> Checkpoint | None:
-    """The checkpoint at ``path`` if it is an interrupted training run of ``p``'s settings."""
-    return _of_these_settings(p, path) if _run_state(p, path) == "interrupted" else None
+        return ("finished", ckpt) if ckpt.state == "complete" else (None, None)
+    return "interrupted", ckpt
 
 
 def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
     path = out_dir / "model/trained.pt"
     task = make_task(p.task["name"], p.task["params"])
     data = task.load()
-    ckpt = _resumable(p, path) if plan.action == "resume" else None
-    if ckpt is not None:
+    state, ckpt = _run_state(p, path) if plan.action == "resume" else (None, None)
+    if state == "interrupted":
         progress.message(f"train: resuming after epoch {ckpt.resume['epoch']}")
         resume_training(ckpt, task, data, path, progress)
         return
