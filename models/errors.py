@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 
@@ -54,6 +55,17 @@ class BudgetExceeded(RnnCompressError):
 def clip(text: str, width: int = 60) -> str:
     """``text`` cut to ``width`` characters (ending in "...") for a one-line message."""
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def is_finite_number(value: object) -> bool:
+    """A real number (numpy's included; a bool is not one) that is finite: NaN, Inf and an
+    int beyond any float are not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def param_error(name: str, rule: str, value: object) -> ConfigError:

@@ -24,8 +24,6 @@ A model named in ``models`` must answer every budget: one that does not apply is
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -33,7 +31,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from models.errors import ConfigError, ReportError, check_field_types, param_error
+from models.errors import ConfigError, ReportError, check_field_types, is_finite_number, param_error
 from models.io import atomic_path, check_output_file
 from runtime.report import validate_report
 
@@ -60,11 +58,7 @@ class Budgets:
                 continue
             positive = f.name in _POSITIVE
             rule = "a positive finite number" if positive else "a finite number"
-            try:  # numpy scalars are numbers too; an int beyond any float is not finite here
-                finite = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
-            except OverflowError:
-                finite = False
-            if not finite:
+            if not is_finite_number(v):
                 raise param_error(f.name, rule, v)
             if positive and v <= 0:
                 raise param_error(f.name, rule, v)

@@ -59,13 +59,12 @@ A latency summary ``S`` is ``{"p50", "p90", "p99", "mean", "min", "max", "runs"}
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from models.errors import ReportError
+from models.errors import ReportError, is_finite_number
 from models.io import atomic_write_text, check_output_file, check_writable_dir, probe_writable_dir, removed_on_failure
 
 SCHEMA = "rnncompress-report/1.1"
@@ -81,15 +80,6 @@ _SUMMARY = ("p50", "p90", "p99", "mean", "min", "max", "runs")
 
 
 # ------------------------------------------------------------------------ loading
-def _number(v: Any) -> bool:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # an int beyond any float
-        return False
-
-
 def validate_report(report: Any, source: str = "the report") -> dict[str, Any]:
     """Check that ``report`` is a compatible report dict; returns it.
 
@@ -138,7 +128,7 @@ def _check_model(e: dict[str, Any], where: str) -> None:
     notes = e.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise ReportError(f"{where} has notes that are not a list of strings.")
-    if e["size_bytes"] is not None and not (_number(e["size_bytes"]) and e["size_bytes"] >= 0):
+    if e["size_bytes"] is not None and not (is_finite_number(e["size_bytes"]) and e["size_bytes"] >= 0):
         raise ReportError(f"{where} has size_bytes {e['size_bytes']!r} (a number >= 0 is expected).")
     for key in ("latency_ms", "call_floor_ms"):
         lat = e.get(key)
@@ -148,7 +138,7 @@ def _check_model(e: dict[str, Any], where: str) -> None:
             raise ReportError(f"{where} has no {key} object.")
         for kind in ("full", "step"):
             s = lat.get(kind)
-            if s is not None and (not isinstance(s, dict) or any(not _number(s.get(k)) for k in _SUMMARY)):
+            if s is not None and (not isinstance(s, dict) or any(not is_finite_number(s.get(k)) for k in _SUMMARY)):
                 raise ReportError(f"{where} has a {key}.{kind} without numbers {list(_SUMMARY)}.")
             bad = next((k for k in _SUMMARY if s is not None and s[k] < 0), None)
             if bad is not None:
@@ -160,7 +150,7 @@ def _check_model(e: dict[str, Any], where: str) -> None:
         if not isinstance(ratio, dict):
             raise ReportError(f"{where} has a ratio_to_baseline that is not an object.")
         for k, v in ratio.items():
-            if v is not None and not (_number(v) and v >= 0):
+            if v is not None and not (is_finite_number(v) and v >= 0):
                 raise ReportError(f"{where} has ratio_to_baseline.{k} = {v!r} (a number >= 0 or null is expected).")
     metric = e["metric"]
     if metric is not None:
@@ -172,7 +162,7 @@ def _check_model(e: dict[str, Any], where: str) -> None:
             raise ReportError(f"{where} has metric.higher_is_better = {metric.get('higher_is_better')!r} "
                               "(true or false is expected).")
         for k in ("onnxruntime", "torch"):
-            if metric.get(k) is not None and not _number(metric[k]):
+            if metric.get(k) is not None and not is_finite_number(metric[k]):
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (a number or null is expected).")
             if metric["name"] == "accuracy" and metric.get(k) is not None and not 0 <= metric[k] <= 1:
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (an accuracy is a fraction in [0, 1]).")
