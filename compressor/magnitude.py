@@ -55,9 +55,13 @@ class PruneSchedule:
         return asdict(self)
 
     def window(self, total_steps: int) -> tuple[int, int]:
-        start = int(round(self.start * total_steps))
+        """Steps (start, end] of the pruning window; the trainer counts steps 1..total_steps,
+        so the window ends on the last step at the latest and the target is always reached
+        (a start that rounds to the last step starts one step earlier)."""
+        last = max(total_steps, 1)
+        start = min(int(round(self.start * total_steps)), last - 1)
         end = max(start + 1, int(round(self.end * total_steps)))
-        return start, min(end, max(total_steps, start + 1))
+        return start, min(end, last)
 
     def target_at(self, step: int, total_steps: int) -> float:
         """Scheduled sparsity after ``step`` optimizer steps."""
