@@ -141,8 +141,15 @@ class ModuliRegularizer(nn.Module):
         """P over the layer's original neurons, normalised to mean 1."""
         pos = self.positions[layer]
         n = pos.shape[0]
-        if self.space is None:  # l1 (and none): uniform penalty
+        if self.space is None or n == 1:  # l1 (and none): uniform; one neuron has no geometry
             return torch.ones(n, n)
+        kept = self.kept(layer)
+        if pos.requires_grad and kept.numel() < n:
+            # Removed neurons' positions stay where training left them: they still shape P's
+            # normalisation, but a neuron that no longer exists has no place to learn.
+            alive = torch.zeros(n, 1, dtype=torch.bool)
+            alive[kept] = True
+            pos = torch.where(alive, pos, pos.detach())
         P = penalty_matrix(self.space, pos, self.config.inhibitor, self.config.invert)
         mean = P.mean()
         if not float(mean.detach()) > 0:
@@ -171,7 +178,12 @@ class ModuliRegularizer(nn.Module):
         total = torch.zeros(())
         for l, _, weight in model.recurrent_weights():
             blocks = gate_blocks(weight, self.gates).abs()
-            if self.config.p != 1.0:
+            if self.config.p < 1.0:
+                # |w|^p has an infinite slope at 0 for p < 1, and abs a zero one: their
+                # product is NaN at every pruned weight. A zero weight adds 0 with slope 0.
+                nonzero = blocks > 0
+                blocks = torch.where(nonzero, blocks, torch.ones_like(blocks)) ** self.config.p * nonzero
+            elif self.config.p != 1.0:
                 blocks = blocks ** self.config.p
             total = total + (self.penalty(l) * blocks).mean()
         return self.config.strength * total

@@ -153,12 +153,30 @@ def model_config_from_spec(s: ModelSpec, cell: str, hidden: int, layers: int,
     )
 
 
-def _make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _make_optimizer(cfg: TrainConfig, weights: list[nn.Parameter],
+                    positions: list[nn.Parameter]) -> torch.optim.Optimizer:
+    # Weight decay pulls toward the origin, which on a space means nothing (on a torus it
+    # drags neurons toward the corner where coordinates wrap): learned positions get none.
+    params: list[Any] = weights + positions
+    if positions and cfg.weight_decay > 0:
+        params = [{"params": weights}, {"params": positions, "weight_decay": 0.0}]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    groups = state.get("param_groups")
+    if isinstance(groups, list) and len(groups) != len(opt.param_groups):
+        raise ConfigError("This checkpoint's optimizer has other parameter groups (an earlier rnncompress applied "
+                          "weight decay to learned positions); it cannot be resumed, train it again.")
+    try:
+        opt.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ConfigError(f"This checkpoint's optimizer state does not fit its model ({type(e).__name__}: {e}); "
+                          "it cannot be resumed, train it again.") from None
 
 
 def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -228,14 +246,15 @@ class Trainer:
         train = self.data.train
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
-        params = list(model.parameters()) + [p for p in reg.parameters() if p.requires_grad]
-        opt = _make_optimizer(cfg, params)
+        positions = [p for p in reg.parameters() if p.requires_grad]
+        params = list(model.parameters()) + positions
+        opt = _make_optimizer(cfg, list(model.parameters()), positions)
         pruner = MagnitudePruner(cfg.pruning, total)
         history = list(history or [])
         start_epoch, step = 0, 0
         if resume is not None:
             start_epoch, step = int(resume["epoch"]), int(resume["step"])
-            opt.load_state_dict(resume["optimizer"])
+            _load_optimizer_state(opt, resume["optimizer"])
         model.apply_masks()
         metric = self.task.metric_name
         model.train()

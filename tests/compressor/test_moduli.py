@@ -79,6 +79,61 @@ def test_learned_embedding_moves_and_stays_on_the_space(space: str) -> None:
         assert torch.allclose(after.norm(dim=1), torch.ones(16), atol=1e-5)
 
 
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0])
+def test_penalty_gradient_is_finite_at_pruned_weights(p: float) -> None:
+    # |w|^p with p < 1 has an infinite slope at 0: every pruned weight once made the
+    # gradient NaN, and clipping spread it to every weight.
+    model = tiny_model("gru", hidden=6)
+    w = model.rnn[0].weight_hh_l0
+    with torch.no_grad():
+        w[::2] = 0.0
+    reg = ModuliRegularizer(ModuliConfig(space="torus", strength=1.0, p=p), (6,), gates=3)
+    penalty = reg(model)
+    penalty.backward()
+    assert torch.isfinite(w.grad).all()
+    assert torch.all(w.grad[::2] == 0)
+    manual = (reg.penalty(0) * w.detach().view(3, 6, 6).abs() ** p).mean()
+    assert float(penalty.detach()) == pytest.approx(float(manual), rel=1e-6)
+
+
+@pytest.mark.parametrize("inhibitor", sorted(INHIBITORS))
+@pytest.mark.parametrize("invert", [False, True])
+def test_one_neuron_has_the_uniform_penalty(inhibitor: str, invert: bool) -> None:
+    # One neuron has no geometry: f(0) inverted (or distance 0) once made P zero everywhere.
+    reg = ModuliRegularizer(ModuliConfig(space="torus", inhibitor=inhibitor, invert=invert), (1,), gates=4)
+    assert reg.penalty(0).tolist() == [[1.0]]
+    assert float(reg(tiny_model(hidden=1)).detach()) > 0
+
+
+def test_removed_neurons_positions_do_not_learn() -> None:
+    reg = ModuliRegularizer(ModuliConfig(space="klein", strength=1.0, learn_embedding=True), (10,), gates=4)
+    full = reg.penalty(0).detach().clone()
+    keep = torch.tensor([1, 2, 5, 8])
+    reg.shrink(0, keep)
+    assert torch.allclose(reg.penalty(0), full[keep][:, keep])  # the kept weights' penalty is unchanged
+    weights = torch.randn(4, 4)
+    (reg.penalty(0) * weights.abs()).sum().backward()
+    grad = reg.positions[0].grad
+    removed = torch.ones(10, dtype=torch.bool)
+    removed[keep] = False
+    assert torch.all(grad[removed] == 0)
+    assert torch.any(grad[keep] != 0)
+
+
+def test_weight_decay_does_not_pull_learned_positions() -> None:
+    from compressor.training import TrainConfig, _make_optimizer
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    position = torch.nn.Parameter(torch.full((3, 2), 7.0))
+    for name in ("adam", "adamw", "sgd"):
+        opt = _make_optimizer(TrainConfig(optimizer=name, weight_decay=0.5, lr=0.1), [weight], [position])
+        weight.grad, position.grad = torch.zeros(3), torch.zeros(3, 2)
+        opt.step()
+        assert torch.all(position.detach() == 7.0), name
+        assert torch.all(weight.detach() < 1.0), name
+        weight.data.fill_(1.0)
+
+
 def test_state_round_trip_and_shrink() -> None:
     reg = ModuliRegularizer(ModuliConfig(space="permuted", seed=1), (10,), gates=4)
     full = reg.penalty(0).clone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,19 +15,20 @@ from models.checkpoint import load_checkpoint
 from models.tasks import make_task
 
 
-def setup(cell: str = "gru", learn: bool = False):
+def setup(cell: str = "gru", learn: bool = False, weight_decay: float = 0.0):
     task = make_task("adding", {"seq_len": 8, "samples": 96, "val_samples": 32, "test_samples": 32})
     data = task.load()
     mc = model_config_for(data, cell, 12, 2)
-    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01,
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, weight_decay=weight_decay,
                       regularizer=ModuliConfig(space="klein", strength=0.5, learn_embedding=learn),
                       pruning=PruneSchedule(sparsity=0.8, start=0.0, end=0.9))
     return task, data, mc, cfg
 
 
-@pytest.mark.parametrize("cell, learn", [("gru", False), ("lstm", True)])
-def test_resume_equals_uninterrupted(tmp_path: Path, cell: str, learn: bool) -> None:
-    task, data, mc, cfg = setup(cell, learn)
+@pytest.mark.parametrize("cell, learn, weight_decay", [("gru", False, 0.0), ("lstm", True, 0.0), ("rnn", True, 0.1)])
+def test_resume_equals_uninterrupted(tmp_path: Path, cell: str, learn: bool, weight_decay: float) -> None:
+    # (learned positions with weight decay: the optimizer has a second parameter group)
+    task, data, mc, cfg = setup(cell, learn, weight_decay)
     full = train_new(task, data, mc, cfg, tmp_path / "full.pt")
 
     # Interrupt after epoch 1: keep the epoch-1 checkpoint, as a killed process would.
@@ -58,6 +60,15 @@ def test_resume_equals_uninterrupted(tmp_path: Path, cell: str, learn: bool) -> 
     assert full.metrics == resumed.metrics
     assert [h["val_mse"] for h in full.history] == [h["val_mse"] for h in resumed.history]
     assert load_checkpoint(part).state == "complete"
+    if learn:
+        assert not torch.equal(full.regularizer["positions"][0], interrupted.regularizer["positions"][0])
+
+    # an optimizer state that does not fit (hand-edited, or another parameter grouping)
+    from models.errors import ConfigError
+
+    for bad in ({}, {"state": {}, "param_groups": "x"}, {"state": {}, "param_groups": [{}, {}, {}]}):
+        with pytest.raises(ConfigError, match="cannot be resumed, train it again"):
+            resume_training(replace(interrupted, resume={**interrupted.resume, "optimizer": bad}), task, data, None)
 
 
 def test_same_config_gives_identical_checkpoint_bytes(tmp_path: Path) -> None:
@@ -80,8 +91,6 @@ def test_training_learns_and_reaches_sparsity(tmp_path: Path) -> None:
 
 
 def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     from models.errors import ConfigError
 
     task, data, mc, cfg = setup()
