@@ -44,7 +44,11 @@ from models.tasks import check_data_fits, task_from_checkpoint
                    "downstream included), or flow: importance flowing back from the layer's outputs along the "
                    "recurrent graph (Katz-style); degree-norm: degree times the incoming-weight norm; norm: the "
                    "incoming-weight norm alone (the lattice removes the redundant neurons first, norm orders the rest).")
-@click.option("--edge-prune", is_flag=True, help="Also drop recurrent connections outside the relation.")
+@click.option("--edge-prune", is_flag=True,
+              help="Also drop the kept neurons' recurrent connections outside the binary relation (recomputed "
+                   "on the shrunk layer, recurrent receivers only). It is the selection's relation: at the "
+                   "default --quantile 0.97 that keeps only ~3% of the nonzero recurrent weights; fine-tuning "
+                   "keeps them dropped.")
 @click.option("--finetune-epochs", type=int, default=3, show_default=True,
               help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force, "
                    "unless --finetune-strength 0 / --release-masks).")
