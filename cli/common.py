@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from models.checkpoint import load_checkpoint
-from models.errors import RnnCompressError, check_threads
+from models.errors import RnnCompressError, check_threads, clip
 from models.io import text_of_name
 from models.progress import Progress
 
@@ -91,18 +91,21 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except RnnCompressError as e:
             raise CliError(_in_cli_terms(str(e)), e.exit_code) from None
-        except KeyboardInterrupt:
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: a message and exit code already (Exit is a RuntimeError)
+        except KeyboardInterrupt as e:
             ctx = click.get_current_context(silent=True)
             name = ctx.info_name if ctx else ""
             resume = (_train_resume_hint(kwargs.get("out")) if name == "train"
                       else " (rerunning continues where it stopped)" if name == "run" else "")
-            click.echo(f"interrupted: files already written are complete and kept{resume}.", err=True)
-            sys.exit(130)
+            how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            click.echo(f"{how}: files already written are complete and kept{resume}.", err=True)
+            sys.exit(143 if isinstance(e, Terminated) else 130)
         except MemoryError:
             raise CliError(OUT_OF_MEMORY, 2) from None
         except RuntimeError as e:  # torch's allocator reports a failed allocation this way
             if "allocate" not in str(e) and "out of memory" not in str(e).lower():
-                raise
+                raise _unforeseen(e) from None
             raise CliError(OUT_OF_MEMORY, 2) from None
         except BrokenPipeError:  # `rnncompress info X | head`: the reader left; stop quietly
             try:  # so the interpreter's own flush at exit does not fail again
@@ -113,8 +116,37 @@ def handle_errors(fn: Callable) -> Callable:
         except OSError as e:  # the file system said no (full disk, read-only, permissions)
             where = f": {e.filename}" if e.filename else ""
             raise CliError(f"{e.strerror or e}{where}.", 2) from None
+        except Exception as e:  # noqa: BLE001 -- see _unforeseen
+            raise _unforeseen(e) from None
 
     return wrapper
+
+
+def _unforeseen(e: Exception) -> Exception:
+    """An exception no rule foresaw: one line and exit 2, never Python's exit 1 with a traceback
+    (1 tells CI that a budget is broken). RNNCOMPRESS_TRACEBACK=1 lets it through, to see where."""
+    if os.environ.get("RNNCOMPRESS_TRACEBACK", "") not in ("", "0"):
+        return e
+    return CliError(f"unexpected {type(e).__name__}: {clip(str(e), 200)} (rnncompress did not foresee this; "
+                    "RNNCOMPRESS_TRACEBACK=1 shows where it happened; please report it if the cause is not yours).", 2)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what CI systems send on cancel), raised in the main thread like Ctrl-C, so that
+    temporary files are removed and the run can be resumed the same way."""
+
+
+def terminate_like_interrupt() -> None:
+    """Install the SIGTERM handler that raises ``Terminated``."""
+    import signal
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (a library caller invoking the CLI): leave it
+        pass
 
 
 def explicit_options(ctx: click.Context, names: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ import click
 
 from cli.bench import bench
 from cli.check import check
-from cli.common import CliError
+from cli.common import CliError, terminate_like_interrupt
 from cli.export import export
 from cli.info import info
 from cli.prune import prune
@@ -37,8 +37,9 @@ class OneLineErrors(click.Group):
 def cli(ctx: click.Context) -> None:
     """Compress recurrent networks for real-time CPU inference.
 
-    Exit codes: 0 success, 1 a budget is broken (check), 2 bad input, 3 an export failed
-    verification. 'rnncompress COMMAND --help' explains every option.
+    Exit codes: 0 success, 1 a budget is broken (check, run), 2 bad input (or anything
+    unforeseen: RNNCOMPRESS_TRACEBACK=1 shows where), 3 an export failed verification,
+    130/143 interrupted by Ctrl-C/SIGTERM. 'rnncompress COMMAND --help' explains every option.
     """
     if ctx.invoked_subcommand is None:  # bare `rnncompress`: the help, as asked for (exit 0)
         click.echo(ctx.get_help())
@@ -61,6 +62,7 @@ for command, summary in COMMANDS:
 
 
 def main() -> None:
+    terminate_like_interrupt()
     cli(prog_name="rnncompress")
 
 

@@ -42,6 +42,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, target)
+    except OSError as e:
+        if e.filename not in (None, str(tmp_path)):
+            raise
+        # A full disk says only "No space left on device": name the file that was being written.
+        raise OSError(e.errno, e.strerror or str(e), str(target)) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

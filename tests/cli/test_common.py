@@ -33,8 +33,60 @@ def test_a_failed_torch_allocation_is_one_line_and_other_runtime_errors_are_bugs
     def bug() -> None:
         raise RuntimeError("shape mismatch")
 
-    with pytest.raises(RuntimeError, match="shape mismatch"):
+    with pytest.raises(CliError, match=r"^unexpected RuntimeError: shape mismatch \(rnncompress did not foresee") as e:
         bug()
+    assert e.value.exit_code == 2
+
+
+def test_an_unforeseen_error_is_one_line_and_exit_2_never_1(monkeypatch) -> None:
+    # Python's own exit code for an uncaught exception is 1, which CI reads as "a budget is broken".
+    @handle_errors
+    def bug() -> None:
+        raise ValueError("'bogus' is not a valid value for backend")
+
+    with pytest.raises(CliError) as e:
+        bug()
+    assert e.value.exit_code == 2 and "\n" not in e.value.message
+    assert e.value.message.startswith("unexpected ValueError: 'bogus' is not a valid value for backend")
+    monkeypatch.setenv("RNNCOMPRESS_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="bogus"):
+        bug()
+
+    @handle_errors
+    def budget_broken() -> None:
+        raise CliError("a budget is broken", 1)
+
+    with pytest.raises(CliError) as e:
+        budget_broken()
+    assert e.value.exit_code == 1  # click's and our own exceptions pass through unchanged
+
+
+def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path: Path, capsys) -> None:
+    import os
+    import signal
+
+    from cli.common import terminate_like_interrupt
+    from models.io import atomic_path
+
+    target = tmp_path / "m.pt"
+
+    @handle_errors
+    def write_then_get_cancelled() -> None:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"x" * 1000)
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next statement
+            tmp.write_bytes(b"never reached")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        terminate_like_interrupt()
+        with pytest.raises(SystemExit) as e:
+            write_then_get_cancelled()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert e.value.code == 143
+    assert list(tmp_path.iterdir()) == []  # the half-written temporary file is gone
+    assert capsys.readouterr().err.startswith("terminated (SIGTERM): files already written are complete")
 
 
 def test_an_unfinished_run_is_named_by_the_commands_that_read_it(tmp_path: Path) -> None:

@@ -54,3 +54,29 @@ def test_atomic_write_replaces_whole_files_only(tmp_path: Path) -> None:
     atomic_write_text(f, "two")
     assert f.read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["r.txt"]  # no temporary left
+
+
+def test_a_failed_write_names_the_file_and_leaves_the_old_one(tmp_path: Path) -> None:
+    import errno
+
+    from models.io import atomic_write_with
+
+    target = tmp_path / "model.onnx"
+    target.write_text("old")
+
+    def disk_full(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a full disk says: no file name
+
+    with pytest.raises(OSError) as e:
+        atomic_write_with(target, disk_full)
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+    def reads_another_file(tmp: Path) -> None:
+        (tmp_path / "missing").read_text()
+
+    with pytest.raises(FileNotFoundError) as e:
+        atomic_write_with(target, reads_another_file)
+    assert e.value.filename == str(tmp_path / "missing")  # an error about another file keeps its name
