@@ -9,18 +9,15 @@ import click
 from cli.check import results_table, verdict
 from cli.common import CliError, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from runtime.default_pipeline import DEFAULT_PIPELINE
-from runtime.pipeline import Manifest, run_pipeline
+from runtime.pipeline import PLOTS, Manifest, run_pipeline
 from runtime.pipeline_config import load_pipeline, parse_pipeline, resolved_toml
 from runtime.report import markdown
 
 
-# Pictures a stage draws besides its planned files (how many depends on its results).
-_PLOTS = {"prune": "model/pruning*.png", "bench": "bench/*.png"}
-
 
 def _print_plan(stages) -> None:
     def writes(s) -> str:
-        plots = [] if any(f.endswith(".png") for f in s.outputs) or s.name not in _PLOTS else [_PLOTS[s.name]]
+        plots = [] if any(f.endswith(".png") for f in s.outputs) or s.name not in PLOTS else [PLOTS[s.name]]
         return ", ".join([*s.outputs, *plots])
 
     rows = [[s.name, s.action, s.reason, writes(s)] for s in stages]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -12,11 +13,19 @@ from typing import Callable, Iterator, Sequence
 from models.errors import RnnCompressError
 
 
+# atomic_path's temporary names: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp".
+_ATOMIC_TMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def atomic_leftover_target(path: str | os.PathLike) -> str | None:
+    """The name of the file whose write left ``path`` behind, if ``path`` is a temporary file
+    of ``atomic_path`` (left only when the process was killed mid-write; never read)."""
+    m = _ATOMIC_TMP.match(Path(path).name)
+    return m.group("target") if m else None
+
+
 def is_atomic_leftover(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a temporary file of ``atomic_path`` (left behind only when the
-    process was killed mid-write; never read)."""
-    name = Path(path).name
-    return name.startswith(".") and name.endswith(".tmp")
+    return atomic_leftover_target(path) is not None
 
 
 @contextlib.contextmanager

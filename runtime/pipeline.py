@@ -32,18 +32,21 @@ Layout of the output directory::
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator
 
 from compressor.prune import prune_checkpoint
 from compressor.training import check_resumable, model_config_for, resume_training, train_new
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
 from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
-from models.io import atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file, sha256_file
+from models.io import (atomic_leftover_target, atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file,
+                       sha256_file)
 from models.progress import SILENT, Progress
 from models.tasks import make_task, task_from_checkpoint
 from runtime.pipeline_config import Pipeline, is_benched_export, resolved_toml
@@ -52,6 +55,8 @@ MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.toml"
 MANIFEST_SCHEMA = "rnncompress-manifest/1"
 STAGES = ("train", "prune", "export", "bench", "check")
+# Pictures a stage draws besides its planned files (how many depends on its results).
+PLOTS = {"prune": "model/pruning*.png", "bench": "bench/*.png"}
 
 
 def _hash(obj: Any) -> str:
@@ -171,7 +176,8 @@ def _manifest_damage(data: dict[str, Any]) -> str | None:
     entry = {"file": str, "sha256": str, "bytes": int}
 
     def bad_entry(f: Any) -> bool:
-        return not isinstance(f, dict) or any(not isinstance(f.get(k), t) for k, t in entry.items())
+        return (not isinstance(f, dict) or any(not isinstance(f.get(k), t) for k, t in entry.items())
+                or not _inside(f["file"]))
 
     stages = data.get("stages")
     if not isinstance(stages, dict):
@@ -181,10 +187,17 @@ def _manifest_damage(data: dict[str, Any]) -> str | None:
             return f"stages.{name} is not a stage record"
         outputs = rec.get("outputs", [])
         if not isinstance(outputs, list) or any(bad_entry(f) for f in outputs):
-            return f"stages.{name}.outputs is not a list of {{file, sha256, bytes}}"
+            return f"stages.{name}.outputs is not a list of {{file, sha256, bytes}} inside the folder"
     if "pipeline" in data and bad_entry(data["pipeline"]):
         return "'pipeline' is not a {file, sha256, bytes} entry"
     return None
+
+
+def _inside(rel: str) -> bool:
+    """Whether a manifest's file name stays inside the output folder: the run deletes and
+    rewrites the files its manifest lists, so a hand-edited '../x' or '/etc/x' must never count."""
+    path = PurePosixPath(rel)
+    return bool(rel) and "\\" not in rel and not path.is_absolute() and ".." not in path.parts and rel == path.as_posix()
 
 
 def _file_hash(path: Path) -> str:
@@ -332,17 +345,30 @@ def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:
 
 
 def _tidy(out_dir: Path, manifest: Manifest, stages: list[StagePlan], progress: Progress) -> None:
-    """Before a run: remove the temporary files of writes that were killed, and the files and
-    records of stages this pipeline no longer has ([prune] or [check] dropped), so the folder
-    holds what a fresh run of this pipeline would write and no stale report or model."""
-    leftovers = [f for f in out_dir.rglob("*") if f.is_file() and is_atomic_leftover(f)] if out_dir.is_dir() else []
-    for f in leftovers:
+    """Before a run: remove the temporary files of our writes that were killed, the files and
+    records of stages this pipeline no longer has ([prune] or [check] dropped), and those of
+    every stage about to run again (but training, which may resume), so the folder holds what
+    a fresh run of this pipeline would write and no stale report, model or green JUnit file,
+    also when this run is cancelled half-way."""
+    ours = {MANIFEST, PIPELINE_FILE, *manifest.files(), *(f for st in stages for f in st.outputs)}
+
+    def our_leftover(f: Path) -> bool:  # a temporary file of a write of ours (a user's own .tmp files stay)
+        target = atomic_leftover_target(f)
+        if target is None or not f.is_file():
+            return False
+        rel = (f.parent / target).relative_to(out_dir).as_posix()
+        return rel in ours or any(fnmatch.fnmatchcase(rel, pattern) for pattern in PLOTS.values())
+
+    for f in [f for f in out_dir.rglob(".*.tmp") if our_leftover(f)]:
         f.unlink(missing_ok=True)
     planned = {s.name for s in stages}
     gone = [name for name in manifest.data["stages"] if name not in planned]
     for name in gone:
         removed = manifest.forget(name)
         progress.message(f"[{name}] removed: this pipeline has no {name} stage ({', '.join(removed) or 'no files'})")
+    for st in stages:
+        if st.action == "run" and st.name != "train" and manifest.stage(st.name) is not None:
+            manifest.forget(st.name)
 
 
 def _add_outputs(plan: StagePlan, out_dir: Path, written: list[Path]) -> None:
@@ -484,12 +510,51 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
         raise ConfigError(f"run_pipeline needs a Pipeline (load_pipeline(path) or parse_pipeline(text)); got "
                           f"{type(p).__name__}.")
     out_dir = Path(out_dir)
-    stages = plan_pipeline(p, out_dir)
-    if on_plan:
-        on_plan(stages)
-    result = PipelineResult(out_dir, stages)
+    stages = plan_pipeline(p, out_dir)  # refuses bad inputs before anything is created
     if dry_run:
-        return result
+        if on_plan:
+            on_plan(stages)
+        return PipelineResult(out_dir, stages)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _exclusive(out_dir):
+            stages = plan_pipeline(p, out_dir)  # again: the folder is ours now, no other run can change it
+            if on_plan:
+                on_plan(stages)
+            return _run_stages(p, out_dir, stages, progress)
+    finally:  # a failed or cancelled run leaves no empty folders behind
+        for sub in ("model", "onnx", "bench", "check"):
+            with contextlib.suppress(OSError):
+                (out_dir / sub).rmdir()
+        if created:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir`` for one run: a second run into the same folder at the same time is
+    refused (the two would interleave their files and manifests), not let in."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock to take
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"--out {out_dir} is in use by another rnncompress run right now; wait for it to "
+                              "finish or choose another --out directory.") from None
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)
+
+
+def _run_stages(p: Pipeline, out_dir: Path, stages: list[StagePlan], progress: Progress) -> PipelineResult:
+    result = PipelineResult(out_dir, stages)
     resolved = (f"# The pipeline this folder was made with, every default filled in (rnncompress {package_version()})."
                 "\n# rnncompress run pipeline.toml --out DIR makes the same artifacts in DIR.\n\n" + resolved_toml(p))
     # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.

@@ -286,13 +286,18 @@ def test_the_folder_holds_only_what_this_pipeline_writes(first_run, tmp_path: Pa
     stay beside a rerun's files; a damaged folder is refused before any work."""
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)
-    (out / "bench" / ".report.md.x1y2.tmp").write_text("half")
+    (out / "bench" / ".report.md.x1y2z3w4.tmp").write_text("half")
+    (out / "bench" / ".notes.tmp").write_text("mine")  # a user's own temporary files are not ours
+    (out / "mine").mkdir()
+    (out / "mine" / ".session.ab12cd34.tmp").write_text("mine")
     fewer = TINY.replace('formats = ["dense", "step", "int8", "step+int8"]', 'formats = ["dense", "step"]')
     fewer = fewer[:fewer.index("[check]")]
     run_pipeline(parse_pipeline(fewer, "<t>"), out)
     assert sorted(p.name for p in (out / "onnx").iterdir()) == ["baseline.onnx", "model.onnx", "model.step.onnx"]
     assert not (out / "check").exists()
-    assert not (out / "bench" / ".report.md.x1y2.tmp").exists()
+    assert not (out / "bench" / ".report.md.x1y2z3w4.tmp").exists()
+    assert (out / "bench" / ".notes.tmp").exists() and (out / "mine" / ".session.ab12cd34.tmp").exists()
+    (out / "bench" / ".notes.tmp").unlink()
     manifest = json.loads((out / "manifest.json").read_text())
     assert "check" not in manifest["stages"]
     files = {f["file"] for rec in manifest["stages"].values() for f in rec["outputs"]}
@@ -491,7 +496,7 @@ def test_a_folder_of_other_files_is_refused_untouched(tmp_path: Path) -> None:
     # What a first run killed mid-write leaves (the checkpoint, a temp file) is ours: accepted.
     killed = tmp_path / "killed"
     (killed / "model").mkdir(parents=True)
-    (killed / "model/.trained.pt.x1y2.tmp").write_bytes(b"half")
+    (killed / "model/.trained.pt.x1y2z3w4.tmp").write_bytes(b"half")
     assert run(["run", str(cfg), "--out", str(killed), "--dry-run", "-q"]).exit_code == 0
 
 
@@ -594,3 +599,58 @@ def test_a_deleted_output_is_named_as_the_reason_to_rerun(first_run, tmp_path: P
     assert [(s.action, s.reason) for s in stages[:3]] == [
         ("skip", "inputs and outputs unchanged"), ("skip", "inputs and outputs unchanged"),
         ("run", "output missing or changed: onnx/model.step.onnx")]
+
+
+def test_a_manifest_naming_files_outside_the_folder_is_refused(first_run, tmp_path: Path) -> None:
+    # The run deletes the stale files its manifest lists: a hand-edited (or cached, or
+    # foreign) manifest must never make it delete anything outside --out.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for bad in ("../victim.txt", str(victim), "model/../../victim.txt", "", "model\\..\\x"):
+        out = tmp_path / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(first_run[0], out)
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["stages"]["prune"]["outputs"].append({"file": bad, "sha256": "0" * 64, "bytes": 8})
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        no_prune = TINY[:TINY.index("[prune]")] + TINY[TINY.index("[export]"):]
+        with pytest.raises(ConfigError, match="manifest.json is damaged .*inside the folder"):
+            run_pipeline(parse_pipeline(no_prune, "<t>"), out)
+        assert victim.read_text() == "precious"
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(first_run, tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    before = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first run holds it
+        with pytest.raises(ConfigError, match=f"--out {out} is in use by another rnncompress run"):
+            run_pipeline(parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>"), out)
+        assert run_pipeline(parse_pipeline(TINY, "<t>"), out, dry_run=True).stages  # a dry run only reads
+    finally:
+        os.close(fd)
+    assert {f: f.read_bytes() for f in out.rglob("*") if f.is_file()} == before
+    assert [s.action for s in run_pipeline(parse_pipeline(TINY, "<t>"), out).stages][:4] == ["skip"] * 4
+
+
+def test_a_cancelled_rerun_leaves_no_earlier_verdict_behind(first_run, tmp_path: Path) -> None:
+    # CI publishes check/junit.xml even when the job is cancelled: the earlier run's green
+    # verdict must not be there once this run's training has started over.
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
+    with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
+        run_pipeline(changed, out)
+    for stale in ("check/junit.xml", "check/check.json", "bench/report.json", "onnx/model.onnx", "model/pruned.pt"):
+        assert not (out / stale).exists(), stale
+    assert sorted(json.loads((out / "manifest.json").read_text())["stages"]) == ["train"]
+    assert [s.action for s in run_pipeline(changed, out).stages] == ["resume"] + ["run"] * 4
+    # A first run stopped in its first epoch leaves no folder at all.
+    with training_interrupted_at(0), pytest.raises(KeyboardInterrupt):
+        run_pipeline(changed, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
