@@ -89,8 +89,11 @@ def _count(n: int) -> str:
               help="Also write JUnit XML (one testcase per model and budget; n/a ones skipped) for CI systems. An "
                    "existing file is replaced only when it is JUnit XML itself.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the broken budgets' rows and the verdict (the verdict alone when all pass).")
 @handle_errors
-def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bool, **limits: float | None) -> None:
+def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bool, quiet: bool,
+          **limits: float | None) -> None:
     """Check a benchmark report against budgets; the exit code says whether it passes.
 
     Latency ratios to the baseline (--max-latency-ratio) are measured in one interleaved
@@ -132,8 +135,10 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
     if as_json:
         echo_json([asdict(r) for r in results])
     else:
-        click.echo(results_table(results, OPTIONS))
-        if junit is not None:
+        shown = [r for r in results if r.applicable and not r.passed] if quiet else results
+        if shown:
+            click.echo(results_table(shown, OPTIONS))
+        if junit is not None and not quiet:
             click.echo(f"wrote {junit}")
     summary = verdict(results)
     if not as_json:

@@ -61,6 +61,16 @@ def test_table_lists_every_model_except_the_baseline(report):
     assert "stream: per-step p50 / baseline 1.2 > 1.1" in r.stderr
 
 
+def test_quiet_shows_only_what_is_broken(report, tmp_path):
+    r = run(["check", str(report), "--max-latency-ratio", "1.1", "--max-size-kb", "5", "-q"])
+    assert r.exit_code == 1
+    rows = [ln.split()[:2] for ln in r.stdout.splitlines()[2:]]
+    assert rows == [["stream", "--max-latency-ratio"]]
+    r = run(["check", str(report), "--max-size-kb", "5", "-q", "--junit", str(tmp_path / "j.xml")])
+    assert r.exit_code == 0 and r.stdout == "all 2 budgets pass\n"
+    assert (tmp_path / "j.xml").exists()
+
+
 def test_lower_is_better_metric(tmp_path, report_dict):
     for e, value in zip(report_dict["models"], (0.10, 0.12, 0.09)):
         e["metric"].update(name="mse", higher_is_better=False, onnxruntime=value)
