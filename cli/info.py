@@ -14,6 +14,7 @@ from models.checkpoint import Checkpoint, check_model_file, load_checkpoint
 from models.errors import ExportError, clip
 from models.io import model_file_kind
 from models.sequence import count_parameters, sparsity_report
+from models.tasks import interface_of
 
 
 def describe(ckpt: Checkpoint) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
         "history": ckpt.history,
         "provenance": ckpt.provenance,
         "resume_after_epoch": ckpt.resume["epoch"] if ckpt.resume else None,
+        "interface": interface_of(ckpt.task),
     }
 
 
@@ -50,6 +52,22 @@ def check_onnx_metadata(d: dict[str, Any]) -> None:
             shown = value if isinstance(value, str) else json.dumps(value)
             raise ExportError(f"{d['path']} has corrupt rnncompress metadata: rnncompress.sparsity's {key!r} must be "
                               f"a number; got {clip(shown)}.")
+
+
+def show_interface(interface: dict[str, Any]) -> None:
+    """How a service feeds the model and reads it: the sentences in full, the constants
+    inline, the tables (permutation, vocabulary, centres) by size (in full with --json)."""
+    if "unavailable" in interface:
+        click.echo(f"interface: unavailable ({interface['unavailable']})")
+        return
+    click.echo("interface (what a service feeding the ONNX file needs; tables in full with --json):")
+    for key in ("input", "init", "output"):  # each sentence starts with the tensor it describes
+        if key in interface:
+            click.echo(f"  {interface[key]}")
+    rest = {k: v for k, v in interface.items() if k not in ("input", "init", "output")}
+    if rest:
+        click.echo("  " + ", ".join(f"{k} [{len(v)}]" if isinstance(v, list) or (isinstance(v, str) and len(v) > 20)
+                                    else f"{k} {v}" for k, v in rest.items()))
 
 
 def show_onnx(d: dict[str, Any]) -> None:
@@ -88,7 +106,10 @@ def show_onnx(d: dict[str, Any]) -> None:
                f"{i['stored_sparsity']:.1%} left out by sparse storage")
     if meta.get("session_config"):
         entries = ", ".join(f"{k}={v}" for k, v in meta["session_config"].items())
-        click.echo(f"session: {entries} (applied by rnncompress bench, run and export verification)")
+        click.echo(f"session: {entries} (onnxruntime does not read this from the file: set it in your own "
+                   "session's config entries, as rnncompress bench and export verification do)")
+    if "interface" in d:
+        show_interface(d["interface"])
 
 
 @click.command()
@@ -106,6 +127,8 @@ def info(checkpoint: Path, as_json: bool) -> None:
     if model_file_kind(checkpoint) == "onnx":
         d = onnx_summary(checkpoint)
         check_onnx_metadata(d)
+        if d["metadata"].get("task"):
+            d["interface"] = interface_of(d["metadata"]["task"])
         if as_json:
             echo_json(d)
         else:
@@ -153,5 +176,6 @@ def info(checkpoint: Path, as_json: bool) -> None:
     if d["metrics"]:
         click.echo("final: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in d["metrics"].items()))
+    show_interface(d["interface"])
     if d["resume_after_epoch"] is not None:
         click.echo(f"unfinished: resumable after epoch {d['resume_after_epoch']} (train --resume --out {d['path']})")

@@ -24,9 +24,10 @@ def sparsify(model: Path, out: Path, min_gain: float, force: bool, quiet: bool) 
     """Store MODEL's weights as ONNX sparse initializers wherever that makes the file smaller.
 
     Works on any ONNX model, not only rnncompress exports. The result passes
-    onnx.checker, its densified weights equal MODEL's exactly, and it loads in
-    onnxruntime whenever MODEL does (which densifies the weights at load: this
-    shrinks the file, not the latency).
+    onnx.checker whenever MODEL does (not full_check: ONNX's operator type rules have no
+    sparse input types, so no sparse file passes strict shape inference), its densified
+    weights equal MODEL's exactly, and it loads in onnxruntime whenever MODEL does (which
+    densifies the weights at load: this shrinks the file, not the latency).
 
     \b
     Example:

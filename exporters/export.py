@@ -68,7 +68,7 @@ from exporters.verify import (
 )
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, package_version
 from models.errors import (ConfigError, ExportError, ParityError, check_field_types,
-                           check_threads, param_error)
+                           check_threads, clip, param_error)
 from models.io import atomic_path, check_output_file, probe_writable_dir, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, sparsity_report
@@ -217,8 +217,9 @@ class ExportResult:
 
 def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant,
                         options: ExportOptions) -> dict[str, str]:
-    """metadata_props for an export: what it came from and how it was checked. No times,
-    no absolute paths: the same checkpoint gives the same bytes."""
+    """metadata_props for an export: what it came from and how it was checked. No times:
+    the same checkpoint gives the same bytes. The task is recorded as the checkpoint has it,
+    its data location included (absolute), so that bench can score the file."""
     sp = sparsity_report(model)
     per = {name: round(v["sparsity"], 6) for name, v in sp["per_matrix"].items()}
     metric = ckpt.metrics.get("metric") or ""
@@ -520,6 +521,15 @@ def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
     return True
 
 
+def _checker_error(model: onnx.ModelProto) -> str | None:
+    """What onnx.checker (not full_check) says against ``model``, or None when it passes."""
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as e:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return None
+
+
 def _mark_sparse(model: onnx.ModelProto) -> onnx.ModelProto:
     """An rnncompress export that sparsify changed records it in its format (dense -> sparse,
     int8 -> int8+sparse), so info and bench describe the file as it is."""
@@ -537,8 +547,9 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
                   force: bool = False) -> SparsifyResult:
     """Store the initializers of any ONNX model sparse wherever that makes them smaller.
 
-    The result is checked (onnx.checker; densified weights equal the input's exactly;
-    it loads in onnxruntime whenever the input does) before it is written atomically.
+    The result is checked (onnx.checker, not full_check, whenever the input passes it;
+    densified weights equal the input's exactly; it loads in onnxruntime whenever the
+    input does) before it is written atomically.
 
     Raises:
         ConfigError: ``out_path`` is the input, or exists without ``force``.
@@ -553,6 +564,8 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
         result = _mark_sparse(result)
     if not _same_weights(model, result):
         raise ExportError(f"Sparse storage of {src} would change its weights; nothing was written.")
+    if changed and _checker_error(model) is None and (error := _checker_error(result)) is not None:
+        raise ExportError(f"The sparse model fails onnx.checker ({clip(error, 120)}); nothing was written.")
     try:
         blob = result.SerializeToString()
     except ValueError as e:

@@ -95,7 +95,9 @@ class SparsifyInitializers:
     Ensures: every converted tensor's serialized size shrank by more than ``min_gain``
     of its dense size, so the file is never larger; values are unchanged (-0.0 is
     stored as an implicit 0). Break-even for float32 (4-byte value + 8-byte index) is
-    2/3 zeros; for int8 it is 8/9.
+    2/3 zeros; for int8 it is 8/9. No ``value_info`` entry types a converted tensor (a
+    dense type there would contradict the sparse one: shape inference fails on it), and
+    the IR version is at least 6, the one that introduced sparse initializers.
     """
 
     min_gain: float = 0.0
@@ -121,6 +123,11 @@ class SparsifyInitializers:
         del g.initializer[:]
         g.initializer.extend(keep)
         g.sparse_initializer.extend(new_sparse)
+        converted = {sp.values.name for sp in new_sparse}
+        typed = [v for v in g.value_info if v.name not in converted]
+        del g.value_info[:]
+        g.value_info.extend(typed)
+        out.ir_version = max(out.ir_version, 6)
         return PassResult(out, True)
 
     def _candidate(self, t: TensorProto, overridable: set[str]) -> onnx.SparseTensorProto | None:
@@ -404,19 +411,30 @@ class StoreRecurrentWeightsInt8:
         return [numpy_helper.from_array(q, f"{name}_quantized"), numpy_helper.from_array(scale, f"{name}_scale")]
 
 
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph inside it (If branches, Loop and Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                yield from all_graphs(sub)
+
+
 def initializer_stats(model: onnx.ModelProto) -> dict[str, int]:
-    """Element counts: all initializer elements, those stored (dense + sparse values),
-    and how many initializers are sparse / dense."""
-    total = stored = 0
-    for t in model.graph.initializer:
-        n = int(np.prod(t.dims, dtype=np.int64))
-        total += n
-        stored += n
-    for sp in model.graph.sparse_initializer:
-        total += int(np.prod(sp.dims, dtype=np.int64))
-        stored += int(np.prod(sp.values.dims, dtype=np.int64))
-    return {"elements": total, "stored": stored, "sparse": len(model.graph.sparse_initializer),
-            "dense": len(model.graph.initializer)}
+    """Element counts over the graph and its subgraphs: all initializer elements, those
+    stored (dense + sparse values), and how many initializers are sparse / dense."""
+    total = stored = sparse = dense = 0
+    for g in all_graphs(model.graph):
+        for t in g.initializer:
+            n = int(np.prod(t.dims, dtype=np.int64))
+            total += n
+            stored += n
+        for sp in g.sparse_initializer:
+            total += int(np.prod(sp.dims, dtype=np.int64))
+            stored += int(np.prod(sp.values.dims, dtype=np.int64))
+        sparse += len(g.sparse_initializer)
+        dense += len(g.initializer)
+    return {"elements": total, "stored": stored, "sparse": sparse, "dense": dense}
 
 
 def initializer_names(model: onnx.ModelProto) -> set[str]:

@@ -35,6 +35,17 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
     return task if data is None else task.with_data(data)
 
 
+def interface_of(task_dict: Any) -> dict[str, Any]:
+    """``Task.interface`` of the task a checkpoint or an ONNX file records; when it cannot be
+    built (no task recorded, its text unreadable here), ``{"unavailable": why}``."""
+    try:
+        if not isinstance(task_dict, dict):
+            raise ConfigError("no task is recorded")
+        return task_from_checkpoint(task_dict).interface()
+    except RnnCompressError as e:
+        return {"unavailable": str(e)}
+
+
 def recorded_test_split(task_dict: dict[str, Any], what: str, hint: str,
                         data: str | os.PathLike | None = None) -> tuple[Task, Split]:
     """The task a model records (its files read from ``data`` if given) and its test split,

@@ -5,6 +5,7 @@ each half of the sequence). A constant predictor (0.5 + 0.5 = 1) has MSE 1/6 = 0
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -52,6 +53,11 @@ class AddingTask(Task):
     metric_name = "mse"
     higher_is_better = False
     Params = AddingParams
+
+    def interface(self) -> dict[str, Any]:
+        return {"input": "x: per step 2 float32, a value in [0, 1) and a marker (1.0 at the two steps whose values "
+                         "are added, one in each half of the sequence, else 0.0)",
+                "output": "y after the last step: the sum of the two marked values"}
 
     def load(self) -> TaskData:
         p = self.params

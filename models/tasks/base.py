@@ -129,6 +129,18 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": {f.name: getattr(self.params, f.name) for f in fields(self.params)}}
 
+    def interface(self) -> dict[str, Any]:
+        """How a deployed model's inputs are made and its outputs read, for a service that
+        runs the ONNX file without rnncompress: ``input`` and ``output`` in words, and the
+        constants and tables the task applies (a normalisation, a pixel permutation, a
+        vocabulary, place-cell centres). JSON-ready; ``rnncompress info`` prints it.
+
+        Raises:
+            DataError: a table comes from the task's data (charlm's vocabulary) and the
+                data cannot be read.
+        """
+        raise NotImplementedError
+
     def check_data_location(self) -> None:
         """DataError when the data is not where ``load`` looks, found without reading it (a
         missing path, a directory for a file): a pipeline checks this before any work.

@@ -11,6 +11,7 @@ import gzip
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -63,6 +64,19 @@ class CharlmTask(Task):
         if not self.params.data:
             raise DataError("Task 'charlm' needs a text file (--data FILE, UTF-8, .gz allowed).")
         require_file(Path(self.params.data), "Text file")
+
+    def _text(self) -> str:
+        p = self.params
+        self.check_data_location()
+        full = read_text(Path(p.data))
+        return full[: p.limit_chars] if p.limit_chars else full
+
+    def interface(self) -> dict[str, Any]:
+        vocab = "".join(sorted(set(self._text())))
+        return {"input": "x: per step one int64, the character's index in vocabulary (onnxruntime does not check "
+                         "the range: a negative id wraps around, as ONNX Gather does)",
+                "vocabulary": vocab,
+                "output": "y at every step: logits over vocabulary of the next character"}
 
     def load(self) -> TaskData:
         p = self.params

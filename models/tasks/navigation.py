@@ -23,6 +23,7 @@ steps; with Gaussian targets it is below 20 cm):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,6 +147,22 @@ class NavigationTask(Task):
         x = torch.from_numpy((vel / p.dt).astype(np.float32))
         init = self.cells.code(start_t) * p.place_cells  # mean activity 1 (see module docstring)
         return Split(x=x, y=pos_t, init=init, aux=None)
+
+    def interface(self) -> dict[str, Any]:
+        p = self.params
+        code = ("softmax_i(-|pos - c_i|^2 / (2 sigma^2))" if p.tuning == "gauss" else
+                "softmax_i(-|pos - c_i|^2 / (2 sigma^2)) - softmax_i(-|pos - c_i|^2 / (2 surround sigma^2)), "
+                "shifted to min 0 and normalised to sum 1")
+        return {"input": f"x: per step 2 float32, the displacement (dx, dy) in metres divided by dt = {p.dt} (a "
+                         "velocity in m/s)",
+                "init": f"init: {p.place_cells} float32, the start position's place-cell code times "
+                        f"{p.place_cells}, the code of a position being {code} over the centres c_i (step and chunk "
+                        "files have no init input: their first state is the full file's init projection, "
+                        "h0 = init @ init.weight_t split per layer, c0 = 0)",
+                "output": f"y at every step: {p.place_cells} place-cell logits; the position is the mean of the "
+                          f"place_cell_centres of the {DECODE_K} largest (metres, box centred on 0)",
+                "sigma": p.sigma, "surround": p.surround, "tuning": p.tuning, "box": p.box,
+                "place_cell_centres": [[float(a), float(b)] for a, b in self.cells.centres.tolist()]}
 
     def load(self) -> TaskData:
         p = self.params

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,6 +106,11 @@ class NpzTask(Task):
     def __init__(self, params: NpzParams):
         super().__init__(params)
         self.classification = True
+
+    def interface(self) -> dict[str, Any]:
+        return {"input": "x as X in the .npz file: per step F float32 features, or one int64 token id",
+                "output": "y after the last step: logits of the classes of an integer y (the class is the argmax), "
+                          "or the regressed values of a float y"}
 
     def check_data_location(self) -> None:
         if not self.params.data:

@@ -6,6 +6,7 @@ import gzip
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,13 +106,27 @@ class SmnistTask(Task):
     higher_is_better = True
     Params = SmnistParams
 
+    def _permutation(self) -> Tensor:
+        return torch.randperm(784, generator=torch.Generator().manual_seed(self.params.permute_seed))
+
     def _to_sequences(self, images: np.ndarray) -> Tensor:
         x = torch.from_numpy(images.astype(np.float32) / 255.0)
         x = (x - _MEAN) / _STD
         if self.params.permute:
-            perm = torch.randperm(784, generator=torch.Generator().manual_seed(self.params.permute_seed))
-            x = x.reshape(-1, 784)[:, perm]
+            x = x.reshape(-1, 784)[:, self._permutation()]
         return x.reshape(-1, 28, 28).contiguous()
+
+    def interface(self) -> dict[str, Any]:
+        v = "v = (pixel / 255 - mean) / std for the 784 pixels of the 28x28 image in row-major order"
+        if self.params.permute:
+            steps = f"{v}, reordered as v[pixel_permutation]; step t is entries 28t..28t+27"
+        else:
+            steps = f"{v}; step t is row t of the image"
+        out = {"input": f"x: 28 steps of 28 float32, {steps}", "mean": _MEAN, "std": _STD,
+               "output": "y after the last step: logits of the digits 0-9 (the class is the argmax)"}
+        if self.params.permute:
+            out["pixel_permutation"] = self._permutation().tolist()
+        return out
 
     def check_data_location(self) -> None:
         if not self.params.data:

@@ -106,3 +106,23 @@ def test_odd_scalar_onnx_metadata_is_shown_not_refused(exported: Path, tmp_path:
     r = run(["info", str(bad)])
     assert r.exit_code == 0, r.output
     assert "inputs:" in r.output and "ops:" in r.output
+
+
+@pytest.mark.parametrize("task, shown", [
+    ({"name": "charlm", "params": {"data": "/nonexistent/text.txt"}}, "interface: unavailable (Text file "),
+    ({"name": "chess", "params": {}}, "interface: unavailable (The 'task' parameter must be one of"),
+    ({"name": "adding", "params": {"seq_len": "ten"}}, "interface: unavailable (The 'seq_len' parameter"),
+    ({"name": "adding", "params": {"no such": 1}}, "interface: unavailable (Task 'adding' has no parameter"),
+])
+def test_the_interface_a_service_needs_is_shown_or_said_unavailable(exported: Path, tmp_path: Path, task,
+                                                                    shown: str) -> None:
+    r = run(["info", str(exported)])
+    assert r.exit_code == 0, r.output
+    assert "interface (what a service feeding the ONNX file needs" in r.output
+    assert "  x: per step 2 float32, a value in [0, 1) and a marker" in r.output
+    d = json.loads(run(["info", str(exported), "--json"]).stdout)
+    assert d["interface"]["output"].startswith("y after the last step: the sum of the two marked values")
+    odd = edited_onnx(exported, tmp_path / "odd.onnx", "task", json.dumps(task))
+    r = run(["info", str(odd)])
+    assert r.exit_code == 0, r.output
+    assert shown in r.output

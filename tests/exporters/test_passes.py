@@ -78,6 +78,38 @@ def test_sparsify_round_trip_exact_and_never_larger(array):
         assert changed and sparse_model.ByteSize() < model.ByteSize()
 
 
+def test_sparsify_drops_dense_types_of_converted_tensors_and_needs_ir_6() -> None:
+    # A value_info typing W as a dense tensor contradicts its sparse initializer: onnx's own
+    # (non-strict) shape inference and onnxruntime's quantizer fail on such a file. Sparse
+    # initializers came with IR 6: an older model is raised to it.
+    array = np.zeros((16, 8), np.float32)
+    array[0, 0] = 1.0
+    model = _one_weight_model(array)
+    model.graph.value_info.append(helper.make_tensor_value_info("W", onnx.TensorProto.FLOAT, [16, 8]))
+    model.graph.value_info.append(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["b", 8]))
+    model.ir_version = 5
+    sparse_model, changed = SparsifyInitializers()(model)
+    assert changed and [v.name for v in sparse_model.graph.value_info] == ["y"]
+    assert sparse_model.ir_version == 6 and model.ir_version == 5  # (the input is untouched)
+    onnx.shape_inference.infer_shapes(sparse_model)
+    onnx.checker.check_model(sparse_model)
+
+
+def test_initializer_stats_count_subgraphs() -> None:
+    from exporters.passes import initializer_stats
+
+    def branch(name: str) -> onnx.GraphProto:
+        w = numpy_helper.from_array(np.ones(4, np.float32), f"{name}_w")
+        node = helper.make_node("Identity", [f"{name}_w"], [f"{name}_out"])
+        return helper.make_graph([node], name, [], [helper.make_tensor_value_info(f"{name}_out", 1, [4])], [w])
+
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    node = helper.make_node("If", ["cond"], ["y"], then_branch=branch("then"), else_branch=branch("else"))
+    graph = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("y", 1, [4])], [cond])
+    stats = initializer_stats(helper.make_model(graph))
+    assert stats["elements"] == 1 + 4 + 4 and stats["dense"] == 3
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.7, 0.95])
 def test_sparse_export_smaller_above_break_even(make_model, cell, sparsity):

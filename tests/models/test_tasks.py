@@ -100,6 +100,61 @@ def test_charlm_reads_gzip(tmp_path: Path) -> None:
     assert make_task("charlm", {"data": str(p), "seq_len": 10}).load().info["vocab"] == 11
 
 
+# ------------------------------------------------------------- interface (for a service)
+# What `info` tells a service without rnncompress must rebuild exactly the inputs the model
+# was trained and verified on, from the raw data and the interface's tables alone.
+
+
+@pytest.mark.parametrize("permute", [False, True])
+def test_smnist_interface_rebuilds_the_inputs_from_raw_pixels(tmp_path: Path, permute: bool) -> None:
+    from models.tasks.smnist import load_mnist
+
+    d = make_mnist_dir(tmp_path / "m", n_train=60, n_test=20)
+    task = make_task("smnist", {"data": str(d), "val_size": 10, "permute": permute})
+    ifc = task.interface()
+    raw = load_mnist(str(d))["test_images"].reshape(-1, 784).astype(np.float64)
+    v = (raw / 255 - ifc["mean"]) / ifc["std"]
+    if permute:
+        assert sorted(ifc["pixel_permutation"]) == list(range(784))
+        v = v[:, ifc["pixel_permutation"]]
+    else:
+        assert "pixel_permutation" not in ifc
+    assert np.allclose(v.reshape(-1, 28, 28), task.load().test.x.numpy(), atol=1e-5)
+
+
+def test_charlm_interface_vocabulary_encodes_the_text(text_file: Path) -> None:
+    task = make_task("charlm", {"data": str(text_file), "seq_len": 20})
+    vocab = task.interface()["vocabulary"]
+    data = task.load()
+    text = text_file.read_text()
+    ids = [vocab.index(c) for c in text[: data.train.x.shape[1] + 1]]
+    assert data.train.x[0].tolist() == ids[:-1] and len(vocab) == data.spec.output_size
+    text_file.unlink()  # the vocabulary comes from the text: unreadable, a DataError naming it
+    with pytest.raises(DataError, match=str(text_file)):
+        task.interface()
+
+
+def test_navigation_interface_decodes_positions_as_the_metric_does() -> None:
+    task = make_task("navigation", {"seq_len": 6, "samples": 8, "val_samples": 4, "test_samples": 4,
+                                    "place_cells": 16})
+    ifc = task.interface()
+    centres = np.array(ifc["place_cell_centres"])
+    assert centres.shape == (16, 2) and np.abs(centres).max() <= ifc["box"] / 2
+    logits = torch.randn(4, 6, 16)
+    top = logits.topk(3, dim=-1).indices.numpy()
+    assert np.allclose(centres[top].mean(-2), task.cells.decode(logits).numpy(), atol=1e-6)
+    d2 = ((task.load().test.y[:, :1, None, :].numpy() - centres) ** 2).sum(-1)
+    code = np.exp(-d2 / (2 * ifc["sigma"] ** 2))
+    assert np.allclose(code / code.sum(-1, keepdims=True), task.cells.code(task.load().test.y[:, :1]).numpy(),
+                       atol=1e-5)
+
+
+@pytest.mark.parametrize("name, params", [("adding", {}), ("npz", {"data": "x.npz"})])
+def test_every_task_describes_its_input_and_output(name: str, params: dict) -> None:
+    ifc = make_task(name, params).interface()
+    assert ifc["input"].startswith("x") and ifc["output"].startswith("y")
+
+
 def test_npz_classification_and_regression(tmp_path: Path, npz_file: Path) -> None:
     task = make_task("npz", {"data": str(npz_file)})
     data = task.load()
