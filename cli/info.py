@@ -122,6 +122,11 @@ def info(checkpoint: Path, as_json: bool) -> None:
     Given an .onnx file, show what it is instead: inputs and outputs, ops, which ops are
     int8, sparse storage, and the provenance rnncompress recorded when it exported and
     verified it (source checkpoint and hash, task, metric, sparsity).
+
+    Both include the interface a service running the model without rnncompress needs:
+    how inputs are made and outputs read, with the task's constants and tables (smnist
+    normalisation and pixel permutation, charlm vocabulary, navigation place-cell
+    centres); --json gives the tables in full.
     """
     check_model_file(checkpoint)
     if model_file_kind(checkpoint) == "onnx":
