@@ -127,7 +127,8 @@ def _unforeseen(e: Exception) -> Exception:
     (1 tells CI that a budget is broken). RNNCOMPRESS_TRACEBACK=1 lets it through, to see where."""
     if os.environ.get("RNNCOMPRESS_TRACEBACK", "") not in ("", "0"):
         return e
-    return CliError(f"unexpected {type(e).__name__}: {clip(str(e), 200)} (rnncompress did not foresee this; "
+    said = clip(" ".join(str(e).split()), 200)  # one line, whatever the exception's message spans
+    return CliError(f"unexpected {type(e).__name__}: {said} (rnncompress did not foresee this; "
                     "RNNCOMPRESS_TRACEBACK=1 shows where it happened; please report it if the cause is not yours).", 2)
 
 
@@ -141,6 +142,7 @@ def terminate_like_interrupt() -> None:
     import signal
 
     def raise_terminated(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         raise Terminated()
 
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli.common import echo_json, fmt_table, handle_errors
+from cli.common import data_option, echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
 from models.checkpoint import Checkpoint, check_model_file, load_checkpoint
 from models.errors import ExportError, clip
@@ -17,7 +17,7 @@ from models.sequence import count_parameters, sparsity_report
 from models.tasks import interface_of
 
 
-def describe(ckpt: Checkpoint) -> dict[str, Any]:
+def describe(ckpt: Checkpoint, data: str | None = None) -> dict[str, Any]:
     model = ckpt.build_model()
     sp = sparsity_report(model)
     return {
@@ -36,7 +36,7 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
         "history": ckpt.history,
         "provenance": ckpt.provenance,
         "resume_after_epoch": ckpt.resume["epoch"] if ckpt.resume else None,
-        "interface": interface_of(ckpt.task),
+        "interface": interface_of(ckpt.task, ckpt.provenance.get("data_sha256"), data),
     }
 
 
@@ -66,8 +66,12 @@ def show_interface(interface: dict[str, Any]) -> None:
             click.echo(f"  {interface[key]}")
     rest = {k: v for k, v in interface.items() if k not in ("input", "init", "output")}
     if rest:
-        click.echo("  " + ", ".join(f"{k} [{len(v)}]" if isinstance(v, list) or (isinstance(v, str) and len(v) > 20)
-                                    else f"{k} {v}" for k, v in rest.items()))
+        def shown(v: Any) -> str:  # a short string quoted, so a space or newline in a vocabulary shows
+            if isinstance(v, list) or (isinstance(v, str) and len(v) > 20):
+                return f"[{len(v)}]"
+            return json.dumps(v, ensure_ascii=False) if isinstance(v, str) else str(v)
+
+        click.echo("  " + ", ".join(f"{k} {shown(v)}" for k, v in rest.items()))
 
 
 def show_onnx(d: dict[str, Any]) -> None:
@@ -115,8 +119,9 @@ def show_onnx(d: dict[str, Any]) -> None:
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
+@data_option
 @handle_errors
-def info(checkpoint: Path, as_json: bool) -> None:
+def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
     """Show a checkpoint: model, task, per-matrix sparsity, metrics and history.
 
     Given an .onnx file, show what it is instead: inputs and outputs, ops, which ops are
@@ -133,13 +138,13 @@ def info(checkpoint: Path, as_json: bool) -> None:
         d = onnx_summary(checkpoint)
         check_onnx_metadata(d)
         if d["metadata"].get("task"):
-            d["interface"] = interface_of(d["metadata"]["task"])
+            d["interface"] = interface_of(d["metadata"]["task"], d["metadata"].get("data_sha256"), data)
         if as_json:
             echo_json(d)
         else:
             show_onnx(d)
         return
-    d = describe(load_checkpoint(checkpoint))
+    d = describe(load_checkpoint(checkpoint), data)
     if as_json:
         echo_json(d)
         return

@@ -167,11 +167,14 @@ def _make_optimizer(cfg: TrainConfig, weights: list[nn.Parameter],
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
+_OTHER_GROUPS = ("optimizer has other parameter groups (an earlier rnncompress applied weight decay to learned "
+                 "positions); it cannot be resumed, train it again.")
+
+
 def _load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     groups = state.get("param_groups")
     if isinstance(groups, list) and len(groups) != len(opt.param_groups):
-        raise ConfigError("This checkpoint's optimizer has other parameter groups (an earlier rnncompress applied "
-                          "weight decay to learned positions); it cannot be resumed, train it again.")
+        raise ConfigError(f"This checkpoint's {_OTHER_GROUPS}")
     try:
         opt.load_state_dict(state)
     except (KeyError, TypeError, ValueError, IndexError) as e:
@@ -369,9 +372,19 @@ def train_new(
 
 
 def check_resumable(ckpt: Checkpoint) -> None:
-    """Raise ConfigError unless ``ckpt`` is an interrupted training run."""
+    """Raise ConfigError unless ``ckpt`` is an interrupted training run this version can
+    continue (its optimizer state has the parameter groups this version makes)."""
     if ckpt.state == "complete" or ckpt.resume is None:
         raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
+    groups = ckpt.resume.get("optimizer", {}).get("param_groups")
+    if isinstance(groups, list) and len(groups) != _optimizer_groups(TrainConfig.from_dict(ckpt.training)):
+        raise ConfigError(f"Checkpoint {ckpt.path}: {_OTHER_GROUPS}")
+
+
+def _optimizer_groups(cfg: TrainConfig) -> int:
+    """How many parameter groups ``_make_optimizer`` makes for ``cfg``'s run."""
+    learned = cfg.regularizer.learn_embedding and cfg.regularizer.base_space() is not None
+    return 2 if learned and cfg.weight_decay > 0 else 1
 
 
 def resume_training(ckpt: Checkpoint | str | os.PathLike, task: Task, data: TaskData, out: Path | None,

@@ -57,6 +57,8 @@ MANIFEST_SCHEMA = "rnncompress-manifest/1"
 STAGES = ("train", "prune", "export", "bench", "check")
 # Pictures a stage draws besides its planned files (how many depends on its results).
 PLOTS = {"prune": "model/pruning*.png", "bench": "bench/*.png"}
+# Every file a run may write, planned or not (a format a later pipeline dropped, ...).
+WRITTEN = (*PLOTS.values(), "model/*.pt", "model/*.json", "onnx/*.onnx", "bench/report.*", "check/*")
 
 
 def _hash(obj: Any) -> str:
@@ -357,7 +359,7 @@ def _tidy(out_dir: Path, manifest: Manifest, stages: list[StagePlan], progress: 
         if target is None or not f.is_file():
             return False
         rel = (f.parent / target).relative_to(out_dir).as_posix()
-        return rel in ours or any(fnmatch.fnmatchcase(rel, pattern) for pattern in PLOTS.values())
+        return rel in ours or any(fnmatch.fnmatchcase(rel, pattern) for pattern in WRITTEN)
 
     for f in [f for f in out_dir.rglob(".*.tmp") if our_leftover(f)]:
         f.unlink(missing_ok=True)
@@ -515,21 +517,18 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
         if on_plan:
             on_plan(stages)
         return PipelineResult(out_dir, stages)
-    created = not out_dir.exists()
+    created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # deepest first
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with _exclusive(out_dir):
+    with _exclusive(out_dir):  # (refused: another run holds the folder, and this one touches nothing)
+        try:
             stages = plan_pipeline(p, out_dir)  # again: the folder is ours now, no other run can change it
             if on_plan:
                 on_plan(stages)
             return _run_stages(p, out_dir, stages, progress)
-    finally:  # a failed or cancelled run leaves no empty folders behind
-        for sub in ("model", "onnx", "bench", "check"):
-            with contextlib.suppress(OSError):
-                (out_dir / sub).rmdir()
-        if created:
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()
+        finally:  # a failed or cancelled run leaves no empty folders behind
+            for d in [out_dir / sub for sub in ("model", "onnx", "bench", "check")] + created:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
 
 @contextlib.contextmanager

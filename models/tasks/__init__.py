@@ -35,13 +35,18 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
     return task if data is None else task.with_data(data)
 
 
-def interface_of(task_dict: Any) -> dict[str, Any]:
-    """``Task.interface`` of the task a checkpoint or an ONNX file records; when it cannot be
-    built (no task recorded, its text unreadable here), ``{"unavailable": why}``."""
+def interface_of(task_dict: Any, recorded: Any = None, data: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``Task.interface`` of the task a checkpoint or an ONNX file records (its files read from
+    ``data`` if given). A table built from the data (charlm's vocabulary) is given only from
+    the files the model recorded (``recorded``: its ``data_sha256``): another text is another
+    vocabulary. When it cannot be built, ``{"unavailable": why}``."""
     try:
         if not isinstance(task_dict, dict):
             raise ConfigError("no task is recorded")
-        return task_from_checkpoint(task_dict).interface()
+        task = task_from_checkpoint(task_dict, data)
+        if task.interface_reads_data:
+            task.check_data_is(recorded, "the model")
+        return task.interface()
     except RnnCompressError as e:
         return {"unavailable": str(e)}
 

@@ -98,6 +98,7 @@ class Task:
     """Base class. Subclasses set ``name``, ``Params`` and implement ``load``/``loss``/``metric_sums``."""
 
     name: ClassVar[str]
+    interface_reads_data: ClassVar[bool] = False  # ``interface`` builds a table from the data files
     metric_name: ClassVar[str]
     higher_is_better: ClassVar[bool]
     Params: ClassVar[type]

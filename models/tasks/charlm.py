@@ -56,6 +56,7 @@ def read_text(path: Path) -> str:
 
 class CharlmTask(Task):
     name = "charlm"
+    interface_reads_data = True  # the vocabulary
     metric_name = "bpc"
     higher_is_better = False
     Params = CharlmParams

@@ -157,8 +157,9 @@ class NavigationTask(Task):
                          "velocity in m/s)",
                 "init": f"init: {p.place_cells} float32, the start position's place-cell code times "
                         f"{p.place_cells}, the code of a position being {code} over the centres c_i (step and chunk "
-                        "files have no init input: their first state is the full file's init projection, "
-                        "h0 = init @ init.weight_t split per layer, c0 = 0)",
+                        "files have no init input: feed their state inputs h0, h1, ... [1, batch, H_l] with "
+                        "consecutive blocks of H_0, H_1, ... columns of init @ init.weight_t, the full file's init "
+                        "projection, and an LSTM's c0, c1, ... with zeros)",
                 "output": f"y at every step: {p.place_cells} place-cell logits; the position is the mean of the "
                           f"place_cell_centres of the {DECODE_K} largest (metres, box centred on 0)",
                 "sigma": p.sigma, "surround": p.surround, "tuning": p.tuning, "box": p.box,

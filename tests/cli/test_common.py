@@ -144,3 +144,32 @@ def test_a_parameter_error_names_the_option_of_the_running_command() -> None:
 def test_bare_rnncompress_prints_the_help_and_succeeds() -> None:
     r = run([])
     assert r.exit_code == 0 and r.stdout.startswith("Usage:") and "Compress recurrent networks" in r.stdout
+
+
+def test_an_unforeseen_multi_line_message_stays_one_line_and_a_second_sigterm_waits(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from cli.common import terminate_like_interrupt
+
+    @handle_errors
+    def torch_style() -> None:
+        raise RuntimeError("Error(s) in loading state_dict:\n\tsize mismatch for w")
+
+    with pytest.raises(CliError) as e:
+        torch_style()
+    assert "\n" not in e.value.message and "state_dict: size mismatch for w" in e.value.message
+
+    @handle_errors
+    def cancelled_twice() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        terminate_like_interrupt()
+        with pytest.raises(SystemExit) as stop:
+            cancelled_twice()
+        os.kill(os.getpid(), signal.SIGTERM)  # while the first is being handled: ignored, not a second stop
+        assert stop.value.code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)

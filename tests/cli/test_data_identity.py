@@ -89,3 +89,21 @@ def test_the_refusal_names_the_files_whose_content_is_missing(tmp_path: Path) ->
                                         r"its files \(sha256 compared, so a decompressed"):
         task.check_data_is(recorded, "m.pt")
     make_task("smnist", {"data": str(tmp_path / "a")}).check_data_is(recorded, "m.pt")
+
+
+def test_info_gives_the_vocabulary_only_from_the_text_the_model_was_trained_on(charlm: Path, tmp_path: Path) -> None:
+    import json
+
+    r = run(["export", str(charlm), "--format", "dense", "--out-dir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    vocab = "".join(sorted(set(TEXT)))
+    for model in (charlm, tmp_path / "o" / "m.onnx"):
+        d = json.loads(run(["info", str(model), "--json"]).stdout)
+        assert d["interface"]["vocabulary"] == vocab
+        other = tmp_path / "b.txt"
+        other.write_text(TEXT + " ZZZ 0123")  # another vocabulary: every id would shift
+        d = json.loads(run(["info", str(model), "--json", "--data", str(other)]).stdout)
+        assert "vocabulary" not in d["interface"] and "is not the data the model was trained on" in \
+            d["interface"]["unavailable"]
+        r = run(["info", str(model), "--data", str(other)])
+        assert r.exit_code == 0 and "interface: unavailable (The data at" in r.stdout

@@ -287,6 +287,7 @@ def test_the_folder_holds_only_what_this_pipeline_writes(first_run, tmp_path: Pa
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)
     (out / "bench" / ".report.md.x1y2z3w4.tmp").write_text("half")
+    (out / "onnx" / ".model.int8.onnx.abcd1234.tmp").write_text("half")  # of a format this pipeline drops
     (out / "bench" / ".notes.tmp").write_text("mine")  # a user's own temporary files are not ours
     (out / "mine").mkdir()
     (out / "mine" / ".session.ab12cd34.tmp").write_text("mine")
@@ -296,6 +297,7 @@ def test_the_folder_holds_only_what_this_pipeline_writes(first_run, tmp_path: Pa
     assert sorted(p.name for p in (out / "onnx").iterdir()) == ["baseline.onnx", "model.onnx", "model.step.onnx"]
     assert not (out / "check").exists()
     assert not (out / "bench" / ".report.md.x1y2z3w4.tmp").exists()
+    assert not (out / "onnx" / ".model.int8.onnx.abcd1234.tmp").exists()
     assert (out / "bench" / ".notes.tmp").exists() and (out / "mine" / ".session.ab12cd34.tmp").exists()
     (out / "bench" / ".notes.tmp").unlink()
     manifest = json.loads((out / "manifest.json").read_text())
@@ -629,11 +631,15 @@ def test_a_second_run_into_a_folder_in_use_is_refused(first_run, tmp_path: Path)
     fd = os.open(out, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first run holds it
+        shutil.rmtree(out / "check")
+        (out / "check").mkdir()  # empty, as the holder's folder is between its mkdir and its first file
         with pytest.raises(ConfigError, match=f"--out {out} is in use by another rnncompress run"):
             run_pipeline(parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>"), out)
+        assert (out / "check").is_dir()  # the refused run touched nothing of the holder's
         assert run_pipeline(parse_pipeline(TINY, "<t>"), out, dry_run=True).stages  # a dry run only reads
     finally:
         os.close(fd)
+    before = {f: v for f, v in before.items() if f.parent.name != "check"}
     assert {f: f.read_bytes() for f in out.rglob("*") if f.is_file()} == before
     assert [s.action for s in run_pipeline(parse_pipeline(TINY, "<t>"), out).stages][:4] == ["skip"] * 4
 
@@ -650,7 +656,23 @@ def test_a_cancelled_rerun_leaves_no_earlier_verdict_behind(first_run, tmp_path:
         assert not (out / stale).exists(), stale
     assert sorted(json.loads((out / "manifest.json").read_text())["stages"]) == ["train"]
     assert [s.action for s in run_pipeline(changed, out).stages] == ["resume"] + ["run"] * 4
-    # A first run stopped in its first epoch leaves no folder at all.
+    # A first run stopped in its first epoch leaves no folder at all, nor the parents it made.
     with training_interrupted_at(0), pytest.raises(KeyboardInterrupt):
-        run_pipeline(changed, tmp_path / "new")
+        run_pipeline(changed, tmp_path / "new" / "nested")
     assert not (tmp_path / "new").exists()
+
+
+def test_an_interrupted_run_this_version_cannot_resume_is_trained_again(first_run, tmp_path: Path) -> None:
+    import torch
+
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
+    with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
+        run_pipeline(changed, out)
+    raw = torch.load(out / "model/trained.pt", weights_only=True)
+    groups = raw["resume"]["optimizer"]["param_groups"]
+    raw["resume"]["optimizer"]["param_groups"] = groups + [dict(groups[0], params=[])]  # an earlier grouping
+    torch.save(raw, out / "model/trained.pt")
+    plan = run_pipeline(changed, out, dry_run=True).stages[0]
+    assert plan.action == "run"  # not "resume", which would fail on every rerun
