@@ -158,7 +158,7 @@ def _make_optimizer(cfg: TrainConfig, weights: list[nn.Parameter],
     # Weight decay pulls toward the origin, which on a space means nothing (on a torus it
     # drags neurons toward the corner where coordinates wrap): learned positions get none.
     params: list[Any] = weights + positions
-    if positions and cfg.weight_decay > 0:
+    if positions and cfg.weight_decay > 0:  # (``_optimizer_groups`` predicts this from the config)
         params = [{"params": weights}, {"params": positions, "weight_decay": 0.0}]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -167,15 +167,8 @@ def _make_optimizer(cfg: TrainConfig, weights: list[nn.Parameter],
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-_OTHER_GROUPS = ("optimizer has other parameter groups (an earlier rnncompress applied weight decay to learned "
-                 "positions); it cannot be resumed, train it again.")
-
-
 def _load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    groups = state.get("param_groups")
-    if isinstance(groups, list) and len(groups) != len(opt.param_groups):
-        raise ConfigError(f"This checkpoint's {_OTHER_GROUPS}")
-    try:
+    try:  # (other parameter groups are refused by check_resumable first, with the reason)
         opt.load_state_dict(state)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ConfigError(f"This checkpoint's optimizer state does not fit its model ({type(e).__name__}: {e}); "
@@ -378,7 +371,8 @@ def check_resumable(ckpt: Checkpoint) -> None:
         raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
     groups = ckpt.resume.get("optimizer", {}).get("param_groups")
     if isinstance(groups, list) and len(groups) != _optimizer_groups(TrainConfig.from_dict(ckpt.training)):
-        raise ConfigError(f"Checkpoint {ckpt.path}: {_OTHER_GROUPS}")
+        raise ConfigError(f"Checkpoint {ckpt.path}: its optimizer has other parameter groups (an earlier rnncompress "
+                          "applied weight decay to learned positions); it cannot be resumed, train it again.")
 
 
 def _optimizer_groups(cfg: TrainConfig) -> int:

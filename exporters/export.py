@@ -41,6 +41,7 @@ from exporters.passes import (
     SetIrVersion,
     SparsifyInitializers,
     StoreRecurrentWeightsInt8,
+    all_graphs,
     check_float_below,
     initializer_names,
     initializer_stats,
@@ -493,16 +494,15 @@ def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """Every tensor a graph stores: initializers, sparse ones, and node attributes (subgraphs too)."""
-    yield from graph.initializer
-    for sp in graph.sparse_initializer:
-        yield from (sp.values, sp.indices)
-    for node in graph.node:
-        for a in node.attribute:
-            if a.HasField("t"):
-                yield a.t
-            yield from a.tensors
-            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                yield from _graph_tensors(g)
+    for g in all_graphs(graph):
+        yield from g.initializer
+        for sp in g.sparse_initializer:
+            yield from (sp.values, sp.indices)
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
 
 
 def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:

@@ -58,7 +58,8 @@ STAGES = ("train", "prune", "export", "bench", "check")
 # Pictures a stage draws besides its planned files (how many depends on its results).
 PLOTS = {"prune": "model/pruning*.png", "bench": "bench/*.png"}
 # Every file a run may write, planned or not (a format a later pipeline dropped, ...).
-WRITTEN = (*PLOTS.values(), "model/*.pt", "model/*.json", "onnx/*.onnx", "bench/report.*", "check/*")
+WRITTEN = (MANIFEST, PIPELINE_FILE, *PLOTS.values(), "model/*.pt", "model/*.json", "onnx/*.onnx", "bench/report.*",
+           "check/*")
 
 
 def _hash(obj: Any) -> str:
@@ -352,14 +353,12 @@ def _tidy(out_dir: Path, manifest: Manifest, stages: list[StagePlan], progress: 
     every stage about to run again (but training, which may resume), so the folder holds what
     a fresh run of this pipeline would write and no stale report, model or green JUnit file,
     also when this run is cancelled half-way."""
-    ours = {MANIFEST, PIPELINE_FILE, *manifest.files(), *(f for st in stages for f in st.outputs)}
-
     def our_leftover(f: Path) -> bool:  # a temporary file of a write of ours (a user's own .tmp files stay)
         target = atomic_leftover_target(f)
         if target is None or not f.is_file():
             return False
         rel = (f.parent / target).relative_to(out_dir).as_posix()
-        return rel in ours or any(fnmatch.fnmatchcase(rel, pattern) for pattern in WRITTEN)
+        return any(fnmatch.fnmatchcase(rel, pattern) for pattern in WRITTEN)
 
     for f in [f for f in out_dir.rglob(".*.tmp") if our_leftover(f)]:
         f.unlink(missing_ok=True)

@@ -268,12 +268,19 @@ def test_a_finished_model_the_manifest_never_recorded_is_kept(first_run, tmp_pat
     assert (stages[0].action, stages[0].reason) == ("run", "model/trained.pt is not a run of these settings")
 
 
-def test_a_rerun_interrupted_after_a_settings_change_resumes(first_run, tmp_path: Path) -> None:
+def rerun_with_another_lr_interrupted(first_run, tmp_path: Path) -> tuple[Path, Pipeline]:
+    """A copy of the first run's folder, rerun with another lr and stopped by Ctrl-C after
+    training's epoch-1 checkpoint; returns the folder and the changed pipeline."""
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)
     changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
     with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
         run_pipeline(changed, out)
+    return out, changed
+
+
+def test_a_rerun_interrupted_after_a_settings_change_resumes(first_run, tmp_path: Path) -> None:
+    out, changed = rerun_with_another_lr_interrupted(first_run, tmp_path)
     assert run_pipeline(changed, out, dry_run=True).stages[0].action == "resume"
     fresh = tmp_path / "fresh"
     run_pipeline(changed, fresh)
@@ -647,11 +654,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused(first_run, tmp_path: Path)
 def test_a_cancelled_rerun_leaves_no_earlier_verdict_behind(first_run, tmp_path: Path) -> None:
     # CI publishes check/junit.xml even when the job is cancelled: the earlier run's green
     # verdict must not be there once this run's training has started over.
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
-    changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
-    with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
-        run_pipeline(changed, out)
+    out, changed = rerun_with_another_lr_interrupted(first_run, tmp_path)
     for stale in ("check/junit.xml", "check/check.json", "bench/report.json", "onnx/model.onnx", "model/pruned.pt"):
         assert not (out / stale).exists(), stale
     assert sorted(json.loads((out / "manifest.json").read_text())["stages"]) == ["train"]
@@ -665,11 +668,7 @@ def test_a_cancelled_rerun_leaves_no_earlier_verdict_behind(first_run, tmp_path:
 def test_an_interrupted_run_this_version_cannot_resume_is_trained_again(first_run, tmp_path: Path) -> None:
     import torch
 
-    out = tmp_path / "out"
-    shutil.copytree(first_run[0], out)
-    changed = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
-    with training_interrupted_at(2), pytest.raises(KeyboardInterrupt):
-        run_pipeline(changed, out)
+    out, changed = rerun_with_another_lr_interrupted(first_run, tmp_path)
     raw = torch.load(out / "model/trained.pt", weights_only=True)
     groups = raw["resume"]["optimizer"]["param_groups"]
     raw["resume"]["optimizer"]["param_groups"] = groups + [dict(groups[0], params=[])]  # an earlier grouping
