@@ -54,13 +54,14 @@ def check_onnx_metadata(d: dict[str, Any]) -> None:
                               f"a number; got {clip(shown)}.")
 
 
-def show_interface(interface: dict[str, Any]) -> None:
+def show_interface(interface: dict[str, Any], source: str = "") -> None:
     """How a service feeds the model and reads it: the sentences in full, the constants
-    inline, the tables (permutation, vocabulary, centres) by size (in full with --json)."""
+    inline, the tables (permutation, vocabulary, centres) by size (in full with --json).
+    ``source`` says where they come from when it matters (an ONNX file that stores them)."""
     if "unavailable" in interface:
         click.echo(f"interface: unavailable ({interface['unavailable']})")
         return
-    click.echo("interface (what a service feeding the ONNX file needs; tables in full with --json):")
+    click.echo(f"interface (what a service feeding the ONNX file needs{source}; tables in full with --json):")
     for key in ("input", "init", "output"):  # each sentence starts with the tensor it describes
         if key in interface:
             click.echo(f"  {interface[key]}")
@@ -113,7 +114,7 @@ def show_onnx(d: dict[str, Any]) -> None:
         click.echo(f"session: {entries} (onnxruntime does not read this from the file: set it in your own "
                    "session's config entries, as rnncompress bench and export verification do)")
     if "interface" in d:
-        show_interface(d["interface"])
+        show_interface(d["interface"], ", stored in the file" if d.get("interface_source") == "file" else "")
 
 
 @click.command()
@@ -131,14 +132,20 @@ def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
     Both include the interface a service running the model without rnncompress needs:
     how inputs are made and outputs read, with the task's constants and tables (smnist
     normalisation and pixel permutation, charlm vocabulary, navigation place-cell
-    centres); --json gives the tables in full.
+    centres); --json gives the tables in full. An ONNX file carries its own (metadata
+    rnncompress.interface, written by the export); for one that does not, it is derived
+    from the task the file records, reading its data from --data if given.
     """
     check_model_file(checkpoint)
     if model_file_kind(checkpoint) == "onnx":
         d = onnx_summary(checkpoint)
         check_onnx_metadata(d)
-        if d["metadata"].get("task"):
+        stored = d["metadata"].pop("interface", None)
+        if stored:  # the export's own record, whatever --data says
+            d["interface"], d["interface_source"] = stored, "file"
+        elif d["metadata"].get("task"):  # an older export, or tables unreadable then: from its task
             d["interface"] = interface_of(d["metadata"]["task"], d["metadata"].get("data_sha256"), data)
+            d["interface_source"] = "task"
         if as_json:
             echo_json(d)
         else:

@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -52,6 +52,7 @@ from exporters.passes import (
 from exporters.verify import (
     DATA_KEY,
     FORMAT_KEY,
+    INTERFACE_KEY,
     META_PREFIX,
     MODEL_CONFIG_KEY,
     OBJECT_KEYS,
@@ -73,7 +74,7 @@ from models.errors import (ConfigError, ExportError, ParityError, check_field_ty
 from models.io import atomic_path, check_output_file, probe_writable_dir, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, sparsity_report
-from models.tasks import Split, Task, check_data_fits, recorded_test_split
+from models.tasks import Split, Task, check_data_fits, interface_of, recorded_test_split
 
 FORMATS = ("dense", "sparse", "step", "chunk", "int8")
 _ORDER = ("step", "chunk", "int8", "sparse")  # canonical order of the parts of a combined format
@@ -216,11 +217,19 @@ class ExportResult:
         return self.parity.error
 
 
+def task_interface(ckpt: Checkpoint, data: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The interface an export stores for ``ckpt`` (its task's files read from ``data`` if
+    given); ``{"unavailable": why}`` when its tables cannot be read, and then none is stored."""
+    return interface_of(ckpt.task, ckpt.provenance.get("data_sha256"), data)
+
+
 def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant,
-                        options: ExportOptions) -> dict[str, str]:
+                        options: ExportOptions, interface: dict[str, Any] | None = None) -> dict[str, str]:
     """metadata_props for an export: what it came from and how it was checked. No times:
     the same checkpoint gives the same bytes. The task is recorded as the checkpoint has it,
-    its data location included (absolute), so that bench can score the file."""
+    its data location included (absolute), so that bench can score the file. ``interface``
+    (``Task.interface``: the input recipe and the tables a service needs) is stored when
+    given and available, so the file carries them wherever it goes."""
     sp = sparsity_report(model)
     per = {name: round(v["sparsity"], 6) for name, v in sp["per_matrix"].items()}
     metric = ckpt.metrics.get("metric") or ""
@@ -246,6 +255,8 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
     }
     if variant.int8:
         meta["rnncompress.int8_float_below"] = str(options.int8_float_below)
+    if interface and "unavailable" not in interface:
+        meta[INTERFACE_KEY] = json.dumps(interface, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return meta
 
 
@@ -425,11 +436,12 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     model = ckpt.build_model()
     model.eval()
     data = _verify_data(ckpt, model, options, need_int8=any(v.int8 for v in variants))
+    interface = task_interface(ckpt, options.data)
     built: dict[Path, bytes] = {}
     results = []
     for v in variants:
         progress.message(f"{stem}: {v.name}: building and verifying")
-        meta = provenance_metadata(ckpt, model, v, options)
+        meta = provenance_metadata(ckpt, model, v, options, interface)
         proto = build_variant(model, v, meta, options.min_gain, options.ir_version, options.int8_float_below)
         parity = verify_variant(proto, v, data, options)
         blob = proto.SerializeToString()

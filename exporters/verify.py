@@ -37,8 +37,9 @@ TASK_KEY = META_PREFIX + "task"
 SPARSITY_KEY = META_PREFIX + "sparsity"
 DATA_KEY = META_PREFIX + "data_sha256"
 FORMAT_KEY = META_PREFIX + "format"
+INTERFACE_KEY = META_PREFIX + "interface"
 # The metadata an export stores as JSON objects: readers refuse a file where one is not.
-OBJECT_KEYS = (MODEL_CONFIG_KEY, TASK_KEY, SPARSITY_KEY, DATA_KEY, SESSION_CONFIG_KEY)
+OBJECT_KEYS = (MODEL_CONFIG_KEY, TASK_KEY, SPARSITY_KEY, DATA_KEY, SESSION_CONFIG_KEY, INTERFACE_KEY)
 
 
 def json_metadata(meta: Mapping[str, str], key: str, source: str | os.PathLike = "the model") -> dict[str, Any] | None:

@@ -30,8 +30,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from exporters.export import (ExportOptions, Variant, build_variant, provenance_metadata,
-                              read_onnx_sized)
+from exporters.export import (ExportOptions, Variant, build_variant, provenance_metadata, read_onnx_sized,
+                              task_interface)
 from exporters.verify import (
     DATA_KEY,
     FORMAT_KEY,
@@ -298,7 +298,7 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
     model = ckpt.build_model().eval()
     c = ckpt.config
     task, test, seq, inputs = _data(ckpt.task, c, inp.path, config, tasks, ckpt.provenance.get("data_sha256"))
-    meta = provenance_metadata(ckpt, model, Variant(), ExportOptions())
+    meta = provenance_metadata(ckpt, model, Variant(), ExportOptions(), task_interface(ckpt, config.data))
     blob = build_variant(model, Variant(), meta).SerializeToString()
     full = make_session(blob, config.threads)
     reference = TorchReference(model)

@@ -97,13 +97,17 @@ def test_info_gives_the_vocabulary_only_from_the_text_the_model_was_trained_on(c
     r = run(["export", str(charlm), "--format", "dense", "--out-dir", str(tmp_path / "o"), "-q"])
     assert r.exit_code == 0, r.output
     vocab = "".join(sorted(set(TEXT)))
-    for model in (charlm, tmp_path / "o" / "m.onnx"):
-        d = json.loads(run(["info", str(model), "--json"]).stdout)
-        assert d["interface"]["vocabulary"] == vocab
-        other = tmp_path / "b.txt"
-        other.write_text(TEXT + " ZZZ 0123")  # another vocabulary: every id would shift
-        d = json.loads(run(["info", str(model), "--json", "--data", str(other)]).stdout)
-        assert "vocabulary" not in d["interface"] and "is not the data the model was trained on" in \
-            d["interface"]["unavailable"]
-        r = run(["info", str(model), "--data", str(other)])
-        assert r.exit_code == 0 and "interface: unavailable (The data at" in r.stdout
+    d = json.loads(run(["info", str(charlm), "--json"]).stdout)
+    assert d["interface"]["vocabulary"] == vocab
+    other = tmp_path / "b.txt"
+    other.write_text(TEXT + " ZZZ 0123")  # another vocabulary: every id would shift
+    d = json.loads(run(["info", str(charlm), "--json", "--data", str(other)]).stdout)
+    assert "vocabulary" not in d["interface"] and "is not the data the model was trained on" in \
+        d["interface"]["unavailable"]
+    r = run(["info", str(charlm), "--data", str(other)])
+    assert r.exit_code == 0 and "interface: unavailable (The data at" in r.stdout
+    # The ONNX file stores the vocabulary it was exported with: another text, or none, changes nothing.
+    onnx_file = tmp_path / "o" / "m.onnx"
+    for data in (["--data", str(other)], ["--data", str(tmp_path / "gone.txt")], []):
+        d = json.loads(run(["info", str(onnx_file), "--json", *data]).stdout)
+        assert d["interface"]["vocabulary"] == vocab and d["interface_source"] == "file"

@@ -74,10 +74,12 @@ def test_a_state_dict_that_does_not_fit_names_the_first_mismatch(trained: Path, 
                                            "shape (24, 2) where the config makes (28, 2) (and 4 more mismatches).")
 
 
-def edited_onnx(src: Path, dst: Path, key: str, value: str) -> Path:
+def edited_onnx(src: Path, dst: Path, key: str, value: str | None) -> Path:
+    """A copy of ``src`` whose metadata ``rnncompress.{key}`` is ``value`` (None: removed)."""
     model = onnx.load(src)
     props = {p.key: p.value for p in model.metadata_props}
     props[f"rnncompress.{key}"] = value
+    props = {k: v for k, v in props.items() if v is not None}
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)
     onnx.save(model, dst)
@@ -85,7 +87,7 @@ def edited_onnx(src: Path, dst: Path, key: str, value: str) -> Path:
 
 
 @pytest.mark.parametrize("as_json", [[], ["--json"]])
-@pytest.mark.parametrize("key", ["model_config", "task", "sparsity", "session_config"])
+@pytest.mark.parametrize("key", ["model_config", "task", "sparsity", "session_config", "interface"])
 @pytest.mark.parametrize("value, shown", [("[1, 2]", "[1, 2]"), ("3", "3"), ("null", "null"), ("not json", "not json")])
 def test_onnx_metadata_that_is_not_a_json_object_is_one_line(exported: Path, tmp_path: Path, as_json, key: str,
                                                              value: str, shown: str) -> None:
@@ -118,11 +120,18 @@ def test_the_interface_a_service_needs_is_shown_or_said_unavailable(exported: Pa
                                                                     shown: str) -> None:
     r = run(["info", str(exported)])
     assert r.exit_code == 0, r.output
-    assert "interface (what a service feeding the ONNX file needs" in r.output
+    assert "interface (what a service feeding the ONNX file needs, stored in the file;" in r.output
     assert "  x: per step 2 float32, a value in [0, 1) and a marker" in r.output
     d = json.loads(run(["info", str(exported), "--json"]).stdout)
     assert d["interface"]["output"].startswith("y after the last step: the sum of the two marked values")
-    odd = edited_onnx(exported, tmp_path / "odd.onnx", "task", json.dumps(task))
+    assert d["interface_source"] == "file" and "interface" not in d["metadata"]  # once, not twice
+    # An export that stores no interface (an older one): derived from the task it records.
+    older = edited_onnx(exported, tmp_path / "older.onnx", "interface", None)
+    r = run(["info", str(older)])
+    assert r.exit_code == 0, r.output
+    assert "interface (what a service feeding the ONNX file needs;" in r.output
+    assert json.loads(run(["info", str(older), "--json"]).stdout)["interface"] == d["interface"]
+    odd = edited_onnx(older, tmp_path / "odd.onnx", "task", json.dumps(task))
     r = run(["info", str(odd)])
     assert r.exit_code == 0, r.output
     assert shown in r.output

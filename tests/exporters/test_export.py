@@ -26,6 +26,7 @@ from exporters.passes import INT8_FLOAT_BELOW, DensifyInitializers
 from exporters.verify import make_session, run_full
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError, ConfigError, DataError, ExportError, ParityError
+from models.tasks import make_task, task_from_checkpoint
 
 ALL = "dense,sparse,step,int8,int8+sparse,step+int8,chunk,chunk+int8"
 FILES = {"dense": "m.onnx", "sparse": "m.sparse.onnx", "step": "m.step.onnx", "int8": "m.int8.onnx",
@@ -56,6 +57,7 @@ def test_export_every_format(make_model, make_checkpoint, tmp_path, cell):
         assert meta["rnncompress.verified"] == "task"
         assert json.loads(meta["rnncompress.tolerance"])["fp32_max_abs"] == 1e-5
         assert json.loads(meta["rnncompress.model_config"])["cell"] == cell
+        assert json.loads(meta["rnncompress.interface"]) == task_from_checkpoint(load_checkpoint(path).task).interface()
         # weight-only int8 recurrent weights: GRU and RNN, and a small LSTM in a step model
         weight_only = "int8" in r.format and (cell != "lstm" or r.format.startswith("step"))
         assert ("rnncompress.session_config" in meta) == weight_only
@@ -146,8 +148,6 @@ def test_navigation_checkpoint_with_init_layer(make_model, make_checkpoint, tmp_
 
 
 def test_embedding_checkpoint_on_charlm(make_model, make_checkpoint, text_file, tmp_path):
-    from models.tasks import make_task
-
     params = {"data": str(text_file), "seq_len": 12, "embed_dim": 5}
     vocab = make_task("charlm", params).load().spec.input_size
     model = make_model("lstm", (8, 6), 0.5, input_size=vocab, output_size=vocab, head="every",
@@ -282,6 +282,29 @@ def test_missing_task_data_suggests_random(make_model, make_checkpoint, tmp_path
     meta = {p.key: p.value for p in onnx.load(str(results[0].path)).metadata_props}
     assert meta["rnncompress.verified"] == "random"
     assert results[2].parity.kind == "rel_rms"
+
+
+def test_the_interface_is_stored_when_its_tables_can_be_read(make_model, make_checkpoint, tmp_path):
+    """The file carries the task's interface (navigation's place-cell centres, here); a
+    charlm model whose text is gone exports (verified on random inputs) without one rather
+    than with a vocabulary from nowhere."""
+    nav = {"name": "navigation", "params": {"seq_len": 5, "samples": 16, "val_samples": 8, "test_samples": 16,
+                                            "place_cells": 8}}
+    model = make_model("rnn", (6,), input_size=2, output_size=8, init_size=8, head="every")
+    result, = export_checkpoint(load_checkpoint(make_checkpoint(model, nav)), "dense", tmp_path / "nav")
+    meta = {p.key: p.value for p in onnx.load(str(result.path)).metadata_props}
+    stored = json.loads(meta["rnncompress.interface"])
+    assert stored == task_from_checkpoint(nav).interface()
+    assert len(stored["place_cell_centres"]) == 8
+    text = tmp_path / "t.txt"
+    text.write_text("abcab" * 40)
+    task = {"name": "charlm", "params": {"data": str(text), "seq_len": 4, "embed_dim": 2}}
+    lm = make_model("lstm", (4,), input_size=3, output_size=3, head="every", input_layer="embedding", input_dim=2)
+    ckpt = load_checkpoint(make_checkpoint(lm, task))
+    text.unlink()
+    result, = export_checkpoint(ckpt, "dense", tmp_path / "lm", options=ExportOptions(verify_data="random"))
+    meta = {p.key: p.value for p in onnx.load(str(result.path)).metadata_props}
+    assert "rnncompress.interface" not in meta and json.loads(meta["rnncompress.task"])["name"] == "charlm"
 
 
 def test_task_shape_mismatch_is_a_data_error(make_model, make_checkpoint, tmp_path):
