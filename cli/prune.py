@@ -47,8 +47,9 @@ from models.tasks import check_data_fits, task_from_checkpoint
 @click.option("--edge-prune", is_flag=True,
               help="Also drop the kept neurons' recurrent connections outside the binary relation (recomputed "
                    "on the shrunk layer, recurrent receivers only). It is the selection's relation: at the "
-                   "default --quantile 0.97 that keeps only ~3% of the nonzero recurrent weights; fine-tuning "
-                   "keeps them dropped.")
+                   "default --quantile 0.97 it keeps the top 3% of each receiver block's nonzero influences, a "
+                   "small fraction of the recurrent weights (prune prints the recurrent sparsity it leaves); "
+                   "fine-tuning keeps them dropped.")
 @click.option("--finetune-epochs", type=int, default=3, show_default=True,
               help="Fine-tuning epochs after shrinking (regularizer and magnitude masks still in force, "
                    "unless --finetune-strength 0 / --release-masks).")
