@@ -62,10 +62,11 @@ def show_interface(interface: dict[str, Any], source: str = "") -> None:
         click.echo(f"interface: unavailable ({interface['unavailable']})")
         return
     click.echo(f"interface (what a service feeding the ONNX file needs{source}; tables in full with --json):")
-    for key in ("input", "init", "output"):  # each sentence starts with the tensor it describes
+    sentences = ("input", "init", "output", "streaming")  # each starts with the tensor or file it describes
+    for key in sentences:
         if key in interface:
             click.echo(f"  {interface[key]}")
-    rest = {k: v for k, v in interface.items() if k not in ("input", "init", "output")}
+    rest = {k: v for k, v in interface.items() if k not in sentences}
     if rest:
         def shown(v: Any) -> str:  # a short string quoted, so a space or newline in a vocabulary shows
             if isinstance(v, list) or (isinstance(v, str) and len(v) > 20):

@@ -56,8 +56,9 @@ from models.tasks import check_data_fits, task_from_checkpoint
 @click.option("--finetune-lr", type=float, default=5e-4, show_default=True, help="Fine-tuning learning rate.")
 @click.option("--distill", type=float, default=0.0, show_default=True,
               help="Weight w in [0, 1] of knowledge distillation from the unpruned parent while fine-tuning: "
-                   "loss = (1 - w) * task loss + w * KL(parent || pruned) on temperature-softened outputs "
-                   "(MSE to the parent's outputs for regression tasks). 0 = off.")
+                   "loss = (1 - w) * task loss + w * T^2 * KL(parent || pruned) on outputs softened by the "
+                   "temperature T (MSE to the parent's outputs for regression tasks; with --teacher, to the "
+                   "mean of the teachers' outputs). 0 = off.")
 @click.option("--distill-temperature", type=float, default=2.0, show_default=True,
               help="Softmax temperature of the distillation term.")
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(path_type=Path),

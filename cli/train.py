@@ -98,8 +98,8 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
 @click.option("--grad-clip", type=float, default=1.0, show_default=True, help="Gradient-norm clip (0 = off).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds model init, batch order and neuron positions.")
-@click.option("--seq-len", type=int, default=None, help="Sequence length (adding, navigation, charlm).")
-@click.option("--samples", type=int, default=None, help="Training sequences to generate (adding, navigation).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length (adding, navigation, charlm; default: the task's, 50, 20 and 100).")
+@click.option("--samples", type=int, default=None, help="Training sequences to generate (adding, navigation; default 20000).")
 @click.option("--permute-pixels", is_flag=True, default=False, help="smnist: fixed pixel permutation (psMNIST).")
 @click.option("--place-cells", type=int, default=None, help="navigation: number of place cells.")
 @click.option("--tuning", type=click.Choice(["gauss", "dog"]), default=None,
@@ -126,7 +126,7 @@ def train(ctx: click.Context, **o: Any) -> None:
     \b
     Example:
       rnncompress train --task smnist --data ../shared/datasets/mnist --cell lstm \\
-          --hidden 256 --space torus --strength 1 --sparsity 0.9 --epochs 20 --out lstm.pt
+          --hidden 256 --space torus --strength 3 --sparsity 0.9 --epochs 12 --out lstm.pt
     """
     set_threads(o["threads"])
     progress = progress_for(o["quiet"])

@@ -170,7 +170,7 @@ def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str
     elif p.is_dir():
         raise error(f"{option} {p} is a directory; give a file name.")
     if p.exists() and not force:
-        raise error(f"{option} {p} already exists; pass --force to overwrite it.")
+        raise error(f"{option} {p} already exists; pass --force (force=True from Python) to overwrite it.")
     return p
 
 
