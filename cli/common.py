@@ -169,7 +169,8 @@ def quiet_option(fn: Callable) -> Callable:
 
 def threads_option(fn: Callable) -> Callable:
     return click.option("--threads", type=int, default=0, show_default=True,
-                        help="torch intra-op threads for training (0 = torch's default; at most 256).")(fn)
+                        help="torch intra-op threads for training (0 = torch's default, one per core; at most 256). "
+                             "Use 1 when other jobs share the cores: torch's threads wait on each other there.")(fn)
 
 
 def data_option(fn: Callable) -> Callable:
