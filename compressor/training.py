@@ -387,6 +387,9 @@ def resume_training(ckpt: Checkpoint | str | os.PathLike, task: Task, data: Task
     ckpt = as_checkpoint(ckpt)
     check_resumable(ckpt)
     check_task_data(task, data)
+    # Epochs on one text and then on another are no run at all: the data must be the recorded one.
+    task.check_data_is(ckpt.provenance.get("data_sha256"), str(ckpt.path or "the checkpoint"),
+                       "an interrupted run resumes only on the files it started with (train anew with --force)")
     check_model_fits(ckpt.config, data, task.name)
     config = TrainConfig.from_dict(ckpt.training)
     trainer = Trainer(task, data, config, out, progress,

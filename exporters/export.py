@@ -484,6 +484,16 @@ def read_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     return read_onnx_sized(Path(path))[0]
 
 
+def external_data_files(path: Path) -> list[Path]:
+    """The external data files an ONNX file's tensors name (inputs too: never overwritten).
+    Reads only the protobuf; call after ``read_onnx_sized`` has checked the file."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    return sorted({path.parent / ExternalDataInfo(t).location for t in _graph_tensors(model.graph)
+                   if uses_external_data(t)})
+
+
 def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
     """``read_onnx``, and the bytes the model takes on disk: its file plus the external data
     files its tensors name (each counted once), learnt from the one parse of the file."""
@@ -585,7 +595,7 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
     src, dst = Path(in_path), Path(out_path)
     sparsify = SparsifyInitializers(min_gain)
     model, src_bytes = read_onnx_sized(src)  # the input first: a missing one is the error to report
-    check_output_file(dst, "--out", [src], force, ConfigError)
+    check_output_file(dst, "--out", [src, *external_data_files(src)], force, ConfigError)
     result, changed = sparsify(model)
     if changed:
         result = _mark_sparse(result)

@@ -79,6 +79,9 @@ FLOOR = "\0floor"  # runner-name suffix of a model's onnxruntime call floor
 PARITY_ATOL, PARITY_RTOL = 10 * ExportOptions.atol, 10 * ExportOptions.rtol
 
 
+MAX_ROUNDS = 1_000_000  # warm-up or timed rounds: at 1 ms a call, over a quarter of an hour per model
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """How a benchmark runs.
@@ -123,6 +126,9 @@ class BenchConfig:
         for name, minimum in (("warmup", 0), ("runs", 1), ("max_eval", 1), ("chunk", 1)):
             if getattr(self, name) < minimum:
                 raise param_error(name, f"an int >= {minimum}", getattr(self, name))
+        for name in ("warmup", "runs"):  # every round's times are kept: a bound before memory runs out
+            if getattr(self, name) > MAX_ROUNDS:
+                raise param_error(name, f"an int <= {MAX_ROUNDS:,}", getattr(self, name))
         if self.seq_len is not None and self.seq_len < 1:
             raise param_error("seq_len", "an int >= 1 (or unset)", self.seq_len)
 

@@ -48,7 +48,7 @@ from models.errors import CheckpointError, ConfigError, DataError, RnnCompressEr
 from models.io import (atomic_leftover_target, atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file,
                        sha256_file)
 from models.progress import SILENT, Progress
-from models.tasks import make_task, task_from_checkpoint
+from models.tasks import TaskData, make_task, task_from_checkpoint
 from runtime.pipeline_config import Pipeline, is_benched_export, resolved_toml
 
 MANIFEST = "manifest.json"
@@ -203,6 +203,20 @@ def _inside(rel: str) -> bool:
     return bool(rel) and "\\" not in rel and not path.is_absolute() and ".." not in path.parts and rel == path.as_posix()
 
 
+def _relative_to(path: Path, folder: Path) -> str | None:
+    """``path`` relative to ``folder`` (both resolved, symlinks followed), if it lies inside."""
+    path, folder = path.resolve(), folder.resolve()
+    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else None
+
+
+def _load_data(p: Pipeline) -> TaskData:
+    """The pipeline's task data; a DataError names the TOML line of [task] data."""
+    try:
+        return make_task(p.task["name"], p.task["params"]).load()
+    except DataError as e:
+        raise DataError(f"{p.where('task', 'data')}: {e}") from None
+
+
 def _file_hash(path: Path) -> str:
     return sha256_file(path) if path.exists() else "missing"
 
@@ -279,6 +293,13 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
         make_task(p.task["name"], p.task["params"]).check_data_location()
     except DataError as e:
         raise DataError(f"{p.where('task', 'data')}: {e}") from None
+    data = p.task["params"].get("data")
+    for (section, key), path in [(("task", "data"), data)] * (data is not None) + [(("prune", "teachers"), t)
+                                                                                 for t in p.teachers]:
+        rel = _relative_to(Path(path), out_dir)
+        if rel is not None and any(fnmatch.fnmatchcase(rel, pattern) for pattern in WRITTEN):
+            raise ConfigError(f"{p.where(section, key)}: {path} is {rel} of the --out folder {out_dir}, which this "
+                              "run writes; an input must live elsewhere (copy it out first).")
     for teacher in p.teachers:
         try:
             theirs = load_checkpoint(teacher).task.get("name")
@@ -556,6 +577,8 @@ def _run_stages(p: Pipeline, out_dir: Path, stages: list[StagePlan], progress: P
     resolved = (f"# The pipeline this folder was made with, every default filled in (rnncompress {package_version()})."
                 "\n# rnncompress run pipeline.toml --out DIR makes the same artifacts in DIR.\n\n" + resolved_toml(p))
     # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.
+    if any(s.action != "skip" and s.name != "check" for s in stages):
+        _load_data(p)  # bad data fails here, before _tidy removes the outputs of the stages to rerun
     manifest = Manifest(out_dir, None if same_file(p.source, out_dir / PIPELINE_FILE) else resolved)
     _tidy(out_dir, manifest, stages, progress)
     runners = {"train": _train, "prune": _prune, "export": _export, "bench": _bench, "check": _check}

@@ -188,7 +188,8 @@ class Task:
             self._data_hashes = {Path(f).name: sha256_file(f) for f in self.source_files() if Path(f).is_file()}
         return dict(self._data_hashes)
 
-    def check_data_is(self, recorded: dict[str, str] | None, whose: str) -> None:
+    def check_data_is(self, recorded: dict[str, str] | None, whose: str,
+                      hint: str = "give --data the files it was trained on") -> None:
         """DataError when this task's files are not the ones ``whose`` recorded (``data_sha256``):
         another text for charlm means another vocabulary, another MNIST copy another test set,
         and a metric computed on them is not that model's. Renamed or moved copies pass; so
@@ -203,8 +204,7 @@ class Task:
             differs = (f"the recorded content of {', '.join(missing)} is not among its files" if missing else
                        f"its files ({', '.join(sorted(now))}) are not the recorded ones ({', '.join(sorted(recorded))})")
             raise DataError(f"The data at {where} is not the data {whose} was trained on: {differs} (sha256 compared, "
-                            "so a decompressed or recompressed copy differs too); give --data the files it was "
-                            "trained on.")
+                            f"so a decompressed or recompressed copy differs too); {hint}.")
 
 
 def check_data_fits(test: Split, c: Any, task_name: str, hint: str = "") -> None:

@@ -111,3 +111,22 @@ def test_info_gives_the_vocabulary_only_from_the_text_the_model_was_trained_on(c
     for data in (["--data", str(other)], ["--data", str(tmp_path / "gone.txt")], []):
         d = json.loads(run(["info", str(onnx_file), "--json", *data]).stdout)
         assert d["interface"]["vocabulary"] == vocab and d["interface_source"] == "file"
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path: Path) -> None:
+    from helpers import training_interrupted_at
+
+    text = tmp_path / "a.txt"
+    text.write_text(TEXT)
+    out = tmp_path / "m.pt"
+    with training_interrupted_at(2):
+        r = run(["train", "--task", "charlm", "--data", str(text), "--seq-len", "16", "--hidden", "4",
+                 "--epochs", "3", "--out", str(out), "-q"])
+    assert r.exit_code == 130, r.output
+    before = out.read_bytes()
+    text.write_text(TEXT + " more text")
+    assert_one_line_error(run(["train", "--resume", "--out", str(out), "-q"]),
+                          match=f"The data at {text} is not the data {out} was trained on")
+    assert out.read_bytes() == before
+    text.write_text(TEXT)  # the files it started with: it resumes
+    assert run(["train", "--resume", "--out", str(out), "-q"]).exit_code == 0

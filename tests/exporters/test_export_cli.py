@@ -203,6 +203,11 @@ def test_sizes_count_external_weights(make_model, tmp_path):
     assert json.loads(_run("info", path, "--json").stdout)["bytes"] == on_disk
     r = _run("sparsify", path, "--out", tmp_path / "s.onnx")
     assert f"{on_disk:,} -> {(tmp_path / 's.onnx').stat().st_size:,} bytes" in r.stdout
+    # The external data file is an input too: never the output, even with --force.
+    weights = (tmp_path / "ext.data").read_bytes()
+    r = _run("sparsify", path, "--out", tmp_path / "ext.data", "--force")
+    assert r.exit_code == 2 and f"--out {tmp_path / 'ext.data'} is one of the inputs" in r.output
+    assert (tmp_path / "ext.data").read_bytes() == weights
 
 
 def test_bench_reads_external_weights_and_explains_external_shape_constants(make_model, tmp_path):

@@ -675,3 +675,42 @@ def test_an_interrupted_run_this_version_cannot_resume_is_trained_again(first_ru
     torch.save(raw, out / "model/trained.pt")
     plan = run_pipeline(changed, out, dry_run=True).stages[0]
     assert plan.action == "run"  # not "resume", which would fail on every rerun
+
+
+def test_a_rerun_whose_data_cannot_be_read_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    """The data is read before the outputs of the stages to rerun are removed: a rerun on a
+    data file that exists but is not what the task reads fails with the file's error and
+    every artifact of the last good run (report, models, manifest, pipeline.toml) kept."""
+    data = _write_npz(tmp_path / "d.npz")
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace(ADDING_TASK, NPZ_TASK.replace("my_data.npz", str(data))))
+    out = tmp_path / "out"
+    run_pipeline(load_pipeline(cfg), out)
+    before = _tree(out)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    cfg.write_text(TINY.replace(ADDING_TASK, NPZ_TASK.replace("my_data.npz", str(bad))).replace("lr = 1e-2", "lr = 2e-2"))
+    r = run(["run", str(cfg), "--out", str(out), "-q"])
+    assert r.exit_code == 2 and str(bad) in r.output, r.output
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("where", ["teacher", "data"])
+def test_an_input_among_the_files_the_run_writes_is_refused(first_run, tmp_path: Path, where: str) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    before = _tree(out)
+    cfg = tmp_path / "p.toml"
+    if where == "teacher":
+        cfg.write_text(TINY.replace("keep = 0.5", f'keep = 0.5\ndistill = 0.5\nteachers = ["{out}/model/trained.pt"]'))
+        match = "[prune] teachers: " + str(out / "model/trained.pt") + " is model/trained.pt of the --out folder"
+    else:
+        cfg.write_text(TINY.replace(ADDING_TASK, NPZ_TASK.replace("my_data.npz", str(out / "bench/report.md"))))
+        match = "[task] data: " + str(out / "bench/report.md") + " is bench/report.md of the --out folder"
+    assert_one_line_error(run(["run", str(cfg), "--out", str(out)]), match=match)
+    assert _tree(out) == before
+
+
+def test_bench_rounds_are_bounded_before_any_work() -> None:
+    with pytest.raises(ConfigError, match="runs"):
+        parse_pipeline(TINY.replace("runs = 5", "runs = 99999999999999"), "<t>")
