@@ -26,6 +26,7 @@ from models.io import check_output_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
 from models.tasks import ModelSpec, Task, TaskData, check_task_data, evaluate
+from models.tasks.base import check_memory
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -357,6 +358,8 @@ def train_new(
     if not isinstance(model_config, ModelConfig):
         raise param_error("model_config", "a ModelConfig (model_config_for(data, ...))", type(model_config).__name__)
     check_model_fits(model_config, data, task.name)
+    n = model_config.parameter_count()  # fp32 weights, gradients, Adam's two moments, masks, a checkpoint copy
+    check_memory(24 * n, f"Training a model of {n:,} parameters", "lower --hidden or --layers")
     if out is not None:  # a directory or an unwritable place fails now, not after the first epoch
         check_output_file(out, "out", [], force=True, error=ConfigError)
     trainer = Trainer(task, data, config, out, progress, base={"provenance": provenance or {}})

@@ -23,6 +23,9 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # An LSTM layer of 65 536 neurons already holds 2^34 recurrent weights (64 GiB in fp32): a
 # larger hidden size is a typo, and torch fails on it with an opaque TypeError.
 MAX_HIDDEN = 65536
+# Stacked layers: far beyond any recurrent model trained in practice, and short of the
+# minutes torch takes to build (and the hours to run) a hundred thousand of them.
+MAX_LAYERS = 128
 # Number of gate blocks stacked in weight_ih / weight_hh, in torch's order:
 # LSTM (i, f, g, o), GRU (r, z, n), RNN a single block.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -57,6 +60,8 @@ class ModelConfig:
             raise param_error("cell", f"one of {sorted(CELLS)}", self.cell)
         if not self.hidden_sizes:
             raise param_error("hidden_sizes", "a non-empty list of positive ints", self.hidden_sizes)
+        if len(self.hidden_sizes) > MAX_LAYERS:
+            raise param_error("layers", f"an int in [1, {MAX_LAYERS}]", len(self.hidden_sizes))
         for h in self.hidden_sizes:
             if not 1 <= h <= MAX_HIDDEN:
                 raise param_error("hidden", f"an int in [1, {MAX_HIDDEN}]", h)
@@ -86,6 +91,17 @@ class ModelConfig:
     @property
     def rnn_input_size(self) -> int:
         return self.input_dim if self.input_layer != "none" else self.input_size
+
+    def parameter_count(self) -> int:
+        """Parameters of the model this config builds, counted without building it."""
+        g, bias = GATES[self.cell], 2 if self.bias else 0
+        n = {"linear": (self.input_size + 1) * self.input_dim, "embedding": self.input_size * self.input_dim,
+             "none": 0}[self.input_layer]
+        in_size = self.rnn_input_size
+        for h in self.hidden_sizes:
+            n += g * h * (in_size + h + bias)
+            in_size = h
+        return n + (in_size + 1) * self.output_size + self.init_size * sum(self.hidden_sizes)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

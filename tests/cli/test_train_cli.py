@@ -62,6 +62,8 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--learn-embedding"], "--learn-embedding applies to a regularizer"),
     (["--space", "l1", "--inhibitor", "gauss"], "--inhibitor applies to a space with geometry"),
     (["--hidden", "100000000"], "--hidden must be an int in [1, 65536]"),
+    (["--layers", "100000"], "--layers must be an int in [1, 128]"),
+    (["--hidden", "60000"], "Training a model of"),  # refused before torch allocates (and the kernel kills it)
     (["--seed", "-1"], "--seed must be an int in [0, 4294967295]"),
     (["--seed", str(2**63 - 1)], "--seed must be an int in [0, 4294967295]"),
     (["--prune-start", "0.8", "--prune-end", "0.2"], "--prune-end must be a fraction of training in (prune_start = "

@@ -1,0 +1,23 @@
+"""ModelConfig: the parameter count it predicts (train's memory guard) is the built model's."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.errors import ConfigError
+from models.sequence import MAX_LAYERS, ModelConfig, SequenceModel
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("extra", [{}, {"input_layer": "linear", "input_dim": 3}, {"input_layer": "embedding",
+                                                                                    "input_dim": 4},
+                                   {"bias": False, "init_size": 5, "head": "every"}])
+def test_parameter_count_is_the_built_models(cell: str, extra: dict) -> None:
+    config = ModelConfig(cell, input_size=6, hidden_sizes=(7, 3), output_size=2, **extra)
+    assert config.parameter_count() == sum(p.numel() for p in SequenceModel(config).parameters())
+
+
+def test_layers_are_bounded() -> None:
+    ModelConfig("gru", input_size=1, hidden_sizes=(1,) * MAX_LAYERS, output_size=1)
+    with pytest.raises(ConfigError, match=f"'layers' parameter must be an int in \\[1, {MAX_LAYERS}\\]"):
+        ModelConfig("gru", input_size=1, hidden_sizes=(1,) * (MAX_LAYERS + 1), output_size=1)
