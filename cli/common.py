@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -196,8 +197,20 @@ def note_unfinished(ckpt: Any) -> None:
         click.echo(f"note: {text}.", err=True)
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats as None: JSON has no NaN, and scripts parse strictly."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    """``obj`` as strict JSON (NaN and infinities become null)."""
+    click.echo(json.dumps(_finite(obj), indent=2, sort_keys=True, default=str, allow_nan=False))
 
 
 def fmt_table(rows: list[list[Any]], header: list[str]) -> str:

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -316,7 +317,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not p.is_file():
         raise CheckpointError(f"Checkpoint {p} is not a file.")
     try:
-        raw = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about legacy formats; the error below says it in one line
+            warnings.simplefilter("ignore")
+            raw = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses a global it does not allow (code or custom objects); an
         # "Unsupported operand" means the bytes are not a pickle at all (another format).
@@ -329,7 +332,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         msg = str(e).split("\n")[0] or type(e).__name__
         if "weights_only" in msg.lower() or "Weights only" in msg:
             raise CheckpointError(f"Checkpoint {p} carries pickled code or objects (refused).") from None
-        raise CheckpointError(f"Checkpoint {p} is truncated or not a torch file ({msg[:80]}).") from None
+        raise CheckpointError(f"Checkpoint {p} is truncated or not a torch file ({clip(msg, 80)}).") from None
     except Exception:  # torch raises assorted types (KeyError, ...) on garbage input
         raise CheckpointError(f"Checkpoint {p} is not a torch checkpoint{_looks_like(p)}.") from None
     if not isinstance(raw, dict) or "format" not in raw:

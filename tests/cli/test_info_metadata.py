@@ -135,3 +135,27 @@ def test_the_interface_a_service_needs_is_shown_or_said_unavailable(exported: Pa
     r = run(["info", str(odd)])
     assert r.exit_code == 0, r.output
     assert shown in r.output
+
+
+def test_info_json_is_strict_json_when_a_metric_is_not_finite(trained: Path, tmp_path: Path) -> None:
+    odd = edited_checkpoint(trained, tmp_path / "nan.pt", ("metrics", "test_mse"), float("nan"))
+    r = run(["info", str(odd), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert d["metrics"]["test_mse"] is None
+
+
+def test_a_plain_pickle_is_one_line_without_torch_warnings(tmp_path: Path) -> None:
+    import pickle
+    import warnings
+
+    from models.checkpoint import load_checkpoint
+    from models.errors import CheckpointError
+
+    bad = tmp_path / "p.pt"
+    bad.write_bytes(pickle.dumps({"a": 1}))  # protocol 4: torch warns about it on stderr, above our line
+    assert_one_line_error(run(["info", str(bad)]), match=f"Checkpoint {bad}")
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(CheckpointError, match="not a torch"):
+        warnings.simplefilter("always")
+        load_checkpoint(bad)
+    assert [str(w.message) for w in caught] == []
