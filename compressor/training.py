@@ -327,6 +327,13 @@ class Trainer:
             resume=resume, state=state, **base)
 
 
+def check_training_memory(model_config: ModelConfig, advice: str = "lower --hidden or --layers") -> None:
+    """DataError when training the model would take over half this machine's memory: its
+    fp32 weights, gradients, Adam's two moments, masks and a checkpoint copy."""
+    n = model_config.parameter_count()
+    check_memory(24 * n, f"Training a model of {n:,} parameters", advice)
+
+
 def train_new(
     task: Task, data: TaskData, model_config: ModelConfig, config: TrainConfig, out: Path | None,
     progress: Progress = SILENT, provenance: dict[str, Any] | None = None,
@@ -358,8 +365,7 @@ def train_new(
     if not isinstance(model_config, ModelConfig):
         raise param_error("model_config", "a ModelConfig (model_config_for(data, ...))", type(model_config).__name__)
     check_model_fits(model_config, data, task.name)
-    n = model_config.parameter_count()  # fp32 weights, gradients, Adam's two moments, masks, a checkpoint copy
-    check_memory(24 * n, f"Training a model of {n:,} parameters", "lower --hidden or --layers")
+    check_training_memory(model_config)
     if out is not None:  # a directory or an unwritable place fails now, not after the first epoch
         check_output_file(out, "out", [], force=True, error=ConfigError)
     trainer = Trainer(task, data, config, out, progress, base={"provenance": provenance or {}})

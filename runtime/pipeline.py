@@ -42,12 +42,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
 from compressor.prune import prune_checkpoint
-from compressor.training import check_resumable, model_config_for, resume_training, train_new
+from compressor.training import (check_resumable, check_training_memory, model_config_for, resume_training,
+                                 train_new)
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
 from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
 from models.io import (atomic_leftover_target, atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file,
                        sha256_file)
 from models.progress import SILENT, Progress
+from models.sequence import ModelConfig
 from models.tasks import TaskData, make_task, task_from_checkpoint
 from runtime.pipeline_config import Pipeline, is_benched_export, resolved_toml
 
@@ -215,6 +217,10 @@ def _load_data(p: Pipeline) -> TaskData:
         return make_task(p.task["name"], p.task["params"]).load()
     except DataError as e:
         raise DataError(f"{p.where('task', 'data')}: {e}") from None
+
+
+def _model_config(p: Pipeline, data: TaskData) -> ModelConfig:
+    return model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
 
 
 def _file_hash(path: Path) -> str:
@@ -440,7 +446,7 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
         progress.message(f"train: resuming after epoch {ckpt.resume['epoch']}")
         resume_training(ckpt, task, data, path, progress)
         return
-    mc = model_config_for(data, p.model["cell"], p.model["hidden"], p.model["layers"], p.model["nonlinearity"])
+    mc = _model_config(p, data)
     path.parent.mkdir(parents=True, exist_ok=True)
     # No pipeline name or file in the provenance: the same settings from any file (the folder's
     # own pipeline.toml included, renamed or not) give the same bytes.
@@ -578,7 +584,9 @@ def _run_stages(p: Pipeline, out_dir: Path, stages: list[StagePlan], progress: P
                 "\n# rnncompress run pipeline.toml --out DIR makes the same artifacts in DIR.\n\n" + resolved_toml(p))
     # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.
     if any(s.action != "skip" and s.name != "check" for s in stages):
-        _load_data(p)  # bad data fails here, before _tidy removes the outputs of the stages to rerun
+        data = _load_data(p)  # bad data fails here, before _tidy removes the outputs of the stages to rerun
+        if any(s.name == "train" and s.action == "run" for s in stages):  # and a model too large to train
+            check_training_memory(_model_config(p, data), f"lower {p.where('model', 'hidden')} or layers")
     manifest = Manifest(out_dir, None if same_file(p.source, out_dir / PIPELINE_FILE) else resolved)
     _tidy(out_dir, manifest, stages, progress)
     runners = {"train": _train, "prune": _prune, "export": _export, "bench": _bench, "check": _check}

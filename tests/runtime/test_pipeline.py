@@ -714,3 +714,15 @@ def test_an_input_among_the_files_the_run_writes_is_refused(first_run, tmp_path:
 def test_bench_rounds_are_bounded_before_any_work() -> None:
     with pytest.raises(ConfigError, match="runs"):
         parse_pipeline(TINY.replace("runs = 5", "runs = 99999999999999"), "<t>")
+
+
+def test_a_model_too_large_to_train_is_refused_before_the_folder_changes(first_run, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    before = _tree(out)
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace("hidden = 12", "hidden = 60000"))
+    r = run(["run", str(cfg), "--out", str(out), "-q"])
+    assert r.exit_code == 2 and "Training a model of" in r.output and "; lower " in r.output, r.output
+    assert "[model] hidden or layers." in r.output
+    assert _tree(out) == before
