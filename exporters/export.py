@@ -384,7 +384,9 @@ def verify_variant(model_proto: onnx.ModelProto, variant: Variant, data: _Verify
 # ------------------------------------------------------------------------- writing
 def write_all(files: dict[Path, bytes]) -> None:
     """Write every file or none: all contents go to temporary files first, and they are
-    renamed into place only once every one of them is complete."""
+    renamed into place only once every one of them is complete. (The renames themselves
+    run in turn: one the file system refuses midway, such as onto an immutable file, leaves
+    the files renamed before it replaced; the error names the file.)"""
     created_dirs = []
     for d in sorted({p.parent for p in files}):
         missing = [q for q in [d, *d.parents] if not q.exists()]
@@ -402,7 +404,8 @@ def write_all(files: dict[Path, bytes]) -> None:
         for d in created_dirs:
             with contextlib.suppress(OSError):
                 d.rmdir()
-        raise ExportError(f"Cannot write the exported files: {e.strerror or e}.") from None
+        which = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise ExportError(f"Cannot write the exported files{which}: {e.strerror or e}.") from None
 
 
 def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: str | os.PathLike,
