@@ -29,6 +29,10 @@ from models.tasks import Task, TaskData, check_task_data, evaluate
 LATTICE_ONLY = ("variant", "quantile", "threshold", "thresholds", "centrality", "feed_forward", "edge_prune")
 
 
+# The settings of fine-tuning: a prune with finetune_epochs = 0 would ignore them.
+FINETUNE_ONLY = ("finetune_lr", "distill", "distill_temperature", "release_masks", "finetune_strength")
+
+
 def ignored_settings(method: str, variant: str) -> dict[str, tuple[str, str]]:
     """Setting -> (setting, value) it needs, for each PruneConfig setting ``method`` and
     ``variant`` ignore: what ``rnncompress prune`` and a pipeline's [prune] refuse when given."""

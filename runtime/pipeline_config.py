@@ -38,7 +38,7 @@ else:  # pragma: no cover
 
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
-from compressor.prune import PruneConfig, ignored_settings
+from compressor.prune import FINETUNE_ONLY, PruneConfig, ignored_settings
 from compressor.selection import parse_keep
 from compressor.training import TrainConfig, model_config_from_spec
 from models.errors import ConfigError, RnnCompressError
@@ -193,6 +193,8 @@ def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, l
         if key in ignored:
             setting, value = ignored[key]
             raise loc.error("prune", key, f'applies to {setting} = "{value}" only; drop it.')
+        if key in FINETUNE_ONLY and prune.finetune_epochs == 0:
+            raise loc.error("prune", key, "applies to fine-tuning (finetune_epochs > 0) only; drop it.")
     if "quantile" in given and "threshold" in given:
         raise loc.error("prune", "threshold", "an absolute threshold replaces quantile; give one of them.")
 
@@ -373,11 +375,13 @@ def resolved_toml(p: Pipeline) -> str:
     train.update({k: getattr(p.train.pruning, f) for k, f in _SCHEDULE_KEYS.items()})
     tables.append(("train", train))
     if p.prune is not None:
-        # Without the keys its method and variant ignore (the parser refuses them: they can only
+        # Without the keys its method, variant or absent fine-tuning ignore (the parser refuses them: they can only
         # hold their defaults), nor quantile beside an absolute threshold.
         ignored = set(ignored_settings(p.prune.method, p.prune.variant))
         if p.prune.threshold is not None:
             ignored.add("quantile")
+        if p.prune.finetune_epochs == 0:
+            ignored.update(FINETUNE_ONLY)
         prune = {k: v for k, v in p.prune.to_dict().items() if k not in ignored}
         tables.append(("prune", {**prune, "teachers": list(p.teachers)}))
     tables.append(("export", dict(p.export)))

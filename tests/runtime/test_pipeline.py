@@ -17,7 +17,7 @@ from models.checkpoint import load_checkpoint
 from models.errors import ConfigError, DataError
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import plan_pipeline, run_pipeline
-from compressor.prune import ignored_settings
+from compressor.prune import FINETUNE_ONLY, ignored_settings
 from runtime.pipeline_config import SCHEMA, Pipeline, load_pipeline, parse_pipeline, resolved_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -345,6 +345,7 @@ def test_the_resolved_settings_are_the_same_pipeline(name: str, p: Pipeline, tmp
         assert shown[table] == set(SCHEMA[table]), table
     if p.prune is not None:
         skipped = set(ignored_settings(p.prune.method, p.prune.variant)) | ({"quantile"} if p.prune.threshold else set())
+        skipped |= set(FINETUNE_ONLY) if p.prune.finetune_epochs == 0 else set()
         assert shown["prune"] == set(SCHEMA["prune"]) - skipped
     data = p.task["params"].get("data")
     if data is None or Path(data).exists():  # (the npz template names a file the user supplies)

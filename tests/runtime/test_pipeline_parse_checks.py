@@ -162,6 +162,9 @@ def test_a_model_the_parser_accepts_is_one_training_builds(cell: str, layers: in
                    ("centrality", '"degree"'), ("feed_forward", "true"), ("edge_prune", "false"))),
     ("quantile = 0.5\nthreshold = 0.1", "threshold", "an absolute threshold replaces quantile; give one of them."),
     ('variant = "continuous"\nthreshold = 0.1', "threshold", "must be None for the continuous variant"),
+    *((f"{k} = {v}", k, "applies to fine-tuning (finetune_epochs > 0) only; drop it.")  # (BASE: finetune_epochs = 0)
+      for k, v in (("finetune_lr", "1e-3"), ("distill", "0.5"), ("distill_temperature", "4.0"),
+                   ("release_masks", "true"), ("finetune_strength", "0.0"))),
 ])
 def test_prune_keys_the_method_ignores_are_refused(lines: str, key: str, match: str) -> None:
     assert_refused_at(edit("prune", lines), "prune", key, match)
