@@ -487,20 +487,16 @@ def read_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     return read_onnx_sized(Path(path))[0]
 
 
-def external_data_files(path: Path) -> list[Path]:
-    """The external data files an ONNX file's tensors name (inputs too: never overwritten).
-    Reads only the protobuf; call after ``read_onnx_sized`` has checked the file."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    model = onnx.load(str(path), load_external_data=False)
-    return sorted({path.parent / ExternalDataInfo(t).location for t in _graph_tensors(model.graph)
-                   if uses_external_data(t)})
-
-
 def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
     """``read_onnx``, and the bytes the model takes on disk: its file plus the external data
     files its tensors name (each counted once), learnt from the one parse of the file."""
-    path = Path(path)
+    model, size, _ = _read_onnx_files(Path(path))
+    return model, size
+
+
+def _read_onnx_files(path: Path) -> tuple[onnx.ModelProto, int, list[Path]]:
+    """``read_onnx_sized``, and the external data files the model's tensors name (inputs
+    too, which nothing may write over)."""
     from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
 
     if not path.exists():
@@ -513,7 +509,8 @@ def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
         raise ExportError(f"{path} is not an ONNX model (cannot parse it: {type(e).__name__}).") from None
-    external = {ExternalDataInfo(t).location for t in _graph_tensors(model.graph) if uses_external_data(t)}
+    external = sorted({path.parent / ExternalDataInfo(t).location for t in _graph_tensors(model.graph)
+                       if uses_external_data(t)})
     if external:
         try:
             load_external_data_for_model(model, str(path.parent))  # what onnx.load does, with its path checks
@@ -521,7 +518,7 @@ def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"{path} keeps its weights in an external data file that cannot be read: "
                               f"{first[:160]}") from None
-    size = path.stat().st_size + sum((path.parent / name).stat().st_size for name in external)
+    size = path.stat().st_size + sum(f.stat().st_size for f in external)
     if model.ir_version < 1 or not model.opset_import or not model.HasField("graph"):
         raise ExportError(f"{path} is not an ONNX model (no IR version, opset or graph).")
     try:
@@ -529,7 +526,7 @@ def read_onnx_sized(path: str | os.PathLike) -> tuple[onnx.ModelProto, int]:
     except Exception as e:  # ValidationError, or ValueError for > 2 GB protos
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"{path} is not a valid ONNX model: {first[:200]}") from None
-    return model, size
+    return model, size, external
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -597,8 +594,8 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
     """
     src, dst = Path(in_path), Path(out_path)
     sparsify = SparsifyInitializers(min_gain)
-    model, src_bytes = read_onnx_sized(src)  # the input first: a missing one is the error to report
-    check_output_file(dst, "--out", [src, *external_data_files(src)], force, ConfigError)
+    model, src_bytes, external = _read_onnx_files(src)  # the input first: a missing one is the error to report
+    check_output_file(dst, "--out", [src, *external], force, ConfigError)
     result, changed = sparsify(model)
     if changed:
         result = _mark_sparse(result)
