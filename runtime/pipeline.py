@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -437,10 +438,9 @@ def _run_state(p: Pipeline, path: Path) -> tuple[str | None, Checkpoint | None]:
     return "interrupted", ckpt
 
 
-def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
+def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress, data: TaskData) -> None:
     path = out_dir / "model/trained.pt"
     task = make_task(p.task["name"], p.task["params"])
-    data = task.load()
     state, ckpt = _run_state(p, path) if plan.action == "resume" else (None, None)
     if state == "interrupted":
         progress.message(f"train: resuming after epoch {ckpt.resume['epoch']}")
@@ -453,13 +453,14 @@ def _train(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> N
     train_new(task, data, mc, p.train, path, progress)
 
 
-def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
+def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress, data: TaskData) -> None:
     # The parent as the folder names it: the pruned checkpoint must not depend on where the
     # output folder lives (same config, same artifacts; the folder can be moved).
     ckpt = replace(load_checkpoint(out_dir / "model/trained.pt"), path=Path("model/trained.pt"))
     task = task_from_checkpoint(ckpt.task)
     teachers = tuple(load_checkpoint(t) for t in p.teachers)
-    res = prune_checkpoint(ckpt, p.prune, task, task.load(), out_dir / "model/pruned.pt", progress, teachers=teachers)
+    # (``data`` is the pipeline's task's, the one a trained.pt of this pipeline records)
+    res = prune_checkpoint(ckpt, p.prune, task, data, out_dir / "model/pruned.pt", progress, teachers=teachers)
     r = res.report
     from runtime.plots import plot_pruning
 
@@ -582,14 +583,16 @@ def _run_stages(p: Pipeline, out_dir: Path, stages: list[StagePlan], progress: P
     result = PipelineResult(out_dir, stages)
     resolved = (f"# The pipeline this folder was made with, every default filled in (rnncompress {package_version()})."
                 "\n# rnncompress run pipeline.toml --out DIR makes the same artifacts in DIR.\n\n" + resolved_toml(p))
-    # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.
+    data = None  # read once, for training and pruning
     if any(s.action != "skip" and s.name != "check" for s in stages):
         data = _load_data(p)  # bad data fails here, before _tidy removes the outputs of the stages to rerun
         if any(s.name == "train" and s.action == "run" for s in stages):  # and a model too large to train
             check_training_memory(_model_config(p, data), f"lower {p.where('model', 'hidden')} or layers")
+    # Rerun from the folder's own pipeline.toml (perhaps edited): an input, never overwritten.
     manifest = Manifest(out_dir, None if same_file(p.source, out_dir / PIPELINE_FILE) else resolved)
     _tidy(out_dir, manifest, stages, progress)
-    runners = {"train": _train, "prune": _prune, "export": _export, "bench": _bench, "check": _check}
+    runners = {"train": functools.partial(_train, data=data), "prune": functools.partial(_prune, data=data),
+               "export": _export, "bench": _bench, "check": _check}
     for s in stages:
         # Recompute: an earlier stage may have just rewritten this stage's inputs.
         s.input_hash = _hash({"settings": s.settings, "version": package_version(),
