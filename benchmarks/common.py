@@ -86,6 +86,29 @@ def train_or_load(path: Path, task_name: str, task_params: dict[str, Any], cell:
     return ckpt, seconds
 
 
+def add_navigation_args(ap) -> None:
+    """The training settings of the navigation benchmarks (navigation.py, and
+    navigation_tuning.py, which trains its dense model the same way), and their parallelism."""
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--workers", type=int, default=2)
+
+
+def train_navigation(path: str, a: dict[str, Any], seed: int, task_params: dict[str, Any],
+                     **config: Any) -> tuple[Checkpoint, float]:
+    """One single-threaded navigation run (in a worker process) of ``add_navigation_args``'s
+    settings ``a`` (hidden, epochs, lr), batch 200, further ``TrainConfig`` fields in
+    ``config``; reused when finished. Prints its test error."""
+    torch.set_num_threads(1)
+    cfg = TrainConfig(epochs=a["epochs"], batch_size=200, lr=a["lr"], seed=seed, **config)
+    ck, sec = train_or_load(Path(path), "navigation", task_params, "rnn", a["hidden"], 1, cfg, quiet=True)
+    print(f"{Path(path).name}: test {ck.metrics['test_position_error_cm']:.2f} cm ({sec:.0f}s)", file=sys.stderr,
+          flush=True)
+    return ck, sec
+
+
 def torus_parent(parents: Path, strength: float, seed: int) -> Path:
     """The 90%-sparse torus-regularized seq-MNIST LSTM of benchmarks/smnist_moduli.py that the
     pruning benchmarks start from."""

@@ -18,39 +18,30 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, md_table, mean_sd, train_or_load, write_report
+from common import ROOT, add_navigation_args, md_table, mean_sd, train_navigation, write_report
 
 SPACES = ["torus", "klein", "circle", "sphere", "sphere3", "torus3", "euclidean", "l1", "permuted", "none"]
 
 
 def run_one(job: tuple) -> tuple:
-    import torch
-
-    torch.set_num_threads(1)
     from compressor.magnitude import PruneSchedule
     from compressor.moduli import ModuliConfig
-    from compressor.training import TrainConfig
 
     path, space, strength, sparsity, seed, a = job
-    cfg = TrainConfig(epochs=a["epochs"], batch_size=200, lr=a["lr"], seed=seed,
-                      regularizer=ModuliConfig(space=space, strength=strength if space != "none" else 0.0, seed=seed),
-                      pruning=PruneSchedule(sparsity=sparsity, schedule="cubic"))
-    ck, sec = train_or_load(Path(path), "navigation", {}, "rnn", a["hidden"], 1, cfg, quiet=True)
-    print(f"{Path(path).name}: test {ck.metrics['test_position_error_cm']:.2f} cm ({sec:.0f}s)", file=sys.stderr, flush=True)
+    ck, sec = train_navigation(
+        path, a, seed, {},
+        regularizer=ModuliConfig(space=space, strength=strength if space != "none" else 0.0, seed=seed),
+        pruning=PruneSchedule(sparsity=sparsity, schedule="cubic"))
     return (space, sparsity, seed, ck.metrics["test_position_error_cm"], ck.metrics["val_position_error_cm"], sec)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    add_navigation_args(ap)
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.9, 0.98])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--spaces", nargs="+", default=SPACES)
     ap.add_argument("--strength", type=float, default=None)
     ap.add_argument("--sweep", type=float, nargs="+", default=[0.3, 3.0, 30.0])
-    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "navigation")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "navigation.md")
     args = ap.parse_args()

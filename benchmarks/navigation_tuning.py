@@ -18,23 +18,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import ROOT, md_table, mean_sd, reuse_note, train_or_load, write_report
+from common import ROOT, add_navigation_args, md_table, mean_sd, reuse_note, train_navigation, write_report
+from models.tasks import make_task
 
 TUNINGS = ["dog", "gauss"]
 
 
 def run_one(job: tuple) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
-    from compressor.training import TrainConfig
-
     path, tuning, seed, a = job
     reused = Path(path).exists()
-    cfg = TrainConfig(epochs=a["epochs"], batch_size=200, lr=a["lr"], seed=seed)
-    ck, sec = train_or_load(Path(path), "navigation", {"tuning": tuning}, "rnn", a["hidden"], 1, cfg, quiet=True)
-    print(f"{Path(path).name}: test {ck.metrics['test_position_error_cm']:.2f} cm ({sec:.0f}s)", file=sys.stderr,
-          flush=True)
+    ck, sec = train_navigation(path, a, seed, {"tuning": tuning})
     return {"tuning": tuning, "seed": seed, "test": ck.metrics["test_position_error_cm"],
             "val": ck.metrics["val_position_error_cm"], "seconds": sec, "reused": reused}
 
@@ -42,8 +35,6 @@ def run_one(job: tuple) -> dict:
 def code_entropy(tuning: str) -> tuple[float, float, int]:
     """Mean entropy (nats) of the target code over the test positions, its largest possible
     value, and the number of place cells."""
-    from models.tasks import make_task
-
     task = make_task("navigation", {"tuning": tuning})
     code = task.cells.code(task.load().test.y)
     entropy = -(code * code.clamp_min(1e-30).log()).sum(-1).mean()
@@ -53,11 +44,7 @@ def code_entropy(tuning: str) -> tuple[float, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--workers", type=int, default=2)
+    add_navigation_args(ap)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "navigation_tuning")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "navigation_tuning.md")
     args = ap.parse_args()
@@ -76,8 +63,6 @@ def main() -> None:
         val_m, _ = mean_sd([r["val"] for r in mine])
         table.append((t, f"{entropy:.2f} of {top:.2f}", f"{val_m:.2f}", f"{test_m:.2f} ± {test_sd:.2f}",
                       " / ".join(f"{r['test']:.2f}" for r in mine)))
-    from models.tasks import make_task
-
     p = make_task("navigation").params
     body = (f"Dense RNN-{args.hidden} (relu, no bias, as navigation), {args.epochs} epochs of the {p.samples:,} seeded "
             f"walks ({p.seq_len} steps, {n} place cells), batch 200, lr {args.lr:g}, no regularizer and no pruning; seeds "
