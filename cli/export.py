@@ -8,7 +8,7 @@ import click
 
 from cli.common import (data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for, quiet_option,
                         refuse_inapplicable)
-from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint
+from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint, export_options
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
 from models.io import text_of_name
@@ -86,11 +86,10 @@ def export(ctx: click.Context, checkpoint: Path, formats: str, out_dir: Path, na
     """
     if verify_data == "random":
         refuse_inapplicable(ctx, ["data", "metric_samples"], "--verify-data task (random inputs need no task data)")
-    options = ExportOptions(
-        verify_data=verify_data, atol=atol, rtol=rtol,
-        int8=Int8Tolerance(accuracy_points=int8_accuracy_drop, relative=int8_relative),
-        min_gain=min_gain, int8_float_below=int8_float_below, parity_samples=parity_samples, metric_samples=metric_samples,
-        ir_version=ir_version, threads=threads, data=data,
+    options = export_options(
+        verify_data=verify_data, atol=atol, rtol=rtol, int8_accuracy_drop=int8_accuracy_drop,
+        int8_relative=int8_relative, min_gain=min_gain, int8_float_below=int8_float_below,
+        parity_samples=parity_samples, metric_samples=metric_samples, ir_version=ir_version, threads=threads, data=data,
     )
     ckpt = load_checkpoint(checkpoint)
     note_unfinished(ckpt)

@@ -211,6 +211,19 @@ class ExportOptions:
         check_threads(self.threads)
 
 
+# The int8 tolerances as the export command's options and a pipeline's [export] keys name
+# them (flat), against ExportOptions.int8's fields.
+INT8_TOLERANCE_KEYS = {"int8_accuracy_drop": "accuracy_points", "int8_relative": "relative"}
+
+
+def export_options(**settings: Any) -> ExportOptions:
+    """ExportOptions from flat settings: ExportOptions' own fields plus ``int8_accuracy_drop``
+    and ``int8_relative`` (the int8 tolerance), as ``rnncompress export`` and a pipeline's
+    [export] table give them."""
+    int8 = {f: settings.pop(key) for key, f in INT8_TOLERANCE_KEYS.items() if key in settings}
+    return ExportOptions(int8=Int8Tolerance(**int8), **settings)
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """One written file. ``stored_sparsity``: fraction of initializer elements the file

@@ -473,10 +473,9 @@ def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress, data
 
 
 def _export(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
-    from exporters.export import ExportOptions, export_checkpoint
+    from exporters.export import export_checkpoint, export_options
 
-    options = ExportOptions(verify_data=p.export["verify_data"], atol=p.export["atol"],
-                            rtol=p.export["rtol"], int8_float_below=p.export["int8_float_below"])
+    options = export_options(**{k: v for k, v in p.export.items() if k != "formats"})
     final = out_dir / plan.inputs["checkpoint"]
     results = export_checkpoint(load_checkpoint(final), p.export["formats"], out_dir / "onnx", name="model",
                                 options=options, force=True, progress=progress)

@@ -10,8 +10,9 @@
                 centrality, edge_prune, finetune_epochs, finetune_lr, distill,
                 distill_temperature, release_masks, finetune_strength, seed,
                 teachers (list of checkpoint paths: further distillation teachers) (omit to skip)
-    [export]    formats, verify_data, atol, rtol, int8_float_below       (omit: dense + step)
-    [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval, chunk
+    [export]    formats, verify_data, atol, rtol, int8_accuracy_drop, int8_relative, min_gain,
+                int8_float_below, parity_samples, metric_samples, ir_version      (omit: dense + step)
+    [bench]     threads, warmup, runs, step, torch_reference, call_floor, accuracy, max_eval, chunk, seed
     [check]     max_p50_ms, max_p99_ms, max_latency_ratio, max_step_latency_ratio, min_metric, max_metric_drop,
                 max_size_kb                                              (omit to skip)
 
@@ -60,9 +61,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "finetune_lr": NUM, "distill": NUM, "distill_temperature": NUM, "release_masks": (bool,),
         "finetune_strength": NUM, "seed": (int,), "teachers": (list,),
     },
-    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM, "int8_float_below": (int,)},
+    "export": {"formats": (list,), "verify_data": (str,), "atol": NUM, "rtol": NUM, "int8_accuracy_drop": NUM,
+               "int8_relative": NUM, "min_gain": NUM, "int8_float_below": (int,), "parity_samples": (int,),
+               "metric_samples": (int,), "ir_version": (int,)},
     "bench": {"threads": (int,), "warmup": (int,), "runs": (int,), "step": (bool,), "torch_reference": (bool,),
-              "call_floor": (bool,), "accuracy": (bool,), "max_eval": (int,), "chunk": (int,)},
+              "call_floor": (bool,), "accuracy": (bool,), "max_eval": (int,), "chunk": (int,), "seed": (int,)},
     "check": {"max_p50_ms": NUM, "max_p99_ms": NUM, "max_latency_ratio": NUM, "max_step_latency_ratio": NUM,
               "min_metric": NUM,
               "max_metric_drop": NUM, "max_size_kb": NUM},
@@ -306,16 +309,20 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if teachers and not prune.distill > 0:
             raise loc.error("prune", "teachers", "further teachers are only used by distillation: set distill > 0.")
 
-    from exporters.export import ExportOptions, parse_formats
+    from exporters.export import export_options, parse_formats
 
-    ex = {"formats": ["dense", "step"], "verify_data": "task", "atol": ExportOptions.atol, "rtol": ExportOptions.rtol,
-          "int8_float_below": ExportOptions.int8_float_below, **doc.get("export", {})}
+    given_export = doc.get("export", {})
+    if given_export.get("verify_data") == "random" and "metric_samples" in given_export:
+        raise loc.error("export", "metric_samples", 'applies to verify_data = "task" only (random inputs need no '
+                                                    "task data); drop it.")
+    ex = {"formats": ["dense", "step"], **export_defaults(), **given_export}
+    if ex["verify_data"] == "random":
+        del ex["metric_samples"]  # no task data, no metric (and the resolved TOML must parse again)
     if not ex["formats"] or not all(isinstance(f, str) for f in ex["formats"]):
         raise loc.error("export", "formats", f"must be a non-empty list of format names; got {ex['formats']!r}.")
 
     _build("export", "formats", loc, parse_formats, ex["formats"])
-    _build("export", None, loc, ExportOptions, verify_data=ex["verify_data"], atol=ex["atol"],
-           rtol=ex["rtol"], int8_float_below=ex["int8_float_below"])
+    _build("export", None, loc, export_options, **{k: v for k, v in ex.items() if k != "formats"})
 
     from runtime.bench import BenchConfig
 
@@ -340,6 +347,15 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc, teachers=teachers,
         locations={"task.data": loc.where("task", "data"), "prune.teachers": loc.where("prune", "teachers")},
     )
+
+
+def export_defaults() -> dict[str, Any]:
+    """[export]'s keys (but formats) with the export command's defaults."""
+    from exporters.export import INT8_TOLERANCE_KEYS, ExportOptions
+
+    defaults = ExportOptions()
+    return {k: getattr(defaults.int8, INT8_TOLERANCE_KEYS[k]) if k in INT8_TOLERANCE_KEYS else getattr(defaults, k)
+            for k in SCHEMA["export"] if k != "formats"}
 
 
 # [train] keys that live in the regularizer and the magnitude-pruning schedule: TOML key -> field.

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from helpers import assert_one_line_error, run, training_interrupted_at
@@ -113,6 +114,34 @@ def test_fine_tuning_recipe_keys_reach_the_prune_stage() -> None:
     assert p.prune.finetune_strength == 0
     with pytest.raises(ConfigError, match=r"\[prune\] distill: The 'distill' parameter must be a weight in \[0, 1\]"):
         parse_pipeline(TINY.replace("keep = 0.5", "keep = 0.5\ndistill = 3"), "<t>")
+
+
+def test_export_and_bench_keys_reach_their_stages(first_run, tmp_path: Path) -> None:
+    """Every [export] and [bench] key is the export / bench command's option: a changed one
+    reruns its stage with it, and the trained and pruned models are kept."""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    text = TINY.replace("[export]", "[export]\nir_version = 9\nmin_gain = 0.5\nint8_accuracy_drop = 2\n"
+                                    "int8_relative = 0.2\nparity_samples = 20\nmetric_samples = 30")
+    p = parse_pipeline(text.replace("[bench]", "[bench]\nseed = 7"), "<t>")
+    assert (p.export["int8_accuracy_drop"], p.export["metric_samples"], p.bench["seed"]) == (2, 30, 7)
+    res = run_pipeline(p, out)
+    assert [s.action for s in res.stages] == ["skip", "skip", "run", "run", "run"]
+    assert {onnx.load(f, load_external_data=False).ir_version for f in (out / "onnx").glob("*.onnx")} == {9}
+    assert json.loads((out / "bench/report.json").read_text())["settings"]["seed"] == 7
+
+
+@pytest.mark.parametrize("lines, key, match", [
+    ("int8_relative = -0.1", "int8_relative", "The 'int8_relative' parameter must be a finite float >= 0"),
+    ("ir_version = 14", "ir_version", "onnxruntime 1.31 reads at most 13"),
+    ("metric_samples = 0", "metric_samples", "The 'metric_samples' parameter must be a positive int"),
+    ('verify_data = "random"\nmetric_samples = 100', "metric_samples", 'applies to verify_data = "task" only'),
+    ("min_gain = 1", "min_gain", "The 'min_gain' parameter must be a float in [0, 1)"),
+])
+def test_bad_export_keys_name_their_line(lines: str, key: str, match: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_pipeline(TINY.replace("[export]", "[export]\n" + lines), "<t>")
+    assert f"] {key}: " in str(e.value) and match in str(e.value), str(e.value)
 
 
 def test_missing_required_table() -> None:
@@ -328,7 +357,9 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 def _every_pipeline() -> list[tuple[str, Pipeline]]:
     pipelines = [(p.name, load_pipeline(p)) for p in sorted((ROOT / "examples").glob("*.toml"))]
-    return pipelines + [("default", parse_pipeline(DEFAULT_PIPELINE, "<default>")), ("tiny", parse_pipeline(TINY))]
+    random_inputs = TINY.replace("[export]", '[export]\nverify_data = "random"')
+    return pipelines + [("default", parse_pipeline(DEFAULT_PIPELINE, "<default>")), ("tiny", parse_pipeline(TINY)),
+                        ("tiny-random", parse_pipeline(random_inputs))]
 
 
 @pytest.mark.parametrize("name, p", _every_pipeline(), ids=lambda x: x if isinstance(x, str) else "")
@@ -341,8 +372,10 @@ def test_the_resolved_settings_are_the_same_pipeline(name: str, p: Pipeline, tmp
     # every key that applies is listed, a value-less one as a comment
     shown = {table: set(re.findall(r"^(?:# )?(\w+)(?: =|: not set)", body, re.M))
              for table, body in re.findall(r"^\[(\w+)\]\n(.*?)(?=^\[|\Z)", resolved, re.M | re.S)}
-    for table in ("train", "export", "bench"):
+    for table in ("train", "bench"):
         assert shown[table] == set(SCHEMA[table]), table
+    # metric_samples: the int8 metric on task data, refused with verify_data = "random"
+    assert shown["export"] == set(SCHEMA["export"]) - ({"metric_samples"} if p.export["verify_data"] == "random" else set())
     if p.prune is not None:
         skipped = set(ignored_settings(p.prune.method, p.prune.variant)) | ({"quantile"} if p.prune.threshold else set())
         skipped |= set(FINETUNE_ONLY) if p.prune.finetune_epochs == 0 else set()
