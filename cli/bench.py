@@ -64,7 +64,9 @@ def bench(ctx: click.Context, paths: tuple[Path, ...], baseline: Path | None, na
     streaming step, state carried between calls), plus the torch eager model as a
     reference line. An .onnx file with rnncompress metadata is measured as what it is
     (full, step or chunk model: --chunk steps per call) and scored on its task's test
-    data; one without metadata gets latency only, on random inputs (--seq-len sets dynamic
+    data (a step or chunk file of a navigation model, whose start state comes from an init
+    layer the step graph lacks, only when the checkpoint it was exported from is among the
+    MODELs); one without metadata gets latency only, on random inputs (--seq-len sets dynamic
     sequence axes). Every model also gets its onnxruntime call floor: the same calls on a
     copy-only graph of the same inputs and outputs, the part of each call's latency that
     no compression removes.

@@ -6,7 +6,7 @@ What is measured for each input:
 |---|---|---|
 | checkpoint (``.pt``, anything not ``.onnx``) | its dense full model and its step model, both built in memory with ``exporters.build_variant``; plus the torch eager model as a reference line | onnxruntime (dense full model) and torch, on the task's test split |
 | ``.onnx`` with rnncompress metadata, full model | full sequence | onnxruntime, on the test split of the task in the metadata |
-| ``.onnx`` with rnncompress metadata, step model | per step (state carried between calls) | onnxruntime, run step by step (not for models with an init layer: the step graph has none) |
+| ``.onnx`` with rnncompress metadata, step model | per step (state carried between calls) | onnxruntime, run step by step (a model with an init layer: only beside the checkpoint it was exported from, whose init layer gives the start states; the step graph has none) |
 | ``.onnx`` without our metadata | one ``session.run`` on seeded random inputs shaped from the graph's inputs (dynamic non-batch axes need ``seq_len``) | none |
 
 Latency inputs are batch 1 and a real test sequence (the first of the test split); a
@@ -20,6 +20,7 @@ first, so a broken model cannot silently report.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -232,6 +233,31 @@ class _TaskCache:
         return task, test
 
 
+class _Sources:
+    """The checkpoints among the inputs, by sha256: a step or chunk file of a model with an
+    init layer has no init projection of its own, and takes its start states from the
+    checkpoint it was exported from (its ``rnncompress.source_sha256``) when that is benched
+    beside it. Each checkpoint is hashed, and a matching one loaded, only when asked."""
+
+    def __init__(self, inputs: Sequence[BenchInput]) -> None:
+        self._paths = [i.path for i in inputs if i.kind == "checkpoint"]
+        self._hashes: dict[str, Path] | None = None
+        self._models: dict[str, Any] = {}
+
+    def model(self, sha256: str | None) -> tuple[Any, Path] | None:
+        """(torch model, checkpoint path) of the checkpoint input with this sha256, or None."""
+        if not sha256:
+            return None
+        if self._hashes is None:
+            self._hashes = {sha256_file(p): p for p in self._paths}
+        path = self._hashes.get(sha256)
+        if path is None:
+            return None
+        if sha256 not in self._models:
+            self._models[sha256] = load_checkpoint(path).build_model().eval()
+        return self._models[sha256], path
+
+
 def parameter_count(c: ModelConfig) -> int:
     """Parameters of a ``SequenceModel`` with config ``c`` (without building it)."""
     n = 0
@@ -346,7 +372,8 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
     return prepared
 
 
-def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
+def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress,
+                  sources: _Sources | None = None) -> _Prepared:
     proto, size = read_onnx_sized(inp.path)
     meta = {p.key: p.value for p in proto.metadata_props}
     session = make_session(inp.path, config.threads)
@@ -363,29 +390,43 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     task, test, seq, inputs = _data(json_metadata(meta, TASK_KEY, inp.path), c, inp.path, config, tasks, recorded)
     notes: list[str] = []
     prepared = _Prepared(inp, {}, session)
+    # A step or chunk file of a model with an init layer starts where the init projection of
+    # the checkpoint it came from puts it, when that checkpoint is benched beside it.
+    states_fn, states = None, None
+    if step and c.init_size:
+        source_sha = meta.get("rnncompress.source_sha256")
+        found = sources.model(source_sha) if sources else None
+        if found is not None:
+            source_model, source_path = found
+            states_fn = functools.partial(torch_initial_states, source_model)
+            states = states_fn(seq)
+            notes.append(f"start states from the init layer of {text_of_name(source_path.name)}, the checkpoint it "
+                         "was exported from (the step graph has none)")
+        else:
+            notes.append("step latency starts every sequence from zero states (no init layer in the step graph)")
     # One call now, so a graph that does not match its metadata fails here, in one line.
     chunked = is_chunk_session(session)
     chunk = min(config.chunk, int(seq.x.shape[1])) if chunked else 1
     if step:
         prepared.steps_per_call = chunk
         _ort(inp.path, "one step" if chunk == 1 else f"one chunk of {chunk} steps",
-             prepared.set_ort("step", lambda s: ort_step_runner(s, seq.x, steps_per_call=chunk), session, config))
+             prepared.set_ort("step", lambda s: ort_step_runner(s, seq.x, states, steps_per_call=chunk),
+                              session, config))
     else:
         _ort(inp.path, "one sequence",
              prepared.set_ort("full", lambda s: ort_full_runner(s, seq.x, seq.init), session, config))
     metric = None
     if config.accuracy and task is None:
         notes.append("no metric: the model's metadata records no task")
-    elif config.accuracy and step and c.init_size:
-        notes.append("no metric: the step model has no init layer, so the initial states of the test sequences "
-                     "are unknown")
+    elif config.accuracy and step and c.init_size and states_fn is None:
+        notes.append("no metric: the step graph has no init layer, so the start states of the test sequences are "
+                     "unknown; bench it beside the checkpoint it was exported from to score it")
     elif config.accuracy:
         progress.message(f"{inp.name}: {task.metric_name} in onnxruntime")
         split = test.take(slice(0, config.max_eval))
-        value = _ort(inp.path, "the test split", lambda: evaluate_onnx(session, task, split, head=c.head))
+        value = _ort(inp.path, "the test split", lambda: evaluate_onnx(session, task, split, head=c.head,
+                                                                       states_fn=states_fn))
         metric = _metric(task, value[task.metric_name], None, len(split))
-    if step and c.init_size:
-        notes.append("step latency starts every sequence from zero states (no init layer in the step graph)")
     if chunked:
         inputs["steps_per_call"] = chunk
         notes.append(f"chunk model: one call feeds {chunk} steps; its step latency (and call floor) is a call's "
@@ -453,11 +494,12 @@ def _prepare_foreign(inp: BenchInput, proto, session, size: int, sha: str, confi
     return prepared
 
 
-def _prepare(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
+def _prepare(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress,
+             sources: _Sources | None = None) -> _Prepared:
     progress.message(f"{inp.name}: loading {inp.kind} {inp.path}")
     if inp.kind == "checkpoint":
         return _prepare_checkpoint(inp, config, tasks, progress)
-    return _prepare_onnx(inp, config, tasks, progress)
+    return _prepare_onnx(inp, config, tasks, progress, sources)
 
 
 # ------------------------------------------------------------------------ report
@@ -566,7 +608,8 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     inputs, baseline_name = _resolve_baseline(inputs, baseline, baseline_name)
     _check_files(inputs)
     tasks = _TaskCache(config.data)
-    prepared = [_prepare(inp, config, tasks, progress) for inp in inputs]
+    sources = _Sources(inputs)
+    prepared = [_prepare(inp, config, tasks, progress, sources) for inp in inputs]
     if config.seq_len is not None and all((p.entry.get("inputs") or {}).get("data") != "random" for p in prepared):
         raise param_error("seq_len", "unset when every model records its task (its test sequences set the length; "
                                      "drop --seq-len)", config.seq_len)

@@ -285,3 +285,40 @@ def test_a_file_name_that_is_not_utf8_is_reported_and_plotted(tiny, tmp_path):
     report = bench([odd], config=LATENCY_ONLY)
     assert report["models"][0]["name"] == "bad\ufffdname.pt"
     assert write_report(report, tmp_path / "out")[0].exists()
+
+
+@pytest.fixture(scope="module")
+def navigation(tmp_path_factory):
+    """A tiny navigation RNN (it has an init layer: the start state comes from the start
+    position) with its full, step and chunk files."""
+    from compressor.training import TrainConfig, model_config_for, train_new
+    from exporters import export_checkpoint
+    from models.tasks import make_task
+
+    root = tmp_path_factory.mktemp("nav")
+    task = make_task("navigation", {"seq_len": 5, "samples": 64, "val_samples": 16, "test_samples": 24,
+                                    "place_cells": 16})
+    data = task.load()
+    ckpt = root / "nav.pt"
+    train_new(task, data, model_config_for(data, "rnn", 8, 1), TrainConfig(epochs=1, batch_size=32), ckpt)
+    export_checkpoint(load_checkpoint(ckpt), "dense,step,chunk", root)
+    return {"ckpt": ckpt, "dense": root / "nav.onnx", "step": root / "nav.step.onnx", "chunk": root / "nav.chunk.onnx"}
+
+
+def test_step_files_of_a_model_with_an_init_layer_are_scored_beside_their_checkpoint(navigation):
+    """The step graph has no init layer: its start states come from the checkpoint it was
+    exported from, and the streaming metric then equals the full model's."""
+    config = BenchConfig(runs=2, warmup=0, torch_reference=False, call_floor=False, chunk=2)
+    files = [navigation[k] for k in ("dense", "step", "chunk")]
+    ck, dense, step, chunk = bench([navigation["ckpt"], *files], config=config)["models"]
+    assert ck["metric"]["name"] == "position_error_cm"
+    for e in (dense, step, chunk):
+        assert e["metric"]["onnxruntime"] == pytest.approx(ck["metric"]["torch"], rel=1e-4), e["name"]
+    for e in (step, chunk):
+        assert any("start states from the init layer of nav.pt" in n for n in e["notes"]), e["notes"]
+    # without it: timed from zero states, and no metric (a zero start would give a wrong one)
+    _, step, chunk = bench(files, config=config)["models"]
+    for e in (step, chunk):
+        assert e["metric"] is None and e["latency_ms"]["step"]["runs"] == 2
+        assert any("bench it beside the checkpoint it was exported from" in n for n in e["notes"]), e["notes"]
+        assert any("zero states" in n for n in e["notes"]), e["notes"]
