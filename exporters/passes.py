@@ -274,8 +274,8 @@ class QuantizeDynamic:
     nodes it adds (then the file would grow). 0 quantizes every MatMul and LSTM.
 
     Requires: dense initializers only (run it before ``SparsifyInitializers``).
-    Ensures: a model that onnxruntime runs; the IR version is kept; the nodes named by
-    ``float_nodes`` are unchanged.
+    Ensures: a model that onnxruntime runs; the IR version and the producer are kept; the
+    nodes named by ``float_nodes`` are unchanged.
     """
 
     per_channel: bool = True
@@ -340,6 +340,8 @@ class QuantizeDynamic:
                 raise ExportError(f"onnxruntime dynamic quantization failed: {msg}") from None
             out = onnx.load(target)
         out.ir_version = model.ir_version
+        # The quantizer signs the file as its own ("onnx.quantize"); the model is still ours.
+        out.producer_name, out.producer_version = model.producer_name, model.producer_version
         changed = [n.op_type for n in out.graph.node] != [n.op_type for n in model.graph.node]
         return PassResult(out if changed else model, changed)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from exporters.graph import build_full_graph, build_step_graph
+from exporters.graph import IR_VERSION, build_full_graph, build_step_graph
 from exporters.passes import (
     AddMetadata,
     DensifyInitializers,
@@ -187,6 +187,7 @@ def test_quantize_lstm_becomes_dynamic_quantize_lstm(make_model):
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
     assert "MatMulInteger" in ops  # the head
+    assert (q.producer_name, q.ir_version) == ("rnncompress", IR_VERSION)  # not the quantizer's "onnx.quantize"
 
 
 def _matmuls(model: onnx.ModelProto) -> dict[str, str]:
