@@ -156,8 +156,10 @@ def _missing_ratio_reason(e: dict[str, Any], base: dict[str, Any], side: str) ->
 def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
     m = e.get("metric")
     if not m or m.get("onnxruntime") is None:
-        raise _NotApplicable(budget, e["name"], "the report has no onnxruntime metric for it (bench ran with "
-                                                "--no-accuracy, or the model has no task metadata).")
+        # bench notes why it measured none ("no metric: ..."); older reports and --no-accuracy do not
+        why = next((n.removeprefix("no metric: ") for n in e.get("notes") or [] if n.startswith("no metric: ")),
+                   "bench ran with --no-accuracy, or the model has no task metadata")
+        raise _NotApplicable(budget, e["name"], f"the report has no onnxruntime metric for it ({why}).")
     return m
 
 

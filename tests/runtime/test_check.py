@@ -134,7 +134,11 @@ def test_refusals(report):
     with pytest.raises(ReportError, match="'dense': it is the baseline"):
         check_report(report, Budgets(max_latency_ratio=1), ["dense"])
     report["models"][1]["metric"] = None
-    with pytest.raises(ReportError, match="no onnxruntime metric for it"):
+    with pytest.raises(ReportError, match="no onnxruntime metric for it \\(bench ran with --no-accuracy"):
+        check_report(report, Budgets(min_metric=0.5), ["int8"])
+    # the reason bench noted, when it noted one
+    report["models"][1]["notes"] = ["no metric: the step graph has no init layer, so the start states ..."]
+    with pytest.raises(ReportError, match="no onnxruntime metric for it \\(the step graph has no init layer, so"):
         check_report(report, Budgets(min_metric=0.5), ["int8"])
     bad = copy.deepcopy(report)
     bad["models"][0]["metric"]["onnxruntime"] = None
