@@ -241,21 +241,33 @@ class _Sources:
 
     def __init__(self, inputs: Sequence[BenchInput]) -> None:
         self._paths = [i.path for i in inputs if i.kind == "checkpoint"]
-        self._hashes: dict[str, Path] | None = None
+        self._hashes: list[tuple[str, Path]] | None = None
         self._models: dict[str, Any] = {}
 
-    def model(self, sha256: str | None) -> tuple[Any, Path] | None:
-        """(torch model, checkpoint path) of the checkpoint input with this sha256, or None."""
-        if not sha256:
-            return None
+    def _hashed(self) -> list[tuple[str, Path]]:
         if self._hashes is None:
-            self._hashes = {sha256_file(p): p for p in self._paths}
-        path = self._hashes.get(sha256)
-        if path is None:
+            self._hashes = [(sha256_file(p), p) for p in self._paths]
+        return self._hashes
+
+    def model(self, sha256: str, name: str) -> tuple[Any, Path] | None:
+        """(torch model, checkpoint path) of a checkpoint input with this sha256 (the one
+        named ``name`` first, where copies were given), or None."""
+        same = sorted((p for h, p in self._hashed() if h == sha256), key=lambda p: p.name != name)
+        if not same:
             return None
         if sha256 not in self._models:
-            self._models[sha256] = load_checkpoint(path).build_model().eval()
-        return self._models[sha256], path
+            self._models[sha256] = load_checkpoint(same[0]).build_model().eval()
+        return self._models[sha256], same[0]
+
+    def missing(self, sha256: str, name: str) -> str:
+        """Why no input is the source: a note's reason."""
+        if not sha256:
+            return "the file records no source checkpoint (rnncompress.source_sha256)"
+        if any(p.name == name and h != sha256 for h, p in self._hashed()):
+            return (f"the {text_of_name(name)} among the models is not that one (the file records sha256 "
+                    f"{sha256[:12]}...; its bytes differ)")
+        source = f"{text_of_name(name) or 'its source'} (sha256 {sha256[:12]}...)"
+        return f"{source} is not among the models; bench it beside that checkpoint to score it"
 
 
 def parameter_count(c: ModelConfig) -> int:
@@ -392,17 +404,20 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     prepared = _Prepared(inp, {}, session)
     # A step or chunk file of a model with an init layer starts where the init projection of
     # the checkpoint it came from puts it, when that checkpoint is benched beside it.
-    states_fn, states = None, None
+    states_fn, states, no_source = None, None, ""
     if step and c.init_size:
-        source_sha = meta.get("rnncompress.source_sha256")
-        found = sources.model(source_sha) if sources else None
+        source_sha, source_name = meta.get("rnncompress.source_sha256", ""), meta.get("rnncompress.source", "")
+        sources = sources or _Sources([])
+        found = sources.model(source_sha, source_name) if source_sha else None
         if found is not None:
             source_model, source_path = found
             states_fn = functools.partial(torch_initial_states, source_model)
             states = states_fn(seq)
-            notes.append(f"start states from the init layer of {text_of_name(source_path.name)}, the checkpoint it "
-                         "was exported from (the step graph has none)")
+            copy = "" if source_path.name == source_name else f" (the bytes of {source_name}, its recorded source)"
+            notes.append(f"start states from the init layer of {text_of_name(source_path.name)}{copy}: the step "
+                         "graph has none")
         else:
+            no_source = sources.missing(source_sha, source_name)
             notes.append("step latency starts every sequence from zero states (no init layer in the step graph)")
     # One call now, so a graph that does not match its metadata fails here, in one line.
     chunked = is_chunk_session(session)
@@ -419,8 +434,8 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     if config.accuracy and task is None:
         notes.append("no metric: the model's metadata records no task")
     elif config.accuracy and step and c.init_size and states_fn is None:
-        notes.append("no metric: the step graph has no init layer, so the start states of the test sequences are "
-                     "unknown; bench it beside the checkpoint it was exported from to score it")
+        notes.append("no metric: the step graph has no init layer, so the start states of the test sequences come "
+                     f"from the checkpoint it was exported from, and {no_source}")
     elif config.accuracy:
         progress.message(f"{inp.name}: {task.metric_name} in onnxruntime")
         split = test.take(slice(0, config.max_eval))

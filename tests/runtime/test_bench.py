@@ -315,10 +315,35 @@ def test_step_files_of_a_model_with_an_init_layer_are_scored_beside_their_checkp
     for e in (dense, step, chunk):
         assert e["metric"]["onnxruntime"] == pytest.approx(ck["metric"]["torch"], rel=1e-4), e["name"]
     for e in (step, chunk):
-        assert any("start states from the init layer of nav.pt" in n for n in e["notes"]), e["notes"]
+        assert "start states from the init layer of nav.pt: the step graph has none" in e["notes"], e["notes"]
     # without it: timed from zero states, and no metric (a zero start would give a wrong one)
+    sha = load_checkpoint(navigation["ckpt"]).sha256
     _, step, chunk = bench(files, config=config)["models"]
     for e in (step, chunk):
         assert e["metric"] is None and e["latency_ms"]["step"]["runs"] == 2
-        assert any("bench it beside the checkpoint it was exported from" in n for n in e["notes"]), e["notes"]
+        assert any(f"nav.pt (sha256 {sha[:12]}...) is not among the models; bench it beside that checkpoint" in n
+                   for n in e["notes"]), e["notes"]
         assert any("zero states" in n for n in e["notes"]), e["notes"]
+
+
+def test_the_source_of_a_step_file_is_its_bytes_not_its_name(navigation, tmp_path):
+    """A copy of the source checkpoint under another name serves (the note says whose bytes
+    they are); another checkpoint under the source's name does not (the note says so)."""
+    import shutil
+
+    config = BenchConfig(runs=2, warmup=0, torch_reference=False, call_floor=False, step=False)
+    copy = shutil.copy(navigation["ckpt"], tmp_path / "copy.pt")
+    _, step = bench([copy, navigation["step"]], config=config)["models"]
+    assert step["metric"] is not None
+    assert "start states from the init layer of copy.pt (the bytes of nav.pt, its recorded source): the step graph " \
+           "has none" in step["notes"]
+    other = tmp_path / "other" / "nav.pt"
+    other.parent.mkdir()
+    ckpt = load_checkpoint(navigation["ckpt"])
+    recorded = ckpt.sha256
+    ckpt.history = ckpt.history + [{"epoch": 99}]  # the same model, other bytes
+    save_checkpoint(other, ckpt)
+    _, step = bench([other, navigation["step"]], config=config)["models"]
+    assert step["metric"] is None
+    assert any(f"the nav.pt among the models is not that one (the file records sha256 {recorded[:12]}...; its "
+               "bytes differ)" in n for n in step["notes"]), step["notes"]
