@@ -52,6 +52,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from models.checkpoint import package_version
 from models.sequence import SequenceModel
 
 OPSET = 17  # LSTM/GRU/RNN-14 semantics; per-axis DequantizeLinear needs >= 13
@@ -159,7 +160,7 @@ class _Builder:
               doc: str) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits, doc_string=doc)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="rnncompress")
+                                  producer_name="rnncompress", producer_version=package_version())
         model.ir_version = IR_VERSION
         return model
 

@@ -69,8 +69,10 @@ def is_finite_number(value: object) -> bool:
 
 
 def param_error(name: str, rule: str, value: object) -> ConfigError:
-    """The scikit-learn style message: names the parameter, the rule and the value."""
-    return ConfigError(f"The '{name}' parameter must be {rule}. Got {value!r} instead.")
+    """The scikit-learn style message: names the parameter, the rule and the value (None:
+    a value that was needed and not given)."""
+    got = "It was not given." if value is None else f"Got {value!r} instead."
+    return ConfigError(f"The '{name}' parameter must be {rule}. {got}")
 
 
 # More threads than this is a typo, not a machine: torch and onnxruntime crash or hang

@@ -24,6 +24,7 @@ from exporters.passes import (
     weight_only_int8,
 )
 from exporters.verify import make_session, run_full
+from models.checkpoint import package_version
 from models.errors import ConfigError, ExportError
 
 
@@ -187,7 +188,7 @@ def test_quantize_lstm_becomes_dynamic_quantize_lstm(make_model):
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
     assert "MatMulInteger" in ops  # the head
-    assert (q.producer_name, q.ir_version) == ("rnncompress", IR_VERSION)  # not the quantizer's "onnx.quantize"
+    assert (q.producer_name, q.producer_version, q.ir_version) == ("rnncompress", package_version(), IR_VERSION)
 
 
 def _matmuls(model: onnx.ModelProto) -> dict[str, str]:
