@@ -8,10 +8,10 @@ import click
 
 from cli.common import (data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for, quiet_option,
                         refuse_inapplicable)
-from exporters.export import INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint, export_options
+from exporters.export import (INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint, export_notes,
+                              export_options, inapplicable_export_settings, parse_formats)
 from exporters.verify import Int8Tolerance
 from models.checkpoint import load_checkpoint
-from models.io import text_of_name
 
 
 @click.command()
@@ -84,8 +84,8 @@ def export(ctx: click.Context, checkpoint: Path, formats: str, out_dir: Path, na
     Example:
       rnncompress export lstm.pt --format dense,sparse,step,int8 --out-dir onnx/
     """
-    if verify_data == "random":
-        refuse_inapplicable(ctx, ["data", "metric_samples"], "--verify-data task (random inputs need no task data)")
+    for setting, applies_to in inapplicable_export_settings(parse_formats(formats), verify_data).items():
+        refuse_inapplicable(ctx, [setting], applies_to)  # a tolerance never applied must not look applied
     options = export_options(
         verify_data=verify_data, atol=atol, rtol=rtol, int8_accuracy_drop=int8_accuracy_drop,
         int8_relative=int8_relative, min_gain=min_gain, int8_float_below=int8_float_below,
@@ -107,19 +107,5 @@ def export(ctx: click.Context, checkpoint: Path, formats: str, out_dir: Path, na
     files = f"{len(results)} file" + ("" if len(results) == 1 else "s")
     click.echo(f"wrote {files} to {out_dir}, each verified against torch on {checked}")
     click.echo(fmt_table(rows, ["format", "file", "bytes", "stored sparsity", "parity", "opset/IR"]))
-    by_format = {r.format: r for r in results}
-    for r in results:
-        if "sparse" in r.format.split("+") and r.stored_sparsity == 0:
-            click.echo(f"note: {text_of_name(r.path.name)} stores nothing sparse (no initializer has enough zeros "
-                       "for sparse storage to be smaller): it is the non-sparse file.")
-        if "int8" not in r.format.split("+"):
-            continue
-        if not r.int8:
-            click.echo(f"note: {text_of_name(r.path.name)} holds nothing int8 (every matrix is below --int8-float-below, "
-                       "or too small for int8 to shrink the file): it is the float model.")
-            continue
-        float_twin = by_format.get("+".join(f for f in r.format.split("+") if f != "int8") or "dense")
-        if float_twin is not None and r.bytes >= float_twin.bytes:
-            click.echo(f"note: {text_of_name(r.path.name)} is not smaller than {text_of_name(float_twin.path.name)} "
-                       f"({r.bytes:,} vs {float_twin.bytes:,} bytes): its matrices are too small for int8 storage to "
-                       "save more than the metadata and nodes it adds.")
+    for note in export_notes(results, min_gain):
+        click.echo(f"note: {note}")

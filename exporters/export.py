@@ -216,6 +216,25 @@ class ExportOptions:
 INT8_TOLERANCE_KEYS = {"int8_accuracy_drop": "accuracy_points", "int8_relative": "relative"}
 
 
+def inapplicable_export_settings(variants: Sequence[Variant], verify_data: str) -> dict[str, str]:
+    """The export settings (flat names, as ``export_options`` takes them) that these formats
+    and this verification would ignore -> what each applies to, so that callers can refuse
+    them rather than let a tolerance or a gain that is never used look applied."""
+    out: dict[str, str] = {}
+    if not any(v.sparse for v in variants):
+        out["min_gain"] = "a sparse format (sparse, int8+sparse, ...)"
+    int8_only = "an int8 format (int8, step+int8, ...)"
+    if not any(v.int8 for v in variants):
+        out.update(dict.fromkeys(("int8_accuracy_drop", "int8_relative", "int8_float_below", "metric_samples"),
+                                 int8_only))
+    if not any(not v.int8 and not v.stateful for v in variants):
+        out["parity_samples"] = "a float full-sequence format (dense, sparse)"
+    if verify_data == "random":
+        for key in ("int8_accuracy_drop", "int8_relative", "metric_samples", "parity_samples", "data"):
+            out.setdefault(key, "verification on task data (random inputs need none)")
+    return out
+
+
 def export_options(**settings: Any) -> ExportOptions:
     """ExportOptions from flat settings: ExportOptions' own fields plus ``int8_accuracy_drop``
     and ``int8_relative`` (the int8 tolerance), as ``rnncompress export`` and a pipeline's
@@ -241,6 +260,35 @@ class ExportResult:
     @property
     def parity_error(self) -> float:
         return self.parity.error
+
+
+def export_notes(results: Sequence[ExportResult], min_gain: float = 0.0) -> list[str]:
+    """What a user should know about the written files that the formats' names do not say:
+    a sparse file that stores nothing sparse, an int8 file that holds nothing int8, an int8
+    file no smaller than its float twin. (``export`` prints them; so does ``run``.)"""
+    notes = []
+    by_format = {r.format: r for r in results}
+    for r in results:
+        parts = r.format.split("+")
+        name = text_of_name(r.path.name)
+        if "sparse" in parts and r.stored_sparsity == 0:
+            why = (f"no initializer saves the --min-gain {min_gain:g} of its size" if min_gain > 0 else
+                   "no initializer has enough zeros for sparse storage to be smaller")
+            notes.append(f"{name} stores nothing sparse ({why}): it is the non-sparse file.")
+        if "int8" not in parts:
+            continue
+        if not r.int8:
+            notes.append(f"{name} holds nothing int8 (every matrix is below --int8-float-below, or too small for "
+                         "int8 to shrink the file): it is the float model.")
+            continue
+        # its float twin: the same format without int8 (int8+sparse: sparse, else dense)
+        twins = ("+".join(p for p in parts if p not in drop) or "dense" for drop in (("int8",), ("int8", "sparse")))
+        float_twin = next((by_format[t] for t in twins if t in by_format), None)
+        if float_twin is not None and r.bytes >= float_twin.bytes:
+            notes.append(f"{name} is not smaller than {text_of_name(float_twin.path.name)} ({r.bytes:,} vs "
+                         f"{float_twin.bytes:,} bytes): its matrices are too small for int8 storage to save more "
+                         "than the metadata and nodes it adds.")
+    return notes
 
 
 def task_interface(ckpt: Checkpoint, data: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -473,7 +473,7 @@ def _prune(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress, data
 
 
 def _export(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> None:
-    from exporters.export import export_checkpoint, export_options
+    from exporters.export import export_checkpoint, export_notes, export_options
 
     options = export_options(**{k: v for k, v in p.export.items() if k != "formats"})
     final = out_dir / plan.inputs["checkpoint"]
@@ -484,6 +484,8 @@ def _export(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> 
                                      name="baseline", options=options, force=True, progress=progress)
     for r in results:
         progress.message(f"export: {r.path.name} {r.bytes:,} bytes, {r.parity.describe()}")
+    for note in export_notes(results, options.min_gain):
+        progress.message(f"export: note: {note}")
 
 
 def _bench(p: Pipeline, out_dir: Path, plan: StagePlan, progress: Progress) -> dict[str, Any]:

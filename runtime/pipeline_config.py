@@ -140,7 +140,9 @@ def _check_types(doc: dict[str, Any], loc: _Locator) -> None:
             raise loc.error(table, None, f"unknown table{hint} Known tables: {sorted(list(SCHEMA) + ['task'])}.")
         if not isinstance(value, dict):
             raise ConfigError(f"{loc.source}: '{table}' must be a table ([{table}]), not a value.")
-        if table == "task":
+        if table == "task":  # the task checks its own keys; only the TOML integer range here
+            for key, v in value.items():
+                _check_toml_int(v, loc, table, key)
             continue
         for key, v in value.items():
             allowed = SCHEMA[table]
@@ -154,6 +156,19 @@ def _check_types(doc: dict[str, Any], loc: _Locator) -> None:
                 kinds = ["number"] if types == NUM else [t.__name__ for t in types]
                 names = " or ".join(dict.fromkeys(kinds))
                 raise loc.error(table, key, f"must be {names}; got {v!r}.")
+            _check_toml_int(v, loc, table, key)
+
+
+# TOML 1.0 integers are signed 64-bit; Python's reader takes any size, which other readers (and
+# numpy, deep inside a check) refuse: a larger one is an error here, where it is written.
+_TOML_INT = (-2 ** 63, 2 ** 63 - 1)
+
+
+def _check_toml_int(value: Any, loc: "_Locator", table: str, key: str) -> None:
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool) and not _TOML_INT[0] <= v <= _TOML_INT[1]:
+            raise loc.error(table, key, f"{v} is outside TOML's integer range (signed 64-bit, -2^63 to 2^63 - 1).")
 
 
 def _build(table: str, key_of_error: str | None, loc: _Locator, fn, *args, **kwargs):
@@ -309,26 +324,31 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if teachers and not prune.distill > 0:
             raise loc.error("prune", "teachers", "further teachers are only used by distillation: set distill > 0.")
 
-    from exporters.export import export_options, parse_formats
+    from exporters.export import export_options, inapplicable_export_settings, parse_formats
 
     given_export = doc.get("export", {})
-    if given_export.get("verify_data") == "random" and "metric_samples" in given_export:
-        raise loc.error("export", "metric_samples", 'applies to verify_data = "task" only (random inputs need no '
-                                                    "task data); drop it.")
     ex = {"formats": ["dense", "step"], **export_defaults(), **given_export}
-    if ex["verify_data"] == "random":
-        del ex["metric_samples"]  # no task data, no metric (and the resolved TOML must parse again)
     if not ex["formats"] or not all(isinstance(f, str) for f in ex["formats"]):
         raise loc.error("export", "formats", f"must be a non-empty list of format names; got {ex['formats']!r}.")
-
-    _build("export", "formats", loc, parse_formats, ex["formats"])
+    variants = _build("export", "formats", loc, parse_formats, ex["formats"])
+    # A key the formats or the verification would not use is refused, as the export command
+    # refuses its option, and left out (so the resolved TOML, which lists the rest, parses again).
+    for key, applies_to in inapplicable_export_settings(variants, ex["verify_data"]).items():
+        if key in given_export:
+            raise loc.error("export", key, f"applies to {applies_to} only; drop it.")
+        ex.pop(key, None)
     _build("export", None, loc, export_options, **{k: v for k, v in ex.items() if k != "formats"})
 
     from runtime.bench import BenchConfig
 
     # Defaults filled in, so a pipeline and its resolved form (``resolved_toml``) plan alike.
-    bench_config = _build("bench", None, loc, BenchConfig, **doc.get("bench", {}))
+    given_bench = doc.get("bench", {})
+    bench_config = _build("bench", None, loc, BenchConfig, **given_bench)
     bench = {k: getattr(bench_config, k) for k in SCHEMA["bench"]}
+    if not bench["accuracy"]:  # as bench --no-accuracy refuses --max-eval
+        if "max_eval" in given_bench:
+            raise loc.error("bench", "max_eval", "applies to the metric (accuracy = true) only; drop it.")
+        del bench["max_eval"]
 
     check = None
     if "check" in doc:

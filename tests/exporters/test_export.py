@@ -366,3 +366,34 @@ def test_sparsify_refuses_overwriting_input(make_model, tmp_path):
         sparsify_file(src, src)
     with pytest.raises(ConfigError, match="is one of the inputs"):
         sparsify_file(src, tmp_path / "." / "in.onnx")
+
+
+def _result(fmt: str, size: int, stored_sparsity: float = 0.0, int8: tuple[str, ...] = ()):
+    from pathlib import Path
+
+    from exporters.export import ExportResult, Variant, parse_formats
+    from exporters.verify import Parity
+
+    [v] = parse_formats(fmt)
+    assert isinstance(v, Variant)
+    return ExportResult(fmt, Path(v.filename("m")), size, stored_sparsity, Parity("max_abs", 0.0, 1e-5, "x"),
+                        OPSET, IR_VERSION, int8)
+
+
+def test_export_notes_say_what_a_format_name_does_not():
+    from exporters.export import export_notes
+
+    notes = export_notes([_result("dense", 1000), _result("sparse", 1000), _result("int8+sparse", 1100, 0.1, ("W",))])
+    assert notes[0] == ("m.sparse.onnx stores nothing sparse (no initializer has enough zeros for sparse storage to "
+                        "be smaller): it is the non-sparse file.")
+    assert notes[1].startswith("m.int8.sparse.onnx is not smaller than m.sparse.onnx (1,100 vs 1,000 bytes)")
+    # without the sparse file, its twin is the dense one; a --min-gain is named as the reason
+    notes = export_notes([_result("dense", 1000), _result("int8+sparse", 1100, 0.0, ("W",))], min_gain=0.9)
+    assert notes == ["m.int8.sparse.onnx stores nothing sparse (no initializer saves the --min-gain 0.9 of its "
+                     "size): it is the non-sparse file.",
+                     "m.int8.sparse.onnx is not smaller than m.onnx (1,100 vs 1,000 bytes): its matrices are too "
+                     "small for int8 storage to save more than the metadata and nodes it adds."]
+    assert export_notes([_result("step", 900), _result("step+int8", 800, 0.0, ("R",))]) == []
+    assert export_notes([_result("int8", 900)]) == [
+        "m.int8.onnx holds nothing int8 (every matrix is below --int8-float-below, or too small for int8 to shrink "
+        "the file): it is the float model."]

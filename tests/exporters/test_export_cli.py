@@ -75,8 +75,15 @@ def test_bad_format_name(make_model, make_checkpoint, tmp_path):
     (["--data", "/tmp"], "--data does not apply to task 'adding': it generates its data from a seed."),
     (["--format", "int8", "--int8-accuracy-drop", "-1"], "--int8-accuracy-drop must be a finite float >= 0"),
     (["--format", "int8", "--int8-relative", "nan"], "--int8-relative must be a finite float >= 0"),
-    (["--verify-data", "random", "--data", "/tmp"], "--data applies to --verify-data task"),
-    (["--verify-data", "random", "--metric-samples", "5"], "--metric-samples applies to --verify-data task"),
+    (["--verify-data", "random", "--data", "/tmp"], "--data applies to verification on task data"),
+    (["--verify-data", "random", "--metric-samples", "5"], "--metric-samples applies to verification on task data"),
+    # a setting the formats or the verification would not use is refused, not recorded as applied
+    (["--verify-data", "random", "--int8-relative", "0"], "--int8-relative applies to verification on task data"),
+    (["--verify-data", "random", "--parity-samples", "1"], "--parity-samples applies to verification on task data"),
+    (["--format", "dense,int8", "--min-gain", "0.5"], "--min-gain applies to a sparse format (sparse, int8+sparse"),
+    (["--format", "dense", "--int8-accuracy-drop", "3"], "--int8-accuracy-drop applies to an int8 format"),
+    (["--format", "sparse", "--int8-float-below", "0"], "--int8-float-below applies to an int8 format"),
+    (["--format", "step,int8", "--parity-samples", "9"], "--parity-samples applies to a float full-sequence format"),
 ])
 def test_bad_option_names_the_option(make_model, make_checkpoint, tmp_path, args, match):
     path = make_checkpoint(make_model("lstm", (4,), input_size=2))
