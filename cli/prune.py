@@ -9,7 +9,7 @@ import click
 
 from cli.common import (CliError, command_line, data_option, echo_json, explicit_options, fmt_table, handle_errors,
                         note_unfinished, progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
-from compressor.prune import FINETUNE_ONLY, PruneConfig, ignored_settings, prune_checkpoint
+from compressor.prune import DISTILL_ONLY, FINETUNE_ONLY, PruneConfig, ignored_settings, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import DataError
@@ -102,6 +102,8 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
         refuse_inapplicable(ctx, [name], f"--{setting} {value}")
     if o["finetune_epochs"] == 0:
         refuse_inapplicable(ctx, list(FINETUNE_ONLY), "fine-tuning (--finetune-epochs > 0)")
+    elif o["distill"] == 0:
+        refuse_inapplicable(ctx, list(DISTILL_ONLY), "distillation (--distill > 0)")
     if len(explicit_options(ctx, ["quantile", "threshold"])) == 2:
         raise CliError("--threshold (absolute) replaces --quantile; give one of them.")
     ckpt = load_checkpoint(checkpoint)  # the input first: a missing one is the error to report

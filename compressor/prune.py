@@ -31,6 +31,8 @@ LATTICE_ONLY = ("variant", "quantile", "threshold", "thresholds", "centrality", 
 
 # The settings of fine-tuning: a prune with finetune_epochs = 0 would ignore them.
 FINETUNE_ONLY = ("finetune_lr", "distill", "distill_temperature", "release_masks", "finetune_strength")
+# ... and those of distillation (distill > 0).
+DISTILL_ONLY = ("distill_temperature",)
 
 
 def ignored_settings(method: str, variant: str) -> dict[str, tuple[str, str]]:

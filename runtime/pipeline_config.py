@@ -39,7 +39,7 @@ else:  # pragma: no cover
 
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
-from compressor.prune import FINETUNE_ONLY, PruneConfig, ignored_settings
+from compressor.prune import DISTILL_ONLY, FINETUNE_ONLY, PruneConfig, ignored_settings
 from compressor.selection import parse_keep
 from compressor.training import TrainConfig, model_config_from_spec
 from models.errors import ConfigError, RnnCompressError
@@ -213,6 +213,8 @@ def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, l
             raise loc.error("prune", key, f'applies to {setting} = "{value}" only; drop it.')
         if key in FINETUNE_ONLY and prune.finetune_epochs == 0:
             raise loc.error("prune", key, "applies to fine-tuning (finetune_epochs > 0) only; drop it.")
+        if key in DISTILL_ONLY and prune.distill == 0:
+            raise loc.error("prune", key, "applies to distillation (distill > 0) only; drop it.")
     if "quantile" in given and "threshold" in given:
         raise loc.error("prune", "threshold", "an absolute threshold replaces quantile; give one of them.")
 
@@ -418,6 +420,8 @@ def resolved_toml(p: Pipeline) -> str:
             ignored.add("quantile")
         if p.prune.finetune_epochs == 0:
             ignored.update(FINETUNE_ONLY)
+        if p.prune.distill == 0:
+            ignored.update(DISTILL_ONLY)
         prune = {k: v for k, v in p.prune.to_dict().items() if k not in ignored}
         tables.append(("prune", {**prune, "teachers": list(p.teachers)}))
     tables.append(("export", dict(p.export)))

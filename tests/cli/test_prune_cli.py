@@ -75,6 +75,8 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--method", "norm", "--quantile", "0.9"], "--quantile applies to --method lattice only"),
         (["--finetune-epochs", "0", "--distill", "0.5"], "--distill applies to fine-tuning (--finetune-epochs > 0) only"),
         (["--finetune-epochs", "0", "--release-masks"], "--release-masks applies to fine-tuning"),
+        (["--finetune-epochs", "1", "--distill-temperature", "2"],
+         "--distill-temperature applies to distillation (--distill > 0) only; drop it."),
         (["--quantile", "0.9", "--threshold", "0.1"], "--threshold (absolute) replaces --quantile"),
         (["--threads", "100000"], "--threads must be an int in [0, 256]"),
     ]

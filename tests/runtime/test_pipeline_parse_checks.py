@@ -12,7 +12,7 @@ from compressor.training import model_config_for
 from helpers import assert_one_line_error, make_mnist_dir, run
 from models.errors import ConfigError
 from models.tasks import make_task
-from runtime.pipeline_config import load_pipeline, parse_pipeline, resolved_toml
+from runtime.pipeline_config import Pipeline, load_pipeline, parse_pipeline, resolved_toml
 
 BASE = """\
 [task]
@@ -177,9 +177,28 @@ def test_prune_keys_the_method_ignores_are_refused(lines: str, key: str, match: 
 ])
 def test_the_resolved_settings_of_any_prune_method_parse_again(lines: str) -> None:
     """resolved_toml leaves out what the method ignores, so its TOML is the same pipeline."""
-    p = parse_pipeline(edit("prune", lines), "p.toml")
+    _assert_resolved_parses_again(edit("prune", lines))
+
+
+def _assert_resolved_parses_again(text: str) -> Pipeline:
+    p = parse_pipeline(text, "p.toml")
     again = parse_pipeline(resolved_toml(p), "resolved.toml")
     assert again.prune == p.prune and resolved_toml(again) == resolved_toml(p)
+    return p
+
+
+FINE_TUNED = BASE.replace("finetune_epochs = 0", "finetune_epochs = 2")
+
+
+def test_a_distillation_temperature_without_distillation_is_refused() -> None:
+    assert_refused_at(edit("prune", "distill_temperature = 4.0", FINE_TUNED), "prune", "distill_temperature",
+                      "applies to distillation (distill > 0) only; drop it.")
+
+
+@pytest.mark.parametrize("lines", ["", "distill = 0.5\ndistill_temperature = 3.0"])
+def test_the_resolved_settings_of_a_fine_tune_parse_again(lines: str) -> None:
+    p = _assert_resolved_parses_again(edit("prune", lines, FINE_TUNED))
+    assert ("distill_temperature =" in resolved_toml(p)) == (p.prune.distill > 0)
 
 
 # ---------------------------------------------------------------- [check]
