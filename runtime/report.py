@@ -204,7 +204,8 @@ def check_out_dir(out_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike
     exists already; creates nothing."""
     out = probe_writable_dir(out_dir, ReportError)
     for name in FILES.values():
-        check_output_file(out / name, "--out-dir", inputs, force=force, error=ReportError, probe=False)
+        # "--out-dir's b/report.md is one of the inputs": the file in the folder, not the folder
+        check_output_file(out / name, "--out-dir's", inputs, force=force, error=ReportError, probe=False)
     return out
 
 

@@ -97,7 +97,7 @@ def test_bad_bench_input(models, tmp_path):
     named.parent.mkdir()
     named.write_bytes(models["dense"].read_bytes())
     assert_one_line_error(run(["bench", str(named), "--out-dir", str(named.parent), "-q"]),
-                          match="is one of the inputs")
+                          match=f"--out-dir's {named} is one of the inputs")
     assert named.read_bytes() == models["dense"].read_bytes()
 
 
@@ -106,7 +106,7 @@ def test_an_earlier_report_is_replaced_only_with_force(models, tmp_path):
     out.mkdir()
     (out / "report.md").write_text("# my notes")
     args = ["bench", str(models["dense"]), *FAST, "--no-torch", "--no-call-floor", "--out-dir", str(out), "-q"]
-    assert_one_line_error(run(args), match="already exists; pass --force")
+    assert_one_line_error(run(args), match=f"--out-dir's {out / 'report.md'} already exists; pass --force")
     assert (out / "report.md").read_text() == "# my notes" and not (out / "report.json").exists()
     (out / "accuracy_sparsity.png").write_bytes(b"a plot of an earlier run")  # one model: not drawn again
     assert run([*args, "--force"]).exit_code == 0
