@@ -38,6 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise RnnCompressError(f"Cannot write {target}: directory {parent} does not exist.")
+    refuse_special_file(target, "Output")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
@@ -135,9 +136,19 @@ def probe_writable_file(path: str | os.PathLike, option: str,
         raise error(f"Directory {parent} for {option} does not exist.")
     if p.is_dir():
         raise error(f"{option} {p} is a directory; give a file name.")
+    refuse_special_file(p, option, error)
     if not _can_create_in(parent):
         raise error(f"Directory {parent} for {option} is not writable.")
     return p
+
+
+def refuse_special_file(path: Path, option: str, error: type[RnnCompressError] = RnnCompressError) -> None:
+    """Outputs are written beside their path and renamed over it: over a device (/dev/null),
+    a pipe or a socket that rename would put a regular file in its place, so such a path is
+    refused, whatever ``--force`` says."""
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise error(f"{option} {path} is not a regular file (a device, pipe or socket); outputs are written as "
+                    "files and renamed into place, which would replace it: give a file path.")
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -169,6 +180,8 @@ def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str
         probe_writable_file(p, option, error)
     elif p.is_dir():
         raise error(f"{option} {p} is a directory; give a file name.")
+    else:
+        refuse_special_file(p, option, error)
     if p.exists() and not force:
         raise error(f"{option} {p} already exists; pass --force (force=True from Python) to overwrite it.")
     return p

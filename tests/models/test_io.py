@@ -2,6 +2,8 @@
 creates; both refuse the same paths with one line)."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,23 @@ def test_a_failed_write_names_the_file_and_leaves_the_old_one(tmp_path: Path) ->
     with pytest.raises(FileNotFoundError) as e:
         atomic_write_with(target, reads_another_file)
     assert e.value.filename == str(tmp_path / "missing")  # an error about another file keeps its name
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX named pipes")
+def test_a_device_or_pipe_is_never_replaced_by_a_file(tmp_path: Path) -> None:
+    """Writing is a rename over the path: over a pipe (or /dev/null) it would put a regular
+    file in its place. Refused by every check, --force or not, and the pipe stays."""
+    from helpers import run
+    from models.io import atomic_write_bytes, check_output_file
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for call in (lambda: check_output_file(fifo, "--out", force=True),
+                 lambda: check_output_file(fifo, "--out", force=True, probe=False),
+                 lambda: atomic_write_bytes(fifo, b"x")):
+        with pytest.raises(RnnCompressError, match="is not a regular file \\(a device, pipe or socket\\)"):
+            call()
+    r = run(["train", "--task", "adding", "--seq-len", "4", "--samples", "64", "--hidden", "4", "--epochs", "1",
+             "--out", str(fifo), "--force", "-q"])
+    assert r.exit_code == 2 and "--out " + str(fifo) + " is not a regular file" in r.output, r.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
