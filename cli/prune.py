@@ -32,11 +32,13 @@ from models.tasks import check_data_fits, task_from_checkpoint
                    "lattice only; continuous: the neurons meet-irreducible over at least half of the "
                    "filtration).")
 @click.option("--quantile", type=float, default=SelectionConfig.quantile, show_default=True,
-              help="Binary relation threshold: this quantile of the nonzero influences (per receiver block).")
+              help="Binary relation threshold: this quantile of the nonzero influences (per receiver block). "
+                   "The binary variant's, and --edge-prune's (the continuous variant has its own levels).")
 @click.option("--threshold", type=float, default=None,
               help="Binary relation: an absolute influence threshold instead of --quantile.")
 @click.option("--thresholds", type=int, default=16, show_default=True,
-              help="Continuous variant: number of threshold levels in the filtration.")
+              help="Continuous variant: number of threshold levels in the filtration (quantiles evenly spaced "
+                   "in [0.05, 0.95]).")
 @click.option("--feed-forward/--no-feed-forward", default=True, show_default=True,
               help="Count what a neuron drives downstream (next layer, head) as receivers too.")
 @click.option("--centrality", type=click.Choice(list(CENTRALITIES)), default="degree", show_default=True,
@@ -98,7 +100,7 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
       rnncompress prune lstm.pt --method lattice --keep 0.25 --finetune-epochs 3 --out small.pt
     """
     set_threads(threads)
-    for name, (setting, value) in ignored_settings(o["method"], o["variant"]).items():
+    for name, (setting, value) in ignored_settings(o["method"], o["variant"], o["edge_prune"]).items():
         refuse_inapplicable(ctx, [name], f"--{setting} {value}")
     if o["finetune_epochs"] == 0:
         refuse_inapplicable(ctx, list(FINETUNE_ONLY), "fine-tuning (--finetune-epochs > 0)")

@@ -609,8 +609,8 @@ class LatticeCriterion:
         if self.variant not in VARIANTS:
             raise param_error("variant", f"one of {list(VARIANTS)}", self.variant)
         if self.variant == "continuous" and self.threshold is not None:
-            raise param_error("threshold", "None for the continuous variant (it uses quantile levels)",
-                              self.threshold)
+            raise param_error("threshold", "unset for the continuous variant (its filtration is a grid of "
+                                           "quantile levels)", self.threshold)
         object.__setattr__(self, "quantile", _check_quantile(self.quantile, self.threshold))
         grid = quantile_grid(self.thresholds, self.q_min, self.q_max)  # validates the grid
         if not isinstance(self.thresholds, (int, np.integer)):

@@ -35,14 +35,16 @@ FINETUNE_ONLY = ("finetune_lr", "distill", "distill_temperature", "release_masks
 DISTILL_ONLY = ("distill_temperature",)
 
 
-def ignored_settings(method: str, variant: str) -> dict[str, tuple[str, str]]:
+def ignored_settings(method: str, variant: str, edge_prune: bool = False) -> dict[str, tuple[str, str]]:
     """Setting -> (setting, value) it needs, for each PruneConfig setting ``method`` and
-    ``variant`` ignore: what ``rnncompress prune`` and a pipeline's [prune] refuse when given."""
+    ``variant`` ignore: what ``rnncompress prune`` and a pipeline's [prune] refuse when given.
+    (The continuous variant's filtration has its own quantile levels: ``quantile`` then only
+    sets the relation edge pruning keeps.)"""
     if method != "lattice":
         return dict.fromkeys(LATTICE_ONLY, ("method", "lattice"))
     if variant != "continuous":
         return {"thresholds": ("variant", "continuous")}
-    return {}
+    return {} if edge_prune else {"quantile": ("variant", "binary")}
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc
 
 
 def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, loc: "_Locator") -> None:
-    ignored = ignored_settings(prune.method, prune.variant)
+    ignored = ignored_settings(prune.method, prune.variant, prune.edge_prune)
     for key in given:
         if key in ignored:
             setting, value = ignored[key]
@@ -415,7 +415,7 @@ def resolved_toml(p: Pipeline) -> str:
     if p.prune is not None:
         # Without the keys its method, variant or absent fine-tuning ignore (the parser refuses them: they can only
         # hold their defaults), nor quantile beside an absolute threshold.
-        ignored = set(ignored_settings(p.prune.method, p.prune.variant))
+        ignored = set(ignored_settings(p.prune.method, p.prune.variant, p.prune.edge_prune))
         if p.prune.threshold is not None:
             ignored.add("quantile")
         if p.prune.finetune_epochs == 0:

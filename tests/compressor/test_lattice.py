@@ -319,7 +319,7 @@ def test_criterion_scores() -> None:
     ({"quantile": 1.5}, r"^The 'quantile' parameter must be a float in \[0, 1\). Got 1.5 instead.$"),
     ({"quantile": 0.3, "threshold": 0.1}, "either the 'quantile' or the 'threshold'"),
     ({"threshold": -1.0}, "'threshold' parameter must be a finite float > 0"),
-    ({"variant": "continuous", "threshold": 0.1}, "'threshold' parameter must be None for the continuous"),
+    ({"variant": "continuous", "threshold": 0.1}, "'threshold' parameter must be unset for the continuous"),
     ({"variant": "continuous", "thresholds": 0}, "'thresholds' parameter must be"),
     ({"variant": "continuous", "q_min": 0.9, "q_max": 0.1}, "'q_min/q_max' parameter"),
 ])

@@ -396,7 +396,7 @@ def test_the_resolved_settings_are_the_same_pipeline(name: str, p: Pipeline, tmp
     unused = inapplicable_export_settings(parse_formats(p.export["formats"]), p.export["verify_data"])
     assert shown["export"] == set(SCHEMA["export"]) - set(unused)
     if p.prune is not None:
-        skipped = set(ignored_settings(p.prune.method, p.prune.variant)) | ({"quantile"} if p.prune.threshold else set())
+        skipped = set(ignored_settings(p.prune.method, p.prune.variant, p.prune.edge_prune)) | ({"quantile"} if p.prune.threshold else set())
         skipped |= set(FINETUNE_ONLY) if p.prune.finetune_epochs == 0 else set()
         skipped |= set(DISTILL_ONLY) if p.prune.distill == 0 else set()
         assert shown["prune"] == set(SCHEMA["prune"]) - skipped

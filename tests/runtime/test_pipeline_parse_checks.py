@@ -161,7 +161,9 @@ def test_a_model_the_parser_accepts_is_one_training_builds(cell: str, layers: in
       for k, v in (("variant", '"binary"'), ("quantile", "0.5"), ("threshold", "0.1"), ("thresholds", "8"),
                    ("centrality", '"degree"'), ("feed_forward", "true"), ("edge_prune", "false"))),
     ("quantile = 0.5\nthreshold = 0.1", "threshold", "an absolute threshold replaces quantile; give one of them."),
-    ('variant = "continuous"\nthreshold = 0.1', "threshold", "must be None for the continuous variant"),
+    ('variant = "continuous"\nthreshold = 0.1', "threshold", "must be unset for the continuous variant"),
+    # the continuous filtration has its own levels: quantile sets only edge pruning's relation
+    ('variant = "continuous"\nquantile = 0.5', "quantile", 'applies to variant = "binary" only; drop it.'),
     *((f"{k} = {v}", k, "applies to fine-tuning (finetune_epochs > 0) only; drop it.")  # (BASE: finetune_epochs = 0)
       for k, v in (("finetune_lr", "1e-3"), ("distill", "0.5"), ("distill_temperature", "4.0"),
                    ("release_masks", "true"), ("finetune_strength", "0.0"))),
@@ -172,7 +174,7 @@ def test_prune_keys_the_method_ignores_are_refused(lines: str, key: str, match: 
 
 @pytest.mark.parametrize("lines", [
     'method = "norm"', 'method = "random"\nseed = 3', "threshold = 0.1", "quantile = 0.8",
-    'variant = "continuous"\nthresholds = 8', 'variant = "continuous"\nquantile = 0.8\nthresholds = 4',
+    'variant = "continuous"\nthresholds = 8', 'variant = "continuous"\nedge_prune = true\nquantile = 0.8\nthresholds = 4',
     'centrality = "flow"\nedge_prune = true\nfeed_forward = false',
 ])
 def test_the_resolved_settings_of_any_prune_method_parse_again(lines: str) -> None:
