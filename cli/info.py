@@ -118,6 +118,42 @@ def show_onnx(d: dict[str, Any]) -> None:
         show_interface(d["interface"], ", stored in the file" if d.get("interface_source") == "file" else "")
 
 
+def _show_pruning(p: dict[str, Any]) -> None:
+    """What ``prune`` did, as it printed it: the policy with the settings it used, the
+    neurons per layer, the metric before and after, and the fine-tuning recipe."""
+    method = p.get("method")
+    detail = []
+    if method == "lattice":
+        relation = (f"{p.get('thresholds')} thresholds" if p.get("variant") == "continuous" else
+                    f"threshold {p['threshold']}" if p.get("threshold") is not None else f"quantile {p.get('quantile')}")
+        detail = [str(p.get("variant")), relation, f"{p.get('centrality')} centrality"]
+        detail += ["edge pruning"] if p.get("edge_prune") else []
+    elif method == "random":
+        detail = [f"seed {p.get('seed')}"]
+    click.echo(f"pruning: method {method}" + (f" ({', '.join(detail)})" if detail else "") + f", keep {p.get('keep')}")
+    for layer in p.get("layers", []):
+        mi = layer.get("meet_irreducible")
+        click.echo(f"  layer {layer['layer']}: {layer['before']} -> {layer['after']} neurons"
+                   + (f" ({mi} meet-irreducible)" if mi is not None else ""))
+    epochs = p.get("finetune_epochs") or 0
+    if p.get("test_before") is not None:
+        tuned = (f", after fine-tuning {p['test_after_finetune']:.4f}"
+                 if epochs and p.get("test_after_finetune") is not None else "")
+        click.echo(f"  test {p.get('metric')}: before {p['test_before']:.4f}, after shrink "
+                   f"{p['test_after_shrink']:.4f}{tuned}")
+    if not epochs:
+        click.echo("  no fine-tuning")
+        return
+    ft = (f"  fine-tuning: {epochs} epoch{'' if epochs == 1 else 's'} at lr {p.get('finetune_lr')}, masks "
+          f"{'released' if p.get('release_masks') else 'kept'}")
+    if p.get("finetune_strength") is not None:
+        ft += f", regularizer strength {p['finetune_strength']}"
+    if p.get("distill"):
+        more = f" and {len(p['teachers'])} further teacher(s)" if p.get("teachers") else ""
+        ft += f", distilled from the parent{more} (weight {p['distill']}, temperature {p.get('distill_temperature')})"
+    click.echo(ft)
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
@@ -174,19 +210,7 @@ def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
     click.echo(fmt_table(rows, ["matrix", "entries", "sparsity"]))
     click.echo(f"recurrent sparsity {d['sparsity']['recurrent']:.3f}, overall {d['sparsity']['overall']:.3f}")
     if d["pruning"]:
-        p = d["pruning"]
-        click.echo(f"lattice pruning: method {p.get('method')} variant {p.get('variant')} keep {p.get('keep')}")
-        ft = (f"  fine-tuning: {p.get('finetune_epochs')} epoch{'' if p.get('finetune_epochs') == 1 else 's'} at lr {p.get('finetune_lr')}, masks "
-              f"{'released' if p.get('release_masks') else 'kept'}")
-        if p.get("finetune_strength") is not None:
-            ft += f", regularizer strength {p['finetune_strength']}"
-        if p.get("distill"):
-            more = f" and {len(p['teachers'])} further teacher(s)" if p.get("teachers") else ""
-            ft += f", distilled from the parent{more} (weight {p['distill']}, temperature {p.get('distill_temperature')})"
-        click.echo(ft)
-        for layer in p.get("layers", []):
-            click.echo(f"  layer {layer['layer']}: {layer['before']} -> {layer['after']} neurons "
-                       f"({layer.get('meet_irreducible', '?')} meet-irreducible)")
+        _show_pruning(d["pruning"])
     if d["history"]:
         keys = [k for k in d["history"][0] if k not in ("lr",)]
         rows = [[h.get(k, "") for k in keys] for h in d["history"]]

@@ -27,7 +27,23 @@ def test_prune_prints_the_report_and_writes_a_plot(tmp_path: Path, trained: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     info = json.loads(run(["info", str(out), "--json"]).stdout)
     assert info["model"]["hidden_sizes"] == [5] and info["pruning"]["method"] == "lattice"
-    assert "lattice pruning" in run(["info", str(out)]).output
+    # info shows what prune printed: the policy, neurons, and the metric before and after
+    text = run(["info", str(out)]).output
+    assert "pruning: method lattice (binary, quantile 0.97, degree centrality), keep 5" in text
+    p = info["pruning"]
+    assert f"  layer 0: {p['layers'][0]['before']} -> 5 neurons ({p['layers'][0]['meet_irreducible']} " \
+           "meet-irreducible)" in text
+    assert (f"  test {p['metric']}: before {p['test_before']:.4f}, after shrink {p['test_after_shrink']:.4f}, "
+            f"after fine-tuning {p['test_after_finetune']:.4f}") in text
+
+
+def test_info_of_a_norm_pruned_checkpoint_without_fine_tuning(tmp_path: Path, trained: Path) -> None:
+    out = tmp_path / "n.pt"
+    assert run(["prune", str(trained), "--method", "norm", "--keep", "5", "--finetune-epochs", "0", "--out", str(out),
+                "-q"]).exit_code == 0
+    text = run(["info", str(out)]).output
+    assert "pruning: method norm, keep 5\n" in text and "no fine-tuning" in text
+    assert "meet-irreducible" not in text and "variant" not in text and "fine-tuning:" not in text
 
 
 def test_prune_json_and_auto(tmp_path: Path, trained: Path) -> None:
