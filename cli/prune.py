@@ -74,7 +74,8 @@ from models.tasks import check_data_fits, task_from_checkpoint
               help="Moduli regularizer strength while fine-tuning. Default: the parent's; 0 turns the "
                    "regularizer off (the shrunk model's onnxruntime latency does not depend on its "
                    "recurrent sparsity).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random selection.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --method random's choice (the other methods choose deterministically).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Pruned checkpoint to write.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of each layer's recurrent matrix (neurons ordered by position on the space) "

@@ -40,11 +40,12 @@ def ignored_settings(method: str, variant: str, edge_prune: bool = False) -> dic
     ``variant`` ignore: what ``rnncompress prune`` and a pipeline's [prune] refuse when given.
     (The continuous variant's filtration has its own quantile levels: ``quantile`` then only
     sets the relation edge pruning keeps.)"""
+    ignored = {} if method == "random" else {"seed": ("method", "random")}  # the only random choice
     if method != "lattice":
-        return dict.fromkeys(LATTICE_ONLY, ("method", "lattice"))
+        return {**ignored, **dict.fromkeys(LATTICE_ONLY, ("method", "lattice"))}
     if variant != "continuous":
-        return {"thresholds": ("variant", "continuous")}
-    return {} if edge_prune else {"quantile": ("variant", "binary")}
+        return {**ignored, "thresholds": ("variant", "continuous")}
+    return ignored if edge_prune else {**ignored, "quantile": ("variant", "binary")}
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--thresholds", "8"], "--thresholds applies to --variant continuous only"),
         (["--method", "norm", "--quantile", "0.9"], "--quantile applies to --method lattice only"),
         (["--variant", "continuous", "--quantile", "0.9"], "--quantile applies to --variant binary only"),
+        (["--seed", "3"], "--seed applies to --method random only"),
+        (["--method", "norm", "--seed", "3"], "--seed applies to --method random only"),
         (["--finetune-epochs", "0", "--distill", "0.5"], "--distill applies to fine-tuning (--finetune-epochs > 0) only"),
         (["--finetune-epochs", "0", "--release-masks"], "--release-masks applies to fine-tuning"),
         (["--finetune-epochs", "1", "--distill-temperature", "2"],

@@ -162,6 +162,7 @@ def test_a_model_the_parser_accepts_is_one_training_builds(cell: str, layers: in
                    ("centrality", '"degree"'), ("feed_forward", "true"), ("edge_prune", "false"))),
     ("quantile = 0.5\nthreshold = 0.1", "threshold", "an absolute threshold replaces quantile; give one of them."),
     ('variant = "continuous"\nthreshold = 0.1', "threshold", "must be unset for the continuous variant"),
+    *((f'method = "{m}"\nseed = 3', "seed", 'applies to method = "random" only; drop it.') for m in ("lattice", "norm")),
     # the continuous filtration has its own levels: quantile sets only edge pruning's relation
     ('variant = "continuous"\nquantile = 0.5', "quantile", 'applies to variant = "binary" only; drop it.'),
     *((f"{k} = {v}", k, "applies to fine-tuning (finetune_epochs > 0) only; drop it.")  # (BASE: finetune_epochs = 0)
