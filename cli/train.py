@@ -12,14 +12,15 @@ from cli.common import (PARAMETER_OPTIONS, CliError, command_line, explicit_opti
                         progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import INHIBITORS, ModuliConfig
-from compressor.training import TrainConfig, check_resumable, model_config_for, resume_training, train_new
+from compressor.training import (TrainConfig, check_resumable, ignored_train_settings, model_config_for,
+                                 resume_training, train_new)
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError
 from models.io import check_output_file
 from models.tasks import TASKS, make_task
 
 # The options --resume accepts: the others are the run's settings, stored in the checkpoint.
-RESUME_OPTIONS = ("out", "resume", "quiet", "threads", "force")
+RESUME_OPTIONS = ("out", "resume", "quiet", "threads")
 
 # CLI option -> (task parameter name per task). Options a task does not take are refused.
 TASK_OPTIONS: dict[str, dict[str, str]] = {
@@ -142,6 +143,8 @@ def train(ctx: click.Context, **o: Any) -> None:
         changed = explicit_options(ctx, settings)
         if changed:
             option = option_label(ctx, changed[0], negation=True)  # --invert/--no-invert: either was typed
+            if changed[0] == "force":
+                raise CliError("--force does not apply to --resume, which continues the checkpoint at --out; drop it.")
             raise CliError(f"--resume continues the stored run with its own settings; drop {option}.")
         check_resumable(ckpt)
         task = make_task(ckpt.task["name"], ckpt.task.get("params", {}))
@@ -159,13 +162,9 @@ def train(ctx: click.Context, **o: Any) -> None:
             raise CliError(f"{out} already exists ({state} checkpoint); {hint}.")
         if o["cell"] != "rnn" and explicit_options(ctx, ["nonlinearity"]):
             raise CliError(f"--nonlinearity applies to --cell rnn only (an {o['cell']} has fixed gate nonlinearities).")
-        # Regularizer options the chosen space ignores would be silently dropped: say so.
-        if o["space"] == "none":
-            refuse_inapplicable(ctx, ["strength", "inhibitor", "invert", "p_norm", "learn_embedding"],
-                                "a regularizer (--space; the default none trains without one)")
-        elif o["space"] == "l1":
-            refuse_inapplicable(ctx, ["inhibitor", "invert", "learn_embedding"],
-                                "a space with geometry (--space l1 penalises every weight alike)")
+        # Options the space or the sparsity ignore would be silently dropped: say so.
+        for name, applies_to in ignored_train_settings(o["space"], o["sparsity"]).items():
+            refuse_inapplicable(ctx, ["p_norm" if name == "p" else name], applies_to)
         task = make_task(o["task"], task_params_from_cli(ctx, o["task"], o))
         config = TrainConfig(
             epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], lr_schedule=o["lr_schedule"],

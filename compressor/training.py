@@ -94,6 +94,23 @@ class TrainConfig:
         return cls(**d)
 
 
+def ignored_train_settings(space: str, sparsity: float) -> dict[str, str]:
+    """Training settings (``train``'s option names, a pipeline's [train] keys; ``p`` is
+    ``--p``) that ``space`` and ``sparsity`` ignore -> what each applies to: refused where
+    given, so that no setting looks applied that is not."""
+    out: dict[str, str] = {}
+    if space == "none":
+        out.update(dict.fromkeys(("strength", "inhibitor", "invert", "p", "learn_embedding"),
+                                 "a regularizer (space; the default none trains without one)"))
+    elif space == "l1":
+        out.update(dict.fromkeys(("inhibitor", "invert", "learn_embedding"),
+                                 "a space with geometry (space l1 penalises every weight alike)"))
+    if sparsity == 0:
+        out.update(dict.fromkeys(("schedule", "prune_mode", "prune_scope", "prune_start", "prune_end"),
+                                 "magnitude pruning (sparsity > 0)"))
+    return out
+
+
 def check_distill(distill: float, temperature: float) -> None:
     """The distillation settings of training and of fine-tuning after pruning."""
     if not 0.0 <= distill <= 1.0:

@@ -41,7 +41,7 @@ from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
 from compressor.prune import DISTILL_ONLY, FINETUNE_ONLY, PruneConfig, ignored_settings
 from compressor.selection import parse_keep
-from compressor.training import TrainConfig, model_config_from_spec
+from compressor.training import TrainConfig, ignored_train_settings, model_config_from_spec
 from models.errors import ConfigError, RnnCompressError
 from models.tasks import TASKS, ModelSpec, Task, make_task
 
@@ -302,6 +302,10 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
            model["hidden"], model["layers"], model["nonlinearity"])
 
     tr = dict(doc["train"])
+    space, sparsity = tr.get("space", ModuliConfig.space), tr.get("sparsity", PruneSchedule.sparsity)
+    for key, applies_to in ignored_train_settings(space, sparsity).items():  # as train refuses its options
+        if key in tr:
+            raise loc.error("train", key, f"applies to {applies_to} only; drop it.")
     seed = tr.get("seed", 0)
     reg = _build("train", None, loc, ModuliConfig, seed=seed,
                  **{v: tr.pop(k) for k, v in _REGULARIZER_KEYS.items() if k in tr})
@@ -411,6 +415,8 @@ def resolved_toml(p: Pipeline) -> str:
     train = {k: getattr(p.train, k) for k in SCHEMA["train"] if k not in _REGULARIZER_KEYS and k not in _SCHEDULE_KEYS}
     train.update({k: getattr(p.train.regularizer, f) for k, f in _REGULARIZER_KEYS.items()})
     train.update({k: getattr(p.train.pruning, f) for k, f in _SCHEDULE_KEYS.items()})
+    for key in ignored_train_settings(p.train.regularizer.space, p.train.pruning.sparsity):
+        del train[key]  # (the parser refuses them: they can only hold their defaults)
     tables.append(("train", train))
     if p.prune is not None:
         # Without the keys its method, variant or absent fine-tuning ignore (the parser refuses them: they can only

@@ -34,6 +34,8 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     assert_one_line_error(r, match="--resume continues the stored run")
     r = run(["train", "--out", str(out), "--resume", "-q"])
     assert_one_line_error(r, match="finished run")
+    r = run(["train", "--out", str(out), "--resume", "--force", "-q"])
+    assert_one_line_error(r, match="--force does not apply to --resume, which continues the checkpoint at --out")
     for changed in (["--optimizer", "sgd"], ["--weight-decay", "0.5"], ["--p", "2"], ["--prune-mode", "global"],
                     ["--no-invert"], ["--seq-len", "9"]):
         r = run(["train", "--out", str(out), "--resume", "-q", *changed])
@@ -58,15 +60,17 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--grad-clip", "nan"], "--grad-clip must be a finite float >= 0"),
     (["--cell", "lstm", "--nonlinearity", "relu"], "--nonlinearity applies to --cell rnn only"),
     (["--threads", "100000"], "--threads must be an int in [0, 256]"),
-    (["--strength", "5"], "--strength applies to a regularizer (--space"),
+    (["--strength", "5"], "--strength applies to a regularizer (space; the default none trains without one)"),
     (["--learn-embedding"], "--learn-embedding applies to a regularizer"),
     (["--space", "l1", "--inhibitor", "gauss"], "--inhibitor applies to a space with geometry"),
+    (["--schedule", "linear"], "--schedule applies to magnitude pruning (sparsity > 0) only; drop it."),
+    (["--sparsity", "0", "--prune-end", "0.5"], "--prune-end applies to magnitude pruning (sparsity > 0) only"),
     (["--hidden", "100000000"], "--hidden must be an int in [1, 65536]"),
     (["--layers", "100000"], "--layers must be an int in [1, 128]"),
     (["--hidden", "60000"], "Training a model of"),  # refused before torch allocates (and the kernel kills it)
     (["--seed", "-1"], "--seed must be an int in [0, 4294967295]"),
     (["--seed", str(2**63 - 1)], "--seed must be an int in [0, 4294967295]"),
-    (["--prune-start", "0.8", "--prune-end", "0.2"], "--prune-end must be a fraction of training in (prune_start = "
+    (["--sparsity", "0.5", "--prune-start", "0.8", "--prune-end", "0.2"], "--prune-end must be a fraction of training in (prune_start = "
                                                      "0.8, 1]"),
 ])
 def test_bad_training_options(tmp_path: Path, args: list[str], match: str) -> None:

@@ -150,6 +150,22 @@ def test_a_model_the_parser_accepts_is_one_training_builds(cell: str, layers: in
     assert (c.cell, c.hidden_sizes) == (cell, (8,) * layers)
 
 
+@pytest.mark.parametrize("lines, key, match", [
+    ("strength = 3.0", "strength", "applies to a regularizer (space; the default none trains without one) only"),
+    ('space = "l1"\ninhibitor = "gauss"', "inhibitor", "applies to a space with geometry"),
+    ('schedule = "linear"', "schedule", "applies to magnitude pruning (sparsity > 0) only; drop it."),
+    ("sparsity = 0.0\nprune_end = 0.5", "prune_end", "applies to magnitude pruning (sparsity > 0) only"),
+])
+def test_train_keys_the_space_or_sparsity_ignore_are_refused(lines: str, key: str, match: str) -> None:
+    assert_refused_at(edit("train", lines), "train", key, match)
+
+
+@pytest.mark.parametrize("lines", ["", 'space = "l1"\nstrength = 2.0', 'space = "torus"\nsparsity = 0.5'])
+def test_the_resolved_train_settings_parse_again(lines: str) -> None:
+    p = _assert_resolved_parses_again(edit("train", lines))
+    assert p.train == parse_pipeline(resolved_toml(p), "resolved.toml").train
+
+
 # ---------------------------------------------------------------- [prune]
 
 
