@@ -15,12 +15,13 @@ from compressor.moduli import INHIBITORS, ModuliConfig
 from compressor.training import (TrainConfig, check_resumable, ignored_train_settings, model_config_for,
                                  resume_training, train_new)
 from models.checkpoint import load_checkpoint
-from models.errors import CheckpointError
+from models.errors import CheckpointError, DataError
 from models.io import check_output_file
-from models.tasks import TASKS, make_task
+from models.tasks import TASKS, make_task, task_from_checkpoint
 
-# The options --resume accepts: the others are the run's settings, stored in the checkpoint.
-RESUME_OPTIONS = ("out", "resume", "quiet", "threads")
+# The options --resume accepts: the others are the run's settings, stored in the checkpoint
+# (--data: where the run's files are now, if they moved; the same files, checked by sha256).
+RESUME_OPTIONS = ("out", "resume", "quiet", "threads", "data")
 
 # CLI option -> (task parameter name per task). Options a task does not take are refused.
 TASK_OPTIONS: dict[str, dict[str, str]] = {
@@ -56,7 +57,8 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
                    "adding: the adding problem; navigation: path integration in a box; charlm: character LM on "
                    "a UTF-8 text file (--data FILE).")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data location for smnist (directory), npz (file) and charlm (text file, .gz allowed).")
+              help="Data location for smnist (directory), npz (file) and charlm (text file, .gz allowed). With "
+                   "--resume: where the run's files are now, if they moved (the same files: sha256 checked).")
 @click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm", show_default=True,
               help="Recurrent cell.")
 @click.option("--hidden", type=int, default=128, show_default=True, help="Hidden neurons per layer.")
@@ -147,8 +149,15 @@ def train(ctx: click.Context, **o: Any) -> None:
                 raise CliError("--force does not apply to --resume, which continues the checkpoint at --out; drop it.")
             raise CliError(f"--resume continues the stored run with its own settings; drop {option}.")
         check_resumable(ckpt)
-        task = make_task(ckpt.task["name"], ckpt.task.get("params", {}))
-        data = task.load()
+        moved = o["data"] if explicit_options(ctx, ["data"]) else None
+        task = task_from_checkpoint(ckpt.task, moved)
+        try:
+            data = task.load()
+        except DataError as e:
+            if moved is None and task.source_files():
+                raise DataError(f"{str(e).rstrip('.')}; if the run's files moved, give their new place with --data "
+                                "(the same files: their sha256 is checked).") from None
+            raise
         done = ckpt.resume["epoch"] if ckpt.resume else 0
         progress.message(f"resuming {out} after epoch {done}")
         final = resume_training(ckpt, task, data, out, progress)

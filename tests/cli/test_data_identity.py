@@ -128,5 +128,19 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path: Path) 
     assert_one_line_error(run(["train", "--resume", "--out", str(out), "-q"]),
                           match=f"The data at {text} is not the data {out} was trained on")
     assert out.read_bytes() == before
-    text.write_text(TEXT)  # the files it started with: it resumes
-    assert run(["train", "--resume", "--out", str(out), "-q"]).exit_code == 0
+    # moved: the error says how to give the new place; another text there is refused as above
+    moved = tmp_path / "moved" / "b.txt"
+    moved.parent.mkdir()
+    text.rename(moved)
+    assert_one_line_error(run(["train", "--resume", "--out", str(out), "-q"]),
+                          match="if the run's files moved, give their new place with --data")
+    text.write_text(TEXT + " more text")
+    assert_one_line_error(run(["train", "--resume", "--out", str(out), "--data", str(text), "-q"]),
+                          match=f"The data at {text} is not the data {out} was trained on")
+    assert out.read_bytes() == before
+    moved.write_text(TEXT)  # the files it started with, in their new place: it resumes, and records the place
+    assert run(["train", "--resume", "--out", str(out), "--data", str(moved), "-q"]).exit_code == 0
+    from models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(out)
+    assert ckpt.state == "complete" and ckpt.task["params"]["data"] == str(moved)
