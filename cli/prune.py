@@ -139,6 +139,8 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     for split in (data.train, data.val, data.test):
         check_data_fits(split, ckpt.config, task.name)
     further = tuple(load_checkpoint(t) for t in teachers)
+    for t in further:
+        note_unfinished(t)  # a teacher, like the parent, may be an interrupted run
     result = prune_checkpoint(ckpt, config, task, data, None, progress_for(quiet), teachers=further,
                               provenance={"command": command_line()})
     rep = result.report

@@ -19,10 +19,10 @@ from compressor.shrink import mask_neurons, shrink_model
 from compressor.training import TeacherEnsemble, check_distill, check_model_fits, finetune
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, save_checkpoint
 from models.io import check_output_file
-from models.errors import ConfigError, InvariantError, check_field_types, param_error
+from models.errors import ConfigError, InvariantError, RnnCompressError, check_field_types, param_error
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, count_parameters, sparsity_report
-from models.tasks import Task, TaskData, check_task_data, evaluate
+from models.tasks import Task, TaskData, check_task_data, evaluate, task_from_checkpoint
 
 
 # Settings of the lattice criterion alone: norm and random selection ignore them.
@@ -132,15 +132,34 @@ def prune_edges(model: SequenceModel, selection: SelectionConfig) -> None:
     model.apply_masks()
 
 
-def further_teacher(ckpt: Checkpoint, parent: SequenceModel, teacher: Checkpoint, x: torch.Tensor,
-                    init: torch.Tensor | None) -> SequenceModel:
-    """A further distillation teacher, checked to solve ``ckpt``'s task with the same outputs as
-    its model ``parent``."""
-    check_finite(teacher)
-    mine, theirs = ckpt.task.get("name"), teacher.task.get("name")
-    if mine != theirs:
-        raise ConfigError(f"Teacher {teacher.path} was trained on task {theirs!r}, the pruned checkpoint on {mine!r}: "
+def check_teacher_task(task: Task, teacher: Checkpoint, whose: str = "the pruned checkpoint") -> None:
+    """ConfigError unless ``teacher`` was trained on ``task``: the same task, and where the
+    task's interface comes from its data (charlm's vocabulary), the same interface, or the
+    teacher's outputs would mean other characters than the student's."""
+    theirs = teacher.task.get("name")
+    if theirs != task.name:
+        raise ConfigError(f"Teacher {teacher.path} was trained on task {theirs!r}, {whose} on {task.name!r}: "
                           "a teacher must solve the same task.")
+    if not type(task).interface_reads_data:
+        return
+    try:
+        their_interface = task_from_checkpoint(teacher.task).interface()
+    except RnnCompressError as e:
+        raise ConfigError(f"Teacher {teacher.path}: its training data cannot be read to compare its "
+                          f"{task.name} interface (vocabulary) with {whose}'s: {str(e).rstrip('.')}.") from None
+    mine = task.interface()
+    differ = sorted(k for k in set(mine) | set(their_interface) if mine.get(k) != their_interface.get(k))
+    if differ:
+        raise ConfigError(f"Teacher {teacher.path} was trained on other data: its {', '.join(differ)} differs from "
+                          f"{whose}'s, so its outputs mean other things; a teacher must solve the same task.")
+
+
+def further_teacher(task: Task, parent: SequenceModel, teacher: Checkpoint, x: torch.Tensor,
+                    init: torch.Tensor | None) -> SequenceModel:
+    """A further distillation teacher, checked to solve ``task`` (the pruned checkpoint's) with
+    the same outputs as its model ``parent``."""
+    check_finite(teacher)
+    check_teacher_task(task, teacher)
     model = teacher.build_model()
     with torch.no_grad():
         got, want = tuple(model(x, init).shape), tuple(parent(x, init).shape)
@@ -200,7 +219,7 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     keep = [s.keep_index for s in selections]
     small = shrink_model(model, keep)
     sample = data.test.take(slice(0, 64))
-    extra = [further_teacher(ckpt, model, t, sample.x, sample.init) for t in teachers]
+    extra = [further_teacher(task, model, t, sample.x, sample.init) for t in teachers]
     check_mask_equals_shrink(model, small, keep, sample.x, sample.init)
     for l, k in enumerate(keep):
         reg.shrink(l, k)

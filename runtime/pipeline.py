@@ -42,11 +42,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
-from compressor.prune import prune_checkpoint
+from compressor.prune import check_teacher_task, prune_checkpoint
 from compressor.training import (check_resumable, check_training_memory, model_config_for, resume_training,
                                  train_new)
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
-from models.errors import CheckpointError, ConfigError, DataError, RnnCompressError
+from models.errors import ConfigError, DataError, RnnCompressError
 from models.io import (atomic_leftover_target, atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file,
                        sha256_file)
 from models.progress import SILENT, Progress
@@ -309,12 +309,9 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
                               "run writes; an input must live elsewhere (copy it out first).")
     for teacher in p.teachers:
         try:
-            theirs = load_checkpoint(teacher).task.get("name")
-        except CheckpointError as e:
-            raise CheckpointError(f"{p.where('prune', 'teachers')}: {e}") from None
-        if theirs != p.task["name"]:
-            raise ConfigError(f"{p.where('prune', 'teachers')}: {teacher} was trained on task {theirs!r}, this "
-                              f"pipeline's is {p.task['name']!r}: a teacher must solve the same task.")
+            check_teacher_task(task_from_checkpoint(p.task), load_checkpoint(teacher), "this pipeline's")
+        except RnnCompressError as e:
+            raise type(e)(f"{p.where('prune', 'teachers')}: {e}") from None
 
 
 def plan_pipeline(p: Pipeline, out_dir: Path) -> list[StagePlan]:

@@ -144,3 +144,21 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path: Path) 
 
     ckpt = load_checkpoint(out)
     assert ckpt.state == "complete" and ckpt.task["params"]["data"] == str(moved)
+
+
+def test_a_teacher_trained_on_another_text_is_refused(charlm: Path, tmp_path: Path) -> None:
+    """Another text is another vocabulary: a teacher's logits would name other characters.
+    A teacher trained on a copy of the same text (another seq_len) is accepted."""
+    swapped = TEXT.swapcase()  # as many characters, other ones
+    for name, text, seq_len in (("other", swapped, "16"), ("same", TEXT, "12")):
+        (tmp_path / f"{name}.txt").write_text(text)
+        r = run(["train", "--task", "charlm", "--data", str(tmp_path / f"{name}.txt"), "--seq-len", seq_len,
+                 "--hidden", "4", "--epochs", "1", "--out", str(tmp_path / f"{name}.pt"), "-q"])
+        assert r.exit_code == 0, r.output
+    args = ["prune", str(charlm), "--keep", "2", "--finetune-epochs", "1", "--distill", "0.5", "-q"]
+    r = run([*args, "--teacher", str(tmp_path / "other.pt"), "--out", str(tmp_path / "p.pt")])
+    assert_one_line_error(r, match=f"Teacher {tmp_path / 'other.pt'} was trained on other data: its vocabulary "
+                                   "differs from the pruned checkpoint's")
+    assert not (tmp_path / "p.pt").exists()
+    r = run([*args, "--teacher", str(tmp_path / "same.pt"), "--out", str(tmp_path / "p.pt")])
+    assert r.exit_code == 0, r.output

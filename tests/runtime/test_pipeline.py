@@ -487,8 +487,8 @@ def test_a_teacher_of_another_task_is_refused_before_any_work(first_run, tmp_pat
     cfg.write_text(TINY.replace("keep = 0.5", 'keep = 0.5\ndistill = 0.5\nteachers = ["teacher.pt"]'))
     for args in (["--dry-run"], []):
         r = run(["run", str(cfg), "--out", str(tmp_path / "out"), *args])
-        assert_one_line_error(r, match="[prune] teachers: " + str(tmp_path / "teacher.pt") +
-                              " was trained on task 'navigation', this pipeline's is 'adding'")
+        assert_one_line_error(r, match="[prune] teachers: Teacher " + str(tmp_path / "teacher.pt") +
+                              " was trained on task 'navigation', this pipeline's on 'adding'")
     assert not (tmp_path / "out").exists()
 
 
