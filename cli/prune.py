@@ -129,6 +129,8 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
                          distill_temperature=o["distill_temperature"], release_masks=o["release_masks"],
                          finetune_strength=o["finetune_strength"], seed=o["seed"])
     note_unfinished(ckpt)
+    if ((ckpt.regularizer or {}).get("config") or {}).get("space", "none") == "none":
+        refuse_inapplicable(ctx, ["finetune_strength"], f"a parent trained with a regularizer ({checkpoint} was not)")
     task = task_from_checkpoint(ckpt.task, o["data"])
     try:
         data = task.load()

@@ -327,6 +327,9 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if isinstance(prune.keep, int) and prune.keep > model["hidden"]:
             raise loc.error("prune", "keep", f"must be at most [model] hidden ({model['hidden']}) neurons; "
                                              f"got {prune.keep}.")
+        if "finetune_strength" in pr and train.regularizer.space == "none":
+            raise loc.error("prune", "finetune_strength", 'applies to a model trained with a regularizer ([train] '
+                                                          'space; "none" trains without one); drop it.')
         if teachers and not prune.distill > 0:
             raise loc.error("prune", "teachers", "further teachers are only used by distillation: set distill > 0.")
 

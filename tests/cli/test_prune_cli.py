@@ -204,3 +204,13 @@ def test_a_prune_that_fails_writing_leaves_nothing(trained: Path, tmp_path: Path
     r = run(["prune", str(trained), "--keep", "5", "--finetune-epochs", "0", "--out", str(out), "--plot", str(png), "-q"])
     assert_one_line_error(r, match="No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fine_tuning_strength_needs_a_regularized_parent(tmp_path: Path) -> None:
+    parent = tmp_path / "plain.pt"
+    assert run(["train", *TINY, "--hidden", "6", "--out", str(parent)]).exit_code == 0  # no --space
+    r = run(["prune", str(parent), "--keep", "3", "--finetune-epochs", "1", "--finetune-strength", "2",
+             "--out", str(tmp_path / "p.pt"), "-q"])
+    assert_one_line_error(r, match=f"--finetune-strength applies to a parent trained with a regularizer ({parent} "
+                                   "was not) only; drop it.")
+    assert not (tmp_path / "p.pt").exists()

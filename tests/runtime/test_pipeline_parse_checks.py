@@ -209,6 +209,13 @@ def _assert_resolved_parses_again(text: str) -> Pipeline:
 FINE_TUNED = BASE.replace("finetune_epochs = 0", "finetune_epochs = 2")
 
 
+def test_a_fine_tuning_strength_without_a_regularizer_is_refused() -> None:
+    assert_refused_at(edit("prune", "finetune_strength = 0.0", FINE_TUNED), "prune", "finetune_strength",
+                      'applies to a model trained with a regularizer ([train] space; "none" trains without one)')
+    edit_space = edit("train", 'space = "torus"', FINE_TUNED)
+    assert parse_pipeline(edit("prune", "finetune_strength = 0.0", edit_space), "p.toml").prune.finetune_strength == 0
+
+
 def test_a_distillation_temperature_without_distillation_is_refused() -> None:
     assert_refused_at(edit("prune", "distill_temperature = 4.0", FINE_TUNED), "prune", "distill_temperature",
                       "applies to distillation (distill > 0) only; drop it.")
