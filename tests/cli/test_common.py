@@ -173,3 +173,24 @@ def test_an_unforeseen_multi_line_message_stays_one_line_and_a_second_sigterm_wa
         assert stop.value.code == 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_ctrl_c_while_the_command_line_is_imported_is_one_line(monkeypatch, capsys) -> None:
+    """The import of torch and onnxruntime takes a second or more: Ctrl-C then is exit 130
+    and one line, as at any later moment (the console script imports inside a guard)."""
+    import sys
+
+    from cli import entry
+
+    class InterruptedImport:
+        def find_spec(self, name, path=None, target=None):
+            if name == "cli.main":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "cli.main", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as e:
+        entry.main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "interrupted: before the command started; nothing was written.\n"
