@@ -31,22 +31,26 @@ VARIANTS = ("binary", "continuous")
 Keep = float | int | str
 
 
+KEEP_RULE = ("a fraction in (0, 1] written with a decimal point (0.5; 1.0 = all), a count >= 1 written without "
+             "one (128), or 'auto'")
+
+
 def parse_keep(value: Any) -> Keep:
-    """'0.5' -> 0.5 (fraction), '128' -> 128 (count), 'auto' -> 'auto'."""
+    """'0.5' -> 0.5 (fraction), '128' -> 128 (count), 'auto' -> 'auto'. The decimal point
+    decides: '2.0' is a fraction out of range, not the count 2 (as '1.0' is all, not one)."""
+    given = value
     if isinstance(value, str):
         v = value.strip().lower()
         if v == "auto":
             return "auto"
         try:
-            value = int(v) if v.isdigit() else float(v)
+            value = int(v) if v.lstrip("+-").isdigit() else float(v)
         except ValueError:
-            raise param_error("keep", "a float in (0, 1], an int >= 1, or 'auto'", value) from None
+            raise param_error("keep", KEEP_RULE, given) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise param_error("keep", "a float in (0, 1], an int >= 1, or 'auto'", value)
-    if isinstance(value, float) and value.is_integer() and value > 1:
-        value = int(value)
+        raise param_error("keep", KEEP_RULE, given)
     if isinstance(value, int) and value < 1 or isinstance(value, float) and not 0 < value <= 1:
-        raise param_error("keep", "a float in (0, 1], an int >= 1, or 'auto'", value)
+        raise param_error("keep", KEEP_RULE, given)
     return value
 
 
