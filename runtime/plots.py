@@ -73,7 +73,8 @@ def plot_recurrent_matrix(
     nz = A[A > 0]
     vmax = float(np.quantile(nz, 0.99)) if nz.size else 1.0
     ax.imshow(A, cmap="Greys", vmin=0, vmax=vmax, interpolation="nearest", aspect="equal")
-    ax.set_xlabel("sender neuron (ordered by position on the space)")
+    placed = positions is not None and positions.ndim == 2 and positions.shape[1] > 0
+    ax.set_xlabel("sender neuron " + ("(ordered by position on the space)" if placed else "(in index order)"))
     strip_colors = colors.ListedColormap(["tab:red", "tab:green"])
     divider = make_axes_locatable(ax)
     top = divider.append_axes("top", size="4%", pad=0.04, sharex=ax)
@@ -122,8 +123,10 @@ def plot_pruning(path: Path, parent, selections, reg_state: dict[str, Any], gate
             pos = reg_state["positions"][s.layer][reg_state["kept"][s.layer]].numpy()
         kept = np.zeros(s.before, dtype=bool)
         kept[s.keep_index.numpy()] = True
-        plot_recurrent_matrix(out, A, kept, position_order(pos, space),
-                              f"layer {s.layer}: |weight_hh| summed over gates ({space})", pos, space)
+        weights = "|weight_hh| summed over gates" if gates > 1 else "|weight_hh|"
+        where = f"space {space}" if space not in ("none", "l1") else f"no space: {space}"
+        plot_recurrent_matrix(out, A, kept, position_order(pos, space), f"layer {s.layer}: {weights} ({where})",
+                              pos, space)
     return paths
 
 
