@@ -270,22 +270,6 @@ class _Sources:
         return f"{source} is not among the models; bench it beside that checkpoint to score it"
 
 
-def parameter_count(c: ModelConfig) -> int:
-    """Parameters of a ``SequenceModel`` with config ``c`` (without building it)."""
-    n = 0
-    if c.input_layer == "linear":
-        n += c.input_size * c.input_dim + c.input_dim
-    elif c.input_layer == "embedding":
-        n += c.input_size * c.input_dim
-    size = c.rnn_input_size
-    for h in c.hidden_sizes:
-        n += c.gates * h * (size + h) + (2 * c.gates * h if c.bias else 0)
-        size = h
-    n += size * c.output_size + c.output_size
-    n += c.init_size * sum(c.hidden_sizes)
-    return n
-
-
 def _metric(task: Task, ort_value: float | None, torch_value: float | None, samples: int) -> dict[str, Any]:
     return {"name": task.metric_name, "higher_is_better": bool(task.higher_is_better),
             "onnxruntime": ort_value, "torch": torch_value, "samples": int(samples)}
@@ -453,7 +437,7 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
         inp, format=meta.get(FORMAT_KEY) or None, sha256=sha,
         source_sha256=meta.get("rnncompress.source_sha256") or None, size_bytes=size,
         task=task.to_dict() if task else None, cell=c.cell, hidden_sizes=list(c.hidden_sizes),
-        parameters=parameter_count(c),
+        parameters=c.parameter_count(),
         sparsity={"recurrent": sparsity.get("recurrent"), "overall": sparsity.get("overall")} if sparsity else None,
         inputs=inputs, metric=metric, notes=notes,
     )
@@ -687,5 +671,5 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     return _plain(report)
 
 
-__all__ = ["BenchConfig", "BenchInput", "bench", "bench_inputs", "input_kind", "parameter_count", "random_feeds",
+__all__ = ["BenchConfig", "BenchInput", "bench", "bench_inputs", "input_kind", "random_feeds",
            "KINDS"]

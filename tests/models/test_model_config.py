@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.errors import ConfigError
-from models.sequence import MAX_LAYERS, ModelConfig, SequenceModel
+from models.sequence import MAX_LAYERS, ModelConfig, SequenceModel, count_parameters
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -15,6 +15,17 @@ from models.sequence import MAX_LAYERS, ModelConfig, SequenceModel
 def test_parameter_count_is_the_built_models(cell: str, extra: dict) -> None:
     config = ModelConfig(cell, input_size=6, hidden_sizes=(7, 3), output_size=2, **extra)
     assert config.parameter_count() == sum(p.numel() for p in SequenceModel(config).parameters())
+
+
+@pytest.mark.parametrize("config", [
+    dict(cell="lstm", hidden_sizes=(5, 3)),
+    dict(cell="gru", hidden_sizes=(4,), input_layer="embedding", input_dim=3, input_size=7),
+    dict(cell="rnn", hidden_sizes=(4, 4), input_layer="linear", input_dim=3, bias=False, init_size=5),
+])
+def test_parameter_count_matches_torch(config):
+    """(bench reports this count for an ONNX file, whose model it does not build)"""
+    cfg = ModelConfig(**{"input_size": 2, "output_size": 3, **config})
+    assert cfg.parameter_count() == count_parameters(SequenceModel(cfg))
 
 
 def test_layers_are_bounded() -> None:

@@ -9,8 +9,8 @@ import torch
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import CheckpointError, ConfigError, DataError, ExportError, ParityError
-from models.sequence import ModelConfig, SequenceModel, count_parameters
-from runtime.bench import BenchConfig, bench, parameter_count
+from models.sequence import SequenceModel
+from runtime.bench import BenchConfig, bench
 from runtime.report import load_report, validate_report, write_report
 
 FAST = BenchConfig(runs=5, warmup=1)
@@ -78,16 +78,6 @@ def test_chunk_models_report_latency_per_step(tiny):
     [e] = bench([tiny["chunk"]], config=BenchConfig(runs=2, warmup=0, chunk=50, accuracy=False))["models"]
     assert e["inputs"]["steps_per_call"] == 6
     assert "--chunk 50 is longer than the 6-step sequences: timed 6 per call" in e["notes"]
-
-
-@pytest.mark.parametrize("config", [
-    dict(cell="lstm", hidden_sizes=(5, 3)),
-    dict(cell="gru", hidden_sizes=(4,), input_layer="embedding", input_dim=3, input_size=7),
-    dict(cell="rnn", hidden_sizes=(4, 4), input_layer="linear", input_dim=3, bias=False, init_size=5),
-])
-def test_parameter_count_matches_torch(config):
-    cfg = ModelConfig(**{"input_size": 2, "output_size": 3, **config})
-    assert parameter_count(cfg) == count_parameters(SequenceModel(cfg))
 
 
 def test_options_switch_measurements_off(tiny):
