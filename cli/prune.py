@@ -9,7 +9,7 @@ import click
 
 from cli.common import (CliError, command_line, data_option, echo_json, explicit_options, fmt_table, handle_errors,
                         note_unfinished, progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
-from compressor.prune import DISTILL_ONLY, FINETUNE_ONLY, PruneConfig, ignored_settings, prune_checkpoint
+from compressor.prune import PruneConfig, ignored_settings, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import DataError
@@ -101,12 +101,9 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
       rnncompress prune lstm.pt --method lattice --keep 0.25 --finetune-epochs 3 --out small.pt
     """
     set_threads(threads)
-    for name, (setting, value) in ignored_settings(o["method"], o["variant"], o["edge_prune"]).items():
-        refuse_inapplicable(ctx, [name], f"--{setting} {value}")
-    if o["finetune_epochs"] == 0:
-        refuse_inapplicable(ctx, list(FINETUNE_ONLY), "fine-tuning (--finetune-epochs > 0)")
-    elif o["distill"] == 0:
-        refuse_inapplicable(ctx, list(DISTILL_ONLY), "distillation (--distill > 0)")
+    ignored = ignored_settings(o["method"], o["variant"], o["edge_prune"], o["finetune_epochs"], o["distill"])
+    for name, needs in ignored.items():
+        refuse_inapplicable(ctx, [name], needs.as_option())
     if len(explicit_options(ctx, ["quantile", "threshold"])) == 2:
         raise CliError("--threshold (absolute) replaces --quantile; give one of them.")
     ckpt = load_checkpoint(checkpoint)  # the input first: a missing one is the error to report

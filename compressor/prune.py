@@ -35,17 +35,43 @@ FINETUNE_ONLY = ("finetune_lr", "distill", "distill_temperature", "release_masks
 DISTILL_ONLY = ("distill_temperature",)
 
 
-def ignored_settings(method: str, variant: str, edge_prune: bool = False) -> dict[str, tuple[str, str]]:
-    """Setting -> (setting, value) it needs, for each PruneConfig setting ``method`` and
-    ``variant`` ignore: what ``rnncompress prune`` and a pipeline's [prune] refuse when given.
+@dataclass(frozen=True)
+class Needs:
+    """What an ignored setting would need to apply: ``setting`` at ``value`` (and, for a
+    whole stage such as fine-tuning, the ``purpose`` it serves)."""
+
+    setting: str
+    value: str
+    purpose: str = ""
+
+    def as_option(self) -> str:
+        """In ``rnncompress prune``'s terms: '--method lattice', 'fine-tuning (--finetune-epochs > 0)'."""
+        option = "--" + self.setting.replace("_", "-")
+        return f"{self.purpose} ({option} {self.value})" if self.purpose else f"{option} {self.value}"
+
+    def as_key(self) -> str:
+        """In a pipeline's [prune] terms: 'method = "lattice"', 'fine-tuning (finetune_epochs > 0)'."""
+        return f"{self.purpose} ({self.setting} {self.value})" if self.purpose else f'{self.setting} = "{self.value}"'
+
+
+def ignored_settings(method: str, variant: str, edge_prune: bool, finetune_epochs: int,
+                     distill: float) -> dict[str, Needs]:
+    """Setting -> what it needs, for each PruneConfig setting these ignore: what ``rnncompress
+    prune`` and a pipeline's [prune] refuse when given, and the resolved TOML leaves out.
     (The continuous variant's filtration has its own quantile levels: ``quantile`` then only
     sets the relation edge pruning keeps.)"""
-    ignored = {} if method == "random" else {"seed": ("method", "random")}  # the only random choice
+    ignored = {} if method == "random" else {"seed": Needs("method", "random")}  # the only random choice
     if method != "lattice":
-        return {**ignored, **dict.fromkeys(LATTICE_ONLY, ("method", "lattice"))}
-    if variant != "continuous":
-        return {**ignored, "thresholds": ("variant", "continuous")}
-    return ignored if edge_prune else {**ignored, "quantile": ("variant", "binary")}
+        ignored.update(dict.fromkeys(LATTICE_ONLY, Needs("method", "lattice")))
+    elif variant != "continuous":
+        ignored["thresholds"] = Needs("variant", "continuous")
+    elif not edge_prune:
+        ignored["quantile"] = Needs("variant", "binary")
+    if finetune_epochs == 0:
+        ignored.update(dict.fromkeys(FINETUNE_ONLY, Needs("finetune_epochs", "> 0", "fine-tuning")))
+    elif distill == 0:
+        ignored.update(dict.fromkeys(DISTILL_ONLY, Needs("distill", "> 0", "distillation")))
+    return ignored
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,10 @@ class PruneConfig:
         if self.finetune_strength is not None and not 0 <= self.finetune_strength < float("inf"):
             raise param_error("finetune_strength", "a finite float >= 0 (or unset: the parent's)",
                               self.finetune_strength)
+
+    def ignored_settings(self) -> dict[str, Needs]:
+        """``ignored_settings`` of this config's method, variant and fine-tuning."""
+        return ignored_settings(self.method, self.variant, self.edge_prune, self.finetune_epochs, self.distill)
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(method=self.method, variant=self.variant, keep=self.keep, quantile=self.quantile,

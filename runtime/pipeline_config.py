@@ -39,7 +39,7 @@ else:  # pragma: no cover
 
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
-from compressor.prune import DISTILL_ONLY, FINETUNE_ONLY, PruneConfig, ignored_settings
+from compressor.prune import PruneConfig
 from compressor.selection import parse_keep
 from compressor.training import TrainConfig, ignored_train_settings, model_config_from_spec
 from models.errors import ConfigError, RnnCompressError
@@ -206,15 +206,10 @@ def _check_budgets_without_prune(check: dict[str, Any], variants: list[Any], loc
 
 
 def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, loc: "_Locator") -> None:
-    ignored = ignored_settings(prune.method, prune.variant, prune.edge_prune)
+    ignored = prune.ignored_settings()
     for key in given:
         if key in ignored:
-            setting, value = ignored[key]
-            raise loc.error("prune", key, f'applies to {setting} = "{value}" only; drop it.')
-        if key in FINETUNE_ONLY and prune.finetune_epochs == 0:
-            raise loc.error("prune", key, "applies to fine-tuning (finetune_epochs > 0) only; drop it.")
-        if key in DISTILL_ONLY and prune.distill == 0:
-            raise loc.error("prune", key, "applies to distillation (distill > 0) only; drop it.")
+            raise loc.error("prune", key, f"applies to {ignored[key].as_key()} only; drop it.")
     if "quantile" in given and "threshold" in given:
         raise loc.error("prune", "threshold", "an absolute threshold replaces quantile; give one of them.")
 
@@ -422,15 +417,11 @@ def resolved_toml(p: Pipeline) -> str:
         del train[key]  # (the parser refuses them: they can only hold their defaults)
     tables.append(("train", train))
     if p.prune is not None:
-        # Without the keys its method, variant or absent fine-tuning ignore (the parser refuses them: they can only
+        # Without the keys its method, variant or fine-tuning ignore (the parser refuses them: they can only
         # hold their defaults), nor quantile beside an absolute threshold.
-        ignored = set(ignored_settings(p.prune.method, p.prune.variant, p.prune.edge_prune))
+        ignored = set(p.prune.ignored_settings())
         if p.prune.threshold is not None:
             ignored.add("quantile")
-        if p.prune.finetune_epochs == 0:
-            ignored.update(FINETUNE_ONLY)
-        if p.prune.distill == 0:
-            ignored.update(DISTILL_ONLY)
         prune = {k: v for k, v in p.prune.to_dict().items() if k not in ignored}
         tables.append(("prune", {**prune, "teachers": list(p.teachers)}))
     tables.append(("export", dict(p.export)))

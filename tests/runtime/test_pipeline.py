@@ -20,7 +20,7 @@ from models.errors import ConfigError, DataError
 from models.progress import Progress
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import plan_pipeline, run_pipeline
-from compressor.prune import DISTILL_ONLY, FINETUNE_ONLY, ignored_settings
+from compressor.prune import ignored_settings
 from runtime.pipeline_config import SCHEMA, Pipeline, load_pipeline, parse_pipeline, resolved_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -398,9 +398,8 @@ def test_the_resolved_settings_are_the_same_pipeline(name: str, p: Pipeline, tmp
     unused = inapplicable_export_settings(parse_formats(p.export["formats"]), p.export["verify_data"])
     assert shown["export"] == set(SCHEMA["export"]) - set(unused)
     if p.prune is not None:
-        skipped = set(ignored_settings(p.prune.method, p.prune.variant, p.prune.edge_prune)) | ({"quantile"} if p.prune.threshold else set())
-        skipped |= set(FINETUNE_ONLY) if p.prune.finetune_epochs == 0 else set()
-        skipped |= set(DISTILL_ONLY) if p.prune.distill == 0 else set()
+        skipped = set(ignored_settings(p.prune.method, p.prune.variant, p.prune.edge_prune, p.prune.finetune_epochs,
+                                       p.prune.distill)) | ({"quantile"} if p.prune.threshold else set())
         assert shown["prune"] == set(SCHEMA["prune"]) - skipped
     data = p.task["params"].get("data")
     if data is None or Path(data).exists():  # (the npz template names a file the user supplies)
