@@ -149,7 +149,7 @@ def train(ctx: click.Context, **o: Any) -> None:
                 raise CliError("--force does not apply to --resume, which continues the checkpoint at --out; drop it.")
             raise CliError(f"--resume continues the stored run with its own settings; drop {option}.")
         check_resumable(ckpt)
-        moved = o["data"] if explicit_options(ctx, ["data"]) else None
+        moved = o["data"]  # None unless given
         task = task_from_checkpoint(ckpt.task, moved)
         try:
             data = task.load()

@@ -369,7 +369,7 @@ def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache,
 
 
 def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress,
-                  sources: _Sources | None = None) -> _Prepared:
+                  sources: _Sources) -> _Prepared:
     proto, size = read_onnx_sized(inp.path)
     meta = {p.key: p.value for p in proto.metadata_props}
     session = make_session(inp.path, config.threads)
@@ -391,7 +391,6 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     states_fn, states, no_source = None, None, ""
     if step and c.init_size:
         source_sha, source_name = meta.get("rnncompress.source_sha256", ""), meta.get("rnncompress.source", "")
-        sources = sources or _Sources([])
         found = sources.model(source_sha, source_name) if source_sha else None
         if found is not None:
             source_model, source_path = found
@@ -494,7 +493,7 @@ def _prepare_foreign(inp: BenchInput, proto, session, size: int, sha: str, confi
 
 
 def _prepare(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress,
-             sources: _Sources | None = None) -> _Prepared:
+             sources: _Sources) -> _Prepared:
     progress.message(f"{inp.name}: loading {inp.kind} {inp.path}")
     if inp.kind == "checkpoint":
         return _prepare_checkpoint(inp, config, tasks, progress)
