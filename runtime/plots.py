@@ -41,16 +41,21 @@ def position_order(positions: np.ndarray | None, space: str) -> np.ndarray:
 
 def space_coordinates(positions: np.ndarray, space: str) -> tuple[np.ndarray, tuple[str, str]]:
     """Two coordinates to draw neurons on ``space``: the point on the circle; longitude and
-    latitude on spheres; the first two coordinates otherwise (tori, Klein bottle, R^k)."""
+    latitude on spheres; the first two coordinates otherwise (tori, Klein bottle, R^k).
+    Where that leaves coordinates out (S3, T^k and R^k for k > 2) the axis labels say so."""
+    dim = positions.shape[1]
     if "circle" in space:
         return positions[:, :2], ("x", "y")
     if "sphere" in space:
         unit = positions / np.linalg.norm(positions, axis=1, keepdims=True).clip(1e-12)
         lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
         lat = np.degrees(np.arcsin(np.clip(unit[:, 2], -1, 1)))
-        return np.stack([lon, lat], axis=1), ("longitude (deg)", "latitude (deg)")
-    if positions.shape[1] == 1:
+        dropped = " of x1..x3 (x4 not drawn)" if dim > 3 else ""
+        return np.stack([lon, lat], axis=1), (f"longitude (deg){dropped}", f"latitude (deg){dropped}")
+    if dim == 1:
         return np.concatenate([positions, np.zeros_like(positions)], axis=1), ("x", "")
+    if dim > 2:
+        return positions[:, :2], ("x1", f"x2 (x3..x{dim} not drawn)")
     return positions[:, :2], ("x", "y")
 
 

@@ -29,6 +29,14 @@ def test_every_space_draws_in_two_coordinates(space: str, tmp_path: Path) -> Non
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("space", SPACES)
+def test_axis_labels_say_when_coordinates_are_left_out(space: str) -> None:
+    pos = make_space(space).sample(5, torch.Generator().manual_seed(0)).numpy()
+    _, labels = space_coordinates(pos, space)
+    drawn = 3 if "sphere" in space else 2  # a sphere's longitude/latitude use x1..x3
+    assert ("not drawn" in " ".join(labels)) == (pos.shape[1] > drawn)
+
+
 def test_circle_points_lie_on_the_circle() -> None:
     pos = make_space("circle").sample(25, torch.Generator().manual_seed(1)).numpy()
     xy, _ = space_coordinates(pos, "circle")
