@@ -42,7 +42,7 @@ from compressor.moduli import ModuliConfig
 from compressor.prune import PruneConfig
 from compressor.selection import parse_keep
 from compressor.training import TrainConfig, ignored_train_settings, model_config_from_spec
-from models.errors import ConfigError, RnnCompressError
+from models.errors import ConfigError, DataError, RnnCompressError
 from models.tasks import TASKS, ModelSpec, Task, make_task
 
 NUM = (int, float)
@@ -214,9 +214,20 @@ def _refuse_inapplicable_prune_keys(given: dict[str, Any], prune: PruneConfig, l
         raise loc.error("prune", "threshold", "an absolute threshold replaces quantile; give one of them.")
 
 
-# Tasks whose metric follows their data, known only once it is loaded: npz gives accuracy for
-# class labels and MSE for float targets. Every other task's metric is fixed by its class.
+# Tasks whose metric follows their data: npz gives accuracy for class labels and MSE for float
+# targets. Every other task's metric is fixed by its class.
 _METRICS_BY_DATA = {"npz": (("accuracy", True), ("mse", False))}
+
+
+def _possible_metrics(task: Task) -> tuple[tuple[str, bool], ...]:
+    """(name, higher_is_better) of the metric ``task`` will report, or of each it may report
+    when that follows data not readable yet (its absence is refused where the data is loaded)."""
+    if task.name in _METRICS_BY_DATA:
+        try:
+            return ((task.metric_name, task.higher_is_better),)
+        except DataError:
+            return _METRICS_BY_DATA[task.name]
+    return ((task.metric_name, task.higher_is_better),)
 
 
 def _check_budgets_answerable(check: dict[str, Any], bench: dict[str, Any], task: Task, loc: "_Locator") -> None:
@@ -231,7 +242,7 @@ def _check_budgets_answerable(check: dict[str, Any], bench: dict[str, Any], task
     if "max_step_latency_ratio" in check and not bench["step"]:
         raise loc.error("check", "max_step_latency_ratio", "needs per-step latencies, which [bench] step = false "
                                                            "does not measure; drop one of them.")
-    metrics = _METRICS_BY_DATA.get(task.name, ((task.metric_name, task.higher_is_better),))
+    metrics = _possible_metrics(task)
     for key in ("min_metric", "max_metric_drop"):
         if key not in check:
             continue

@@ -64,6 +64,22 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is not a readable .npz file ({msg[:80]}).") from None
 
 
+def _labels_are_classes(path: Path) -> bool:
+    """Whether ``y`` in the .npz at ``path`` holds integers, read from its .npy header alone."""
+    try:
+        with zipfile.ZipFile(path) as z, z.open("y.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            _, _, dtype = read_header(f)
+    except KeyError:
+        raise DataError(f"{path} has no array 'y'.") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path} is not a readable .npz file ({msg[:80]}).") from None
+    return bool(np.issubdtype(dtype, np.integer))
+
+
 def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -> None:
     if X.ndim == 3:
         if not np.issubdtype(X.dtype, np.floating):
@@ -105,7 +121,17 @@ class NpzTask(Task):
 
     def __init__(self, params: NpzParams):
         super().__init__(params)
-        self.classification = True
+        self._classification: bool | None = None  # known from load(), or read from y's header
+
+    @property
+    def classification(self) -> bool:
+        """Integer ``y`` (class labels -> accuracy) or float ``y`` (regression -> MSE). Every
+        task instance answers from the file, loaded or not: the pipeline's and prune's task,
+        rebuilt from the recorded parameters, must not default to classification."""
+        if self._classification is None:
+            self.check_data_location()
+            self._classification = _labels_are_classes(Path(self.params.data))
+        return self._classification
 
     def interface(self) -> dict[str, Any]:
         return {"input": "x as X in the .npz file: per step F float32 features, or one int64 token id",
@@ -137,7 +163,7 @@ class NpzTask(Task):
                 raise DataError(f"{path}: y_test ({arrays['y_test'].dtype}, {arrays['y_test'].shape}) does not match y.")
         X, y = arrays["X"], arrays["y"]
         tokens = X.ndim == 2
-        self.classification = bool(np.issubdtype(y.dtype, np.integer))
+        self._classification = bool(np.issubdtype(y.dtype, np.integer))
 
         def to_split(Xa: np.ndarray, ya: np.ndarray) -> Split:
             xt = torch.from_numpy(Xa.astype(np.int64 if tokens else np.float32))

@@ -169,12 +169,30 @@ def test_npz_classification_and_regression(tmp_path: Path, npz_file: Path) -> No
     data = task.load()
     assert task.metric_name == "mse" and data.spec.output_size == 3 and len(data.test) == 10
     check_model_runs(task, data)
+    rebuilt = make_task("npz", {"data": str(p)})  # as prune and the pipeline rebuild it: not loaded
+    assert (rebuilt.metric_name, rebuilt.higher_is_better, rebuilt.outputs_logits) == ("mse", False, False)
     tok = tmp_path / "tok.npz"
     np.savez(tok, X=rng.integers(0, 7, size=(30, 6)), y=rng.integers(0, 3, size=30))
     task = make_task("npz", {"data": str(tok)})
     data = task.load()
     assert data.spec.input_layer == "embedding" and data.spec.input_size == 7
     check_model_runs(task, data)
+    assert make_task("npz", {"data": str(tok)}).metric_name == "accuracy"
+
+
+def test_npz_kind_is_read_from_the_file_even_compressed_or_broken(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    z = tmp_path / "z.npz"
+    np.savez_compressed(z, X=rng.normal(size=(8, 4, 2)).astype(np.float32), y=rng.normal(size=8).astype(np.float16))
+    assert make_task("npz", {"data": str(z)}).metric_name == "mse"
+    no_y = tmp_path / "no_y.npz"
+    np.savez(no_y, X=rng.normal(size=(8, 4, 2)).astype(np.float32))
+    with pytest.raises(DataError, match="has no array 'y'"):
+        make_task("npz", {"data": str(no_y)}).metric_name
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"PK not a zip")
+    with pytest.raises(DataError, match="not a readable .npz"):
+        make_task("npz", {"data": str(junk)}).metric_name
 
 
 # ------------------------------------------------------------------ bad input

@@ -450,6 +450,24 @@ def _tree(d: Path) -> dict[str, bytes | None]:
     return {p.relative_to(d).as_posix(): (None if p.is_dir() else p.read_bytes()) for p in sorted(d.rglob("*"))}
 
 
+def test_npz_regression_is_trained_and_pruned_as_regression(tmp_path: Path) -> None:
+    """Each stage rebuilds the task from its parameters: a float y is MSE in every one of
+    them (an unloaded npz task once defaulted to classification, and a [N, K] target crashed)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5, 3)).astype(np.float32)
+    np.savez(tmp_path / "my_data.npz", X=X, y=np.stack([X[:, :, 0].sum(1), X[:, :, 1].mean(1)], 1))
+    (tmp_path / "p.toml").write_text(TINY.replace(ADDING_TASK, NPZ_TASK).replace(
+        '["dense", "step", "int8", "step+int8"]', '["dense"]').replace("max_size_kb = 1000", "min_metric = 100.0"))  # an mse <= 100
+    res = run_pipeline(load_pipeline(tmp_path / "p.toml"), tmp_path / "out")
+    assert [s.action for s in res.stages] == ["run"] * 5
+    for name in ("trained.pt", "pruned.pt"):
+        ckpt = load_checkpoint(tmp_path / "out/model" / name)
+        assert (ckpt.metrics["metric"], ckpt.metrics["higher_is_better"]) == ("mse", False), name
+        assert ckpt.history[-1]["train_loss"] > 0
+    report = json.loads((tmp_path / "out/bench/report.json").read_text())
+    assert {r["metric"]["name"] for r in report["models"] if r.get("metric")} == {"mse"}
+
+
 def test_relative_paths_mean_the_same_from_any_working_directory(tmp_path: Path, monkeypatch) -> None:
     """The task's data and [prune] teachers are relative to the TOML and stored absolute:
     a run from one directory is skipped (but for the check) when planned from another, and

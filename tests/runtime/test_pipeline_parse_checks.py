@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from compressor.training import model_config_for
@@ -54,9 +55,9 @@ def edit(table: str, lines: str, text: str = BASE) -> str:
     return text.replace(f"[{table}]\n", f"[{table}]\n{lines}\n", 1)
 
 
-def assert_refused_at(text: str, table: str, key: str, match: str) -> None:
+def assert_refused_at(text: str, table: str, key: str, match: str, base_dir: Path | None = None) -> None:
     with pytest.raises(ConfigError) as e:
-        parse_pipeline(text, "p.toml")
+        parse_pipeline(text, "p.toml", base_dir)
     where = f"p.toml:{line_of(text, key + ' =')}: [{table}] {key}: "
     assert str(e.value).startswith(where) and match in str(e.value), str(e.value)
 
@@ -253,6 +254,18 @@ def test_budgets_the_bench_cannot_answer_are_refused(bench: str, check: str, key
 def test_a_min_metric_no_model_can_meet_is_refused(task: str, check: str, match: str) -> None:
     text = "[task]\n" + task + "\n" + edit("check", check)[BASE.index("\n[model]"):]
     assert_refused_at(text, "check", check.split(" ")[0], match)
+
+
+def test_an_npz_budget_follows_the_file_when_it_exists(tmp_path: Path) -> None:
+    """Class labels make the metric accuracy: min_metric = 2 is refused before any training
+    (with a missing file either metric is possible, and the missing file is refused later)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10, 4, 2)).astype(np.float32)
+    np.savez(tmp_path / "cls.npz", X=X, y=rng.integers(0, 3, size=10))
+    np.savez(tmp_path / "reg.npz", X=X, y=rng.normal(size=10))
+    text = lambda f: "[task]\n" + f'name = "npz"\ndata = "{f}"\n' + edit("check", "min_metric = 2")[BASE.index("\n[model]"):]
+    assert_refused_at(text("cls.npz"), "check", "min_metric", "accuracy is a fraction in [0, 1]", base_dir=tmp_path)
+    assert parse_pipeline(text("reg.npz"), "p.toml", base_dir=tmp_path).check["min_metric"] == 2.0
 
 
 @pytest.mark.parametrize("task, check", [
