@@ -239,18 +239,23 @@ def export_files(p: Pipeline) -> list[tuple[str, Any]]:
     return files
 
 
-def _refuse_foreign_folder(out_dir: Path) -> None:
+def _refuse_foreign_folder(p: Pipeline, out_dir: Path) -> None:
     """A folder without a manifest is ours to fill only when it is empty or holds nothing but
-    the checkpoint of a first run interrupted in training (and temporary files of a write that
-    was killed): anything else may be the user's, and a stage would write over it."""
+    the checkpoint of a first run of these settings stopped in training (and temporary files
+    of a write that was killed): anything else may be the user's, and a stage would write
+    over it."""
     if not out_dir.is_dir() or (out_dir / MANIFEST).exists():
         return
     theirs = sorted(f.relative_to(out_dir).as_posix() for f in out_dir.rglob("*")
-                    if not f.is_dir() and f.relative_to(out_dir).as_posix() != "model/trained.pt"
-                    and not is_atomic_leftover(f))
+                    if not f.is_dir() and not is_atomic_leftover(f))
+    ours = "model/trained.pt" in theirs and _run_state(p, out_dir / "model/trained.pt")[0] is not None
+    if ours:
+        theirs.remove("model/trained.pt")
     if theirs:
         shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
-        raise ConfigError(f"--out {out_dir} already holds files ({shown}) but no {MANIFEST} of an earlier run; "
+        also = (" (model/trained.pt is no training run of this pipeline's settings: a first run stopped before "
+                "a settings change leaves one; delete it to start again)") if theirs == ["model/trained.pt"] else ""
+        raise ConfigError(f"--out {out_dir} already holds files ({shown}) but no {MANIFEST} of an earlier run{also}; "
                           "choose a new or empty directory.")
 
 
@@ -294,7 +299,7 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
         ConfigError, DataError, CheckpointError: one line naming the path.
     """
     probe_writable_dir(out_dir, ConfigError)
-    _refuse_foreign_folder(out_dir)
+    _refuse_foreign_folder(p, out_dir)
     _refuse_blocked_outputs(p, out_dir)
     try:
         make_task(p.task["name"], p.task["params"]).check_data_location()

@@ -298,8 +298,9 @@ def test_interrupted_pipeline_resumes_to_the_same_result(first_run, tmp_path: Pa
 
 def test_a_finished_model_the_manifest_never_recorded_is_kept(first_run, tmp_path: Path) -> None:
     """A run killed between the last epoch and the manifest write: the finished checkpoint
-    of these settings is kept (not trained again, nor called a resume); one of other
-    settings is trained again."""
+    of these settings is kept (not trained again, nor called a resume). Without a manifest,
+    a checkpoint of other settings may be the user's: refused, not trained over; with one,
+    it is trained again."""
     out = tmp_path / "out"
     (out / "model").mkdir(parents=True)
     shutil.copy(first_run[0] / "model/trained.pt", out / "model/trained.pt")
@@ -311,6 +312,27 @@ def test_a_finished_model_the_manifest_never_recorded_is_kept(first_run, tmp_pat
     other = parse_pipeline(TINY.replace("lr = 1e-2", "lr = 2e-2"), "<t>")
     stages = run_pipeline(other, out, dry_run=True).stages
     assert (stages[0].action, stages[0].reason) == ("run", "model/trained.pt is not a run of these settings")
+    bare = tmp_path / "bare"
+    (bare / "model").mkdir(parents=True)
+    shutil.copy(first_run[0] / "model/trained.pt", bare / "model/trained.pt")
+    for dry_run in (True, False):
+        with pytest.raises(ConfigError, match=r"holds files \(model/trained.pt\) but no manifest.json of an earlier "
+                                              r"run \(model/trained.pt is no training run of this pipeline's settings"):
+            run_pipeline(other, bare, dry_run=dry_run)
+    assert (bare / "model/trained.pt").read_bytes() == (first_run[0] / "model/trained.pt").read_bytes()
+
+
+def test_a_file_of_the_user_where_the_checkpoint_goes_is_refused_untouched(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    out = tmp_path / "f"
+    (out / "model").mkdir(parents=True)
+    (out / "model/trained.pt").write_text("my notes")
+    for args in ([], ["--dry-run"]):
+        assert_one_line_error(run(["run", str(cfg), "--out", str(out), "-q", *args]),
+                              match="already holds files (model/trained.pt) but no manifest.json")
+    assert (out / "model/trained.pt").read_text() == "my notes" and sorted(out.rglob("*")) == [
+        out / "model", out / "model/trained.pt"]
 
 
 def rerun_with_another_lr_interrupted(first_run, tmp_path: Path) -> tuple[Path, Pipeline]:
