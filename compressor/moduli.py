@@ -21,6 +21,7 @@ and a learned embedding stay well defined after neurons are removed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -69,8 +70,8 @@ class ModuliConfig:
             object.__setattr__(self, "invert", self.inhibitor in INVERTED_BY_DEFAULT)
         if not (self.strength >= 0 and self.strength < float("inf")):
             raise param_error("strength", "a finite float >= 0", self.strength)
-        if not self.p > 0:
-            raise param_error("p", "a float > 0", self.p)
+        if not (self.p > 0 and math.isfinite(self.p)):
+            raise param_error("p", "a finite float > 0", self.p)
         self.base_space()  # validates the name
 
     @property

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from compressor.shrink import mask_neurons, shrink_model
 from compressor.training import TeacherEnsemble, check_distill, check_model_fits, finetune
 from models.checkpoint import Checkpoint, as_checkpoint, check_finite, save_checkpoint
 from models.io import check_output_file
-from models.errors import ConfigError, InvariantError, RnnCompressError, check_field_types, param_error
+from models.errors import ConfigError, InvariantError, RnnCompressError, check_field_types, is_float32, param_error
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, count_parameters, sparsity_report
 from models.tasks import Task, TaskData, check_task_data, evaluate, task_from_checkpoint
@@ -98,8 +97,9 @@ class PruneConfig:
         self.selection()  # validates
         if self.finetune_epochs < 0:
             raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)
-        if not (self.finetune_lr > 0 and math.isfinite(self.finetune_lr)):
-            raise param_error("finetune_lr", "a positive finite float", self.finetune_lr)
+        if not (self.finetune_lr > 0 and is_float32(self.finetune_lr)):
+            raise param_error("finetune_lr", "a positive float (at most 3.4e38: optimizers run in float32)",
+                              self.finetune_lr)
         check_distill(self.distill, self.distill_temperature)
         if self.finetune_strength is not None and not 0 <= self.finetune_strength < float("inf"):
             raise param_error("finetune_strength", "a finite float >= 0 (or unset: the parent's)",

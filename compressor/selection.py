@@ -247,7 +247,7 @@ def select_layer(model: SequenceModel, layer: int, config: SelectionConfig) -> L
     if config.keep == "auto":
         if n_mi == 0:
             raise ConfigError(f"Layer {layer} has no meet-irreducible neuron at this threshold; "
-                              "'auto' would remove every neuron. Use a fraction or count for --keep.")
+                              "'auto' would remove every neuron. Keep a fraction or a count of the neurons instead.")
         keep = torch.as_tensor(np.flatnonzero(mi_mask), dtype=torch.long)
     else:
         keep = _top([irreducible, centrality, magnitude], _target(config.keep, n, layer))

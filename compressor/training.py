@@ -21,7 +21,7 @@ from torch import nn
 from compressor.magnitude import MagnitudePruner, PruneSchedule
 from compressor.moduli import ModuliConfig, ModuliRegularizer
 from models.checkpoint import Checkpoint, as_checkpoint, package_version, save_checkpoint
-from models.errors import ConfigError, check_field_types, check_seed, param_error
+from models.errors import ConfigError, check_field_types, check_seed, is_float32, param_error
 from models.io import check_output_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
@@ -30,6 +30,9 @@ from models.tasks.base import check_memory
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+# What training and fine-tuning can lower when the loss or a weight stops being finite (each
+# command and the pipeline name the knobs alike: lr / finetune_lr, strength / finetune_strength).
+DIVERGED_ADVICE = "lower the learning rate or the regularizer's strength"
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,15 @@ class TrainConfig:
             raise param_error("regularizer", "a ModuliConfig", type(self.regularizer).__name__)
         if not isinstance(self.pruning, PruneSchedule):
             raise param_error("pruning", "a PruneSchedule", type(self.pruning).__name__)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise param_error("lr", "a positive float", self.lr)
+        if not (self.lr > 0 and is_float32(self.lr)):
+            raise param_error("lr", "a positive float (at most 3.4e38: optimizers run in float32)", self.lr)
         if self.lr_schedule not in LR_SCHEDULES:
             raise param_error("lr_schedule", f"one of {list(LR_SCHEDULES)}", self.lr_schedule)
         if self.optimizer not in OPTIMIZERS:
             raise param_error("optimizer", f"one of {list(OPTIMIZERS)}", self.optimizer)
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise param_error("weight_decay", "a finite float >= 0", self.weight_decay)
+        if not (self.weight_decay >= 0 and is_float32(self.weight_decay)):
+            raise param_error("weight_decay", "a float >= 0 (at most 3.4e38: optimizers run in float32)",
+                              self.weight_decay)
         if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
             raise param_error("grad_clip", "a finite float >= 0 (0 = off)", self.grad_clip)
         check_distill(self.distill, self.distill_temperature)
@@ -297,7 +301,7 @@ class Trainer:
                 pen_sum += float(pen.detach())
                 if not math.isfinite(loss_sum):
                     raise ConfigError(
-                        f"Training diverged at epoch {epoch + 1}, step {step} (loss is not finite); lower --lr or --strength.")
+                        f"Training diverged at epoch {epoch + 1}, step {step} (loss is not finite); {DIVERGED_ADVICE}.")
                 self.progress.update(b + 1, f"loss {loss_sum / (b + 1):.4f}")
             # A last step can break the weights after a finite loss: never write such a model.
             bad = next((f"{n} is not finite" for n, t in model.named_parameters() if not torch.isfinite(t).all()),
@@ -306,7 +310,7 @@ class Trainer:
             if bad is None and not math.isfinite(val["loss"]):
                 bad = "the validation loss is not finite"
             if bad is not None:
-                raise ConfigError(f"Training diverged at epoch {epoch + 1} ({bad}); lower --lr or --strength.")
+                raise ConfigError(f"Training diverged at epoch {epoch + 1} ({bad}); {DIVERGED_ADVICE}.")
             sp = sparsity_report(model)
             entry = {
                 "epoch": epoch + 1, "step": step, "lr": _lr_at(cfg, step, total),

@@ -68,6 +68,16 @@ def is_finite_number(value: object) -> bool:
         return False
 
 
+# Optimizer settings reach torch as float32 scalars: a larger finite float (1e39) is refused
+# there as an overflow, deep in the first step.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def is_float32(value: float) -> bool:
+    """Finite and within float32's range."""
+    return is_finite_number(value) and abs(value) <= FLOAT32_MAX
+
+
 def param_error(name: str, rule: str, value: object) -> ConfigError:
     """The scikit-learn style message: names the parameter, the rule and the value (None:
     a value that was needed and not given)."""

@@ -213,11 +213,13 @@ def _relative_to(path: Path, folder: Path) -> str | None:
 
 
 def _load_data(p: Pipeline) -> TaskData:
-    """The pipeline's task data; a DataError names the TOML line of [task] data."""
+    """The pipeline's task data; a DataError names the TOML line of [task] data (of [task]
+    for a task that generates its data: its sizes, not a file, are what to change)."""
+    task = make_task(p.task["name"], p.task["params"])
     try:
-        return make_task(p.task["name"], p.task["params"]).load()
+        return task.load()
     except DataError as e:
-        raise DataError(f"{p.where('task', 'data')}: {e}") from None
+        raise DataError(f"{p.where('task', 'data' if 'data' in p.task['params'] else None)}: {e}") from None
 
 
 def _model_config(p: Pipeline, data: TaskData) -> ModelConfig:

@@ -91,9 +91,10 @@ class Pipeline:
     # "table.key" -> "file:line: [table] key", for errors found after parsing (missing data).
     locations: dict[str, str] = field(default_factory=dict, compare=False)
 
-    def where(self, table: str, key: str) -> str:
-        """Where ``[table] key`` is written, to begin an error message with."""
-        return self.locations.get(f"{table}.{key}", f"{self.source}: [{table}] {key}")
+    def where(self, table: str, key: str | None = None) -> str:
+        """Where ``[table] key`` (or the table) is written, to begin an error message with."""
+        name = f"{table}.{key}" if key else table
+        return self.locations.get(name, f"{self.source}: [{table}]" + (f" {key}" if key else ""))
 
 
 class _Locator:
@@ -380,7 +381,8 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
     return Pipeline(
         name=doc.get("pipeline", {}).get("name", Path(source).stem), source=source, task=task_dict, model=model,
         train=train, prune=prune, export=ex, bench=bench, check=check, raw=doc, teachers=teachers,
-        locations={"task.data": loc.where("task", "data"), "prune.teachers": loc.where("prune", "teachers")},
+        locations={"task": loc.where("task", None), "task.data": loc.where("task", "data"),
+                   "prune.teachers": loc.where("prune", "teachers")},
     )
 
 

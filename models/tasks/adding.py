@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.errors import check_field_types, param_error
+from models.errors import check_field_types, check_seed, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory
 
 CONSTANT_PREDICTOR_MSE = 1.0 / 6.0
@@ -27,6 +27,7 @@ class AddingParams:
 
     def __post_init__(self):
         check_field_types(self)
+        check_seed(self.data_seed, "data_seed")
         if self.seq_len < 2:
             raise param_error("seq_len", "an int >= 2", self.seq_len)
         for name in ("samples", "val_samples", "test_samples"):

@@ -34,6 +34,8 @@ class CharlmParams:
         check_field_types(self)
         if self.seq_len < 2:
             raise param_error("seq_len", "an int >= 2", self.seq_len)
+        if self.embed_dim < 1:
+            raise param_error("embed_dim", "a positive int (the width of the input embedding)", self.embed_dim)
         if self.limit_chars < 0:
             raise param_error("limit_chars", "an int >= 0 (0 = all)", self.limit_chars)
         for name in ("val_fraction", "test_fraction"):

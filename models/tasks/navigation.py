@@ -29,11 +29,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.errors import check_field_types, param_error
+from models.errors import check_field_types, check_seed, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory
 
 
 DECODE_K = 3  # a position is read out as the mean centre of this many most active place cells
+
+
+# Beyond this the walks, place codes and their float32 distances are no room an agent walks
+# (a 10 km box, a 10 000 s step): a typo, refused before it overflows into NaN targets.
+MAX_SCALE = 1e4
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class NavigationParams:
 
     def __post_init__(self):
         check_field_types(self)
+        check_seed(self.data_seed, "data_seed")
         if self.tuning not in ("gauss", "dog"):
             raise param_error("tuning", "'gauss' or 'dog'", self.tuning)
         for name in ("seq_len", "samples", "val_samples", "test_samples"):
@@ -60,9 +66,9 @@ class NavigationParams:
         if self.place_cells < DECODE_K:
             raise param_error("place_cells", f"an int >= {DECODE_K} (positions are decoded from the {DECODE_K} "
                               "most active cells)", self.place_cells)
-        for name in ("box", "sigma", "surround", "dt"):
-            if not getattr(self, name) > 0:
-                raise param_error(name, "a positive float", getattr(self, name))
+        for name in ("box", "sigma", "surround", "dt"):  # metres, metres, a ratio, seconds
+            if not 0 < getattr(self, name) <= MAX_SCALE:
+                raise param_error(name, f"a positive float up to {MAX_SCALE:g}", getattr(self, name))
 
 
 def _avoid_wall(pos: np.ndarray, hd: np.ndarray, half: float, border: float) -> tuple[np.ndarray, np.ndarray]:

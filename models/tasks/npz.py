@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.errors import DataError, check_field_types, param_error
+from models.errors import DataError, check_field_types, check_seed, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, require_file, split_off
 
 
@@ -32,6 +32,9 @@ class NpzParams:
 
     def __post_init__(self):
         check_field_types(self)
+        check_seed(self.split_seed, "split_seed")
+        if self.embed_dim < 1:
+            raise param_error("embed_dim", "a positive int (the width of the input embedding)", self.embed_dim)
         for name in ("val_fraction", "test_fraction"):
             v = getattr(self, name)
             if not 0 < v < 1:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.errors import DataError, check_field_types, param_error
+from models.errors import DataError, check_field_types, check_seed, param_error
 from models.tasks.base import ModelSpec, Split, Task, TaskData, require_dir, split_off
 
 FILES = {
@@ -94,6 +94,8 @@ class SmnistParams:
 
     def __post_init__(self):
         check_field_types(self)
+        check_seed(self.permute_seed, "permute_seed")
+        check_seed(self.split_seed, "split_seed")
         if self.val_size < 0:
             raise param_error("val_size", "an int >= 0 (0 = auto)", self.val_size)
         if self.limit < 0:

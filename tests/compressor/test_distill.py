@@ -166,3 +166,9 @@ def test_bad_further_teachers(tmp_path: Path, parent) -> None:
     with pytest.raises(ConfigError, match=r"outputs of shape \(64, 2\), the pruned checkpoint \(64, 1\)"):
         prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0, distill=0.5), task, data, None,
                          teachers=(other,))
+
+
+@pytest.mark.parametrize("lr", [0.0, float("inf"), 1e39])
+def test_a_fine_tuning_rate_the_optimizer_cannot_take_is_refused(lr: float) -> None:
+    with pytest.raises(ConfigError, match=r"'finetune_lr' parameter must be a positive float \(at most 3.4e38"):
+        PruneConfig(finetune_lr=lr)

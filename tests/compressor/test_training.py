@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -96,9 +97,14 @@ def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -
     task, data, mc, cfg = setup()
     for kwargs, match in [({"eval_batch_size": -5}, "'eval_batch_size' parameter must be a positive int"),
                           ({"regularizer": {"strength": 1.0}}, "'regularizer' parameter must be a ModuliConfig"),
-                          ({"pruning": None}, "'pruning' parameter must be a PruneSchedule")]:
-        with pytest.raises(ConfigError, match=match):
+                          ({"pruning": None}, "'pruning' parameter must be a PruneSchedule"),
+                          # torch's optimizers take these as float32: 1e39 overflowed in the first step
+                          ({"lr": 1e39}, "'lr' parameter must be a positive float (at most 3.4e38"),
+                          ({"weight_decay": 1e39}, "'weight_decay' parameter must be a float >= 0 (at most 3.4e38")]:
+        with pytest.raises(ConfigError, match=re.escape(match)):
             TrainConfig(**kwargs)
+    with pytest.raises(ConfigError, match="'p' parameter must be a finite float > 0. Got inf"):
+        ModuliConfig(p=float("inf"))  # |w|^inf: every weight's penalty 0 or inf
     with pytest.raises(ConfigError, match="Unknown regularizer parameter 'foo'"):
         TrainConfig.from_dict({"regularizer": {"foo": 1}})
     with pytest.raises(ConfigError, match="does not fit task 'adding': its output_size is 3, the task's data needs 1"):

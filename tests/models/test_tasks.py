@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +322,25 @@ def test_unknown_task_and_parameter() -> None:
         make_task("adding", {"lenght": 5})
     with pytest.raises(ConfigError, match="'params' parameter must be a dict of the task's parameters. Got 'list'"):
         make_task("adding", [("seq_len", 5)])
+
+
+@pytest.mark.parametrize("name, params, match", [
+    ("adding", {"data_seed": -1}, "'data_seed' parameter must be an int in [0, 4294967295]. Got -1"),
+    ("navigation", {"data_seed": -5}, "'data_seed' parameter must be an int in [0, 4294967295]"),
+    ("npz", {"split_seed": 2**40}, "'split_seed' parameter must be an int in [0, 4294967295]"),
+    ("smnist", {"permute_seed": -1}, "'permute_seed' parameter"),
+    ("smnist", {"split_seed": -1}, "'split_seed' parameter"),
+    ("navigation", {"box": float("inf")}, "'box' parameter must be a positive float up to 10000. Got inf"),
+    ("navigation", {"box": 1e308}, "'box' parameter"),
+    ("navigation", {"sigma": float("inf")}, "'sigma' parameter"),
+    ("navigation", {"dt": float("nan")}, "'dt' parameter"),
+    ("charlm", {"embed_dim": 0}, "'embed_dim' parameter must be a positive int"),
+    ("npz", {"embed_dim": -5}, "'embed_dim' parameter must be a positive int"),
+])
+def test_parameters_that_would_fail_deep_in_loading_are_refused_when_given(name: str, params: dict,
+                                                                           match: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        make_task(name, params)
 
 
 @pytest.mark.parametrize("name, params", [

@@ -821,3 +821,11 @@ def test_a_model_too_large_to_train_is_refused_before_the_folder_changes(first_r
     assert r.exit_code == 2 and "Training a model of" in r.output and "; lower " in r.output, r.output
     assert "[model] hidden or layers." in r.output
     assert _tree(out) == before
+
+
+def test_generated_data_too_large_names_the_task_table_not_a_data_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY.replace("test_samples = 50", f"test_samples = {2**62}"))
+    r = run(["run", str(cfg), "--out", str(tmp_path / "out"), "-q"])
+    assert_one_line_error(r, match=f"p.toml:{TINY.splitlines().index('[task]') + 1}: [task]: The adding data would need")
+    assert "[task] data" not in r.output and not (tmp_path / "out").exists()
