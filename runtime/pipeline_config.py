@@ -292,6 +292,9 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
             raise loc.error("task", "data", f"must be a path string; got {task['data']!r}.")
         task["data"] = absolute(task["data"]) if task["data"] else ""  # empty: the task says it needs data
     t = _build("task", None, loc, make_task, name, task)  # validates the parameters (not the data)
+    for key, applies_to in t.ignored_params().items():
+        if key in task:
+            raise loc.error("task", key, f"applies to {applies_to} only; drop it.")
     task_dict = t.to_dict()
 
     m = doc["model"]
@@ -421,7 +424,8 @@ def resolved_toml(p: Pipeline) -> str:
     """The pipeline as TOML with every default filled in and every path absolute: what
     ``run --dry-run`` shows. Parsing it gives the same pipeline (and the same plan)."""
     tables: list[tuple[str, dict[str, Any]]] = [("pipeline", {"name": p.name})]
-    tables.append(("task", {"name": p.task["name"], **p.task["params"]}))
+    ignored = make_task(p.task["name"], p.task["params"]).ignored_params()  # (refused by the parser)
+    tables.append(("task", {"name": p.task["name"], **{k: v for k, v in p.task["params"].items() if k not in ignored}}))
     tables.append(("model", {k: v for k, v in p.model.items() if k != "nonlinearity" or p.model["cell"] == "rnn"}))
     train = {k: getattr(p.train, k) for k in SCHEMA["train"] if k not in _REGULARIZER_KEYS and k not in _SCHEDULE_KEYS}
     train.update({k: getattr(p.train.regularizer, f) for k, f in _REGULARIZER_KEYS.items()})

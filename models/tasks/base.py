@@ -130,6 +130,11 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": {f.name: getattr(self.params, f.name) for f in fields(self.params)}}
 
+    def ignored_params(self) -> dict[str, str]:
+        """Parameter -> the setting it applies to only, for parameters these settings ignore
+        (navigation's surround with gauss tuning): a pipeline that gives one is refused."""
+        return {}
+
     def interface(self) -> dict[str, Any]:
         """How a deployed model's inputs are made and its outputs read, for a service that
         runs the ONNX file without rnncompress: ``input`` and ``output`` in words, and the

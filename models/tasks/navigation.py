@@ -144,6 +144,9 @@ class NavigationTask(Task):
         p = params
         self.cells = PlaceCells(p.place_cells, p.box, p.sigma, p.surround, p.data_seed, p.tuning)
 
+    def ignored_params(self) -> dict[str, str]:
+        return {"surround": "tuning = 'dog'"} if self.params.tuning != "dog" else {}
+
     def _split(self, n: int, rng: np.random.Generator) -> Split:
         p = self.params
         start, pos, vel = random_walks(n, p.seq_len, p.box, p.dt, rng)

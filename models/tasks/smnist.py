@@ -108,6 +108,9 @@ class SmnistTask(Task):
     higher_is_better = True
     Params = SmnistParams
 
+    def ignored_params(self) -> dict[str, str]:
+        return {} if self.params.permute else {"permute_seed": "permute = true"}
+
     def _permutation(self) -> Tensor:
         return torch.randperm(784, generator=torch.Generator().manual_seed(self.params.permute_seed))
 

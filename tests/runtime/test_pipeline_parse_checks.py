@@ -295,3 +295,22 @@ def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     cfg.write_text(bad, encoding="utf-8-sig")
     assert_one_line_error(run(["run", str(cfg), "--out", str(tmp_path / "out"), "-q"]),
                           match=f"p.toml:{line_of(bad, 'epoch =')}: [train] epoch: unknown key")
+
+
+@pytest.mark.parametrize("task, key, match", [
+    ('name = "navigation"\nsurround = 3.0', "surround", "applies to tuning = 'dog' only; drop it."),
+    ('name = "smnist"\ndata = "x"\npermute_seed = 4', "permute_seed", "applies to permute = true only; drop it."),
+])
+def test_task_keys_the_task_ignores_are_refused(task: str, key: str, match: str) -> None:
+    text = "[task]\n" + task + "\n" + BASE[BASE.index("\n[model]"):]
+    assert_refused_at(text, "task", key, match)
+    used = text.replace("surround = 3.0", 'surround = 3.0\ntuning = "dog"').replace(
+        "permute_seed = 4", "permute_seed = 4\npermute = true")
+    p = parse_pipeline(used, "p.toml")
+    assert p.task["params"][key] in (3.0, 4)
+    # The resolved settings print a task key only where it applies, and parse back the same.
+    for settings in (used, "[task]\n" + task.split("\n" + key)[0] + "\n" + BASE[BASE.index("\n[model]"):]):
+        p = parse_pipeline(settings, "p.toml")
+        resolved = resolved_toml(p)
+        assert parse_pipeline(resolved, "p.toml") == p
+        assert (f"\n{key} = " in resolved) == (settings is used)
