@@ -276,18 +276,21 @@ def stage_outputs(p: Pipeline) -> dict[str, list[str]]:
 
 def _refuse_blocked_outputs(p: Pipeline, out_dir: Path) -> None:
     """A folder damaged where a stage writes (a file where its subfolder goes, a folder where
-    its file goes) is refused before any work, not by the operating system after minutes."""
-    planned = [f for files in stage_outputs(p).values() for f in files]
-    for rel in planned + (["model/pruning.png"] if p.prune else []):  # (a one-layer model's plot)
+    its file or one of its plots goes) is refused before any work, not by the operating
+    system after minutes."""
+    outputs = stage_outputs(p)
+    for rel in [f for files in outputs.values() for f in files] + [PLOTS[s] for s in PLOTS if s in outputs]:
         target = out_dir / rel
         for parent in reversed(target.relative_to(out_dir).parents):
             where = out_dir / parent
             if parent != Path(".") and where.exists() and not where.is_dir():
                 raise ConfigError(f"--out {out_dir}: {parent.as_posix()} is a file, but the run writes {rel} into a "
                                   "folder of that name; move it away or choose another --out directory.")
-        if target.is_dir():
-            raise ConfigError(f"--out {out_dir}: {rel} is a folder, but the run writes a file of that name; move it "
-                              "away or choose another --out directory.")
+        # (a plot's name follows the model and the report: any folder its pattern matches is in the way)
+        folder = next((f for f in sorted(out_dir.glob(rel)) if f.is_dir()), None)
+        if folder is not None:
+            raise ConfigError(f"--out {out_dir}: {folder.relative_to(out_dir).as_posix()} is a folder, but the run "
+                              "writes a file of that name; move it away or choose another --out directory.")
 
 
 def check_inputs(p: Pipeline, out_dir: Path) -> None:

@@ -382,6 +382,12 @@ def test_the_folder_holds_only_what_this_pipeline_writes(first_run, tmp_path: Pa
     (out / "bench").write_text("not a folder")
     with pytest.raises(ConfigError, match="bench is a file, but the run writes bench/report.json into a folder"):
         run_pipeline(parse_pipeline(fewer, "<t>"), out, dry_run=True)
+    (out / "bench").unlink()
+    for blocking in ("bench/latency_full.png", "bench/report.md", "model/pruning-7.png"):  # a folder where a file goes
+        (out / blocking).mkdir(parents=True)
+        with pytest.raises(ConfigError, match=f"{blocking} is a folder, but the run writes a file of that name"):
+            run_pipeline(parse_pipeline(fewer, "<t>"), out, dry_run=True)
+        (out / blocking).rmdir()
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
