@@ -74,7 +74,7 @@ def bench(ctx: click.Context, paths: tuple[Path, ...], baseline: Path | None, na
     All models and the baseline are timed in one loop, interleaved, so machine drift
     hits them alike: the ratios to the baseline are the numbers to compare; the
     milliseconds depend on the machine. Writes report.json (schema
-    rnncompress-report/1.1), report.md and PNG plots to --out-dir.
+    rnncompress-report/1.2), report.md and PNG plots to --out-dir.
 
     \b
     Example:

@@ -10,7 +10,8 @@ import click
 
 from cli.common import CliError, echo_json, fmt_table, handle_errors
 from models.errors import BudgetExceeded, ConfigError, RnnCompressError, clip
-from runtime.check import BudgetResult, Budgets, check_junit_path, check_report, describe_failure, write_junit
+from runtime.check import (BudgetResult, Budgets, check_junit_path, check_report, describe_failure, measured_text,
+                           write_junit)
 from runtime.report import load_report
 
 OPTIONS = {"max_p50_ms": "--max-p50-ms", "max_p99_ms": "--max-p99-ms", "max_latency_ratio": "--max-latency-ratio",
@@ -32,7 +33,7 @@ def results_table(results: Sequence[BudgetResult], names: dict[str, str] | None 
     rows = []
     for r in results:
         if r.applicable:
-            cells = [f"{r.comparison} {r.limit:.6g}", f"{r.measured:.6g}", "pass" if r.passed else "FAIL",
+            cells = [f"{r.comparison} {r.limit:.6g}", measured_text(r), "pass" if r.passed else "FAIL",
                      r.what + (f" ({r.note})" if r.note else "")]
         else:
             cells = [f"{'<=' if r.budget != 'min_metric' else 'limit'} {r.limit:.6g}", "-", "n/a", r.note]

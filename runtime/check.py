@@ -72,7 +72,8 @@ class BudgetResult:
     """One checked budget. ``comparison``: measured ``<=`` or ``>=`` limit passes;
     ``what``: the quantity measured (e.g. "full-sequence p50 ms"). A budget that does not
     apply to the model (``applicable`` False) has no ``measured`` value, gives its reason in
-    ``note`` and is not broken: ``passed`` is False only for a broken budget."""
+    ``note`` and is not broken: ``passed`` is False only for a broken budget. A metric budget
+    on a model whose metric bench measured as NaN or Inf is broken, with ``measured`` None."""
 
     model: str
     budget: str
@@ -153,8 +154,23 @@ def _missing_ratio_reason(e: dict[str, Any], base: dict[str, Any], side: str) ->
     return "the report records none (ratio_to_baseline is null)"
 
 
+def _not_finite(m: dict[str, Any]) -> bool:
+    """Whether bench measured the onnxruntime metric as NaN or Inf (recorded as null)."""
+    return "onnxruntime" in (m.get("not_finite") or [])
+
+
+def _broken_by_nan(e: dict[str, Any], budget: str, limit: float, comparison: str, what: str,
+                   whose: str = "its") -> BudgetResult:
+    """A metric budget on a model whose metric is NaN or Inf: broken, not inapplicable (a
+    model that outputs NaN must fail CI, not be skipped)."""
+    return BudgetResult(e["name"], budget, float(limit), None, False, comparison, what,
+                        f"{whose} onnxruntime metric is NaN or Inf: the model's outputs are not finite")
+
+
 def _metric(e: dict[str, Any], budget: str) -> dict[str, Any]:
     m = e.get("metric")
+    if m and _not_finite(m):
+        return m
     if not m or m.get("onnxruntime") is None:
         # bench notes why it measured none ("no metric: ..."); older reports and --no-accuracy do not
         why = next((n.removeprefix("no metric: ") for n in e.get("notes") or [] if n.startswith("no metric: ")),
@@ -181,6 +197,8 @@ def _min_metric(e: dict[str, Any], limit: float) -> BudgetResult:
     m = _metric(e, "min_metric")
     check_limit_fits(m, "min_metric", limit)
     comparison = ">=" if m["higher_is_better"] else "<="
+    if _not_finite(m):
+        return _broken_by_nan(e, "min_metric", limit, comparison, f"{m['name']} in onnxruntime")
     return _result(e["name"], "min_metric", limit, m["onnxruntime"], comparison,
                    f"{m['name']} in onnxruntime, {'higher' if m['higher_is_better'] else 'lower'} is better")
 
@@ -199,9 +217,13 @@ def _metric_drop(e: dict[str, Any], base: dict[str, Any], limit: float) -> Budge
         raise _NotApplicable("max_metric_drop", e["name"], f"its task or metric differs from the baseline "
                                                            f"{base['name']!r}'s, so the metrics are not comparable.")
     check_limit_fits(m, "max_metric_drop", limit)
+    what = f"{m['name']} worse than {base['name']}"
+    if _not_finite(m) or _not_finite(b):
+        return _broken_by_nan(e, "max_metric_drop", limit, "<=", what,
+                              "its" if _not_finite(m) else f"the baseline {base['name']!r}'s")
     drop = b["onnxruntime"] - m["onnxruntime"] if m["higher_is_better"] else m["onnxruntime"] - b["onnxruntime"]
     better = "higher" if m["higher_is_better"] else "lower"
-    return _result(e["name"], "max_metric_drop", limit, drop, "<=", f"{m['name']} worse than {base['name']}",
+    return _result(e["name"], "max_metric_drop", limit, drop, "<=", what,
                    f"{better} is better; baseline {b['onnxruntime']:.6g}, model {m['onnxruntime']:.6g}")
 
 
@@ -272,10 +294,17 @@ def check_report(report: dict[str, Any], budgets: Budgets, models: Sequence[str]
 
 def describe_failure(r: BudgetResult) -> str:
     """e.g. ``m.int8.onnx: full-sequence p50 / baseline 1.31 > 1.2``."""
-    if not r.applicable or r.measured is None:
+    if not r.applicable:
         return f"{r.model}: {r.budget} does not apply ({r.note})"
+    if r.measured is None:
+        return f"{r.model}: {r.what} is NaN/Inf, budget {r.comparison} {r.limit:.4g} ({r.note})"
     op = ">" if r.comparison == "<=" else "<"
     return f"{r.model}: {r.what} {r.measured:.4g} {op} {r.limit:.4g}"
+
+
+def measured_text(r: BudgetResult, digits: int = 6) -> str:
+    """The measured value as the tables print it: NaN/Inf when the model's outputs were not finite."""
+    return "NaN/Inf" if r.measured is None else f"{r.measured:.{digits}g}"
 
 
 def is_junit_xml(path: str | os.PathLike) -> bool:
@@ -331,7 +360,7 @@ def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite:
         if not r.applicable:
             ET.SubElement(case, "skipped", message=_xml_text(f"{r.model}: {r.note}"))
             continue
-        text = _xml_text(f"{r.model}: {r.what}: measured {r.measured:.6g}, budget {r.comparison} {r.limit:.6g}"
+        text = _xml_text(f"{r.model}: {r.what}: measured {measured_text(r)}, budget {r.comparison} {r.limit:.6g}"
                          + (f" ({r.note})" if r.note else ""))
         if r.passed:
             ET.SubElement(case, "system-out").text = text

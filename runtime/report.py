@@ -1,7 +1,7 @@
 """Benchmark reports: ``report.json`` (machine), ``report.md`` (human), PNG plots.
 
-Schema ``rnncompress-report/1.1`` (1.1 added ``call_floor_ms``, ``settings.chunk`` and
-``inputs.steps_per_call``). Times are milliseconds unless a name says ``_us``;
+Schema ``rnncompress-report/1.2`` (1.1 added ``call_floor_ms``, ``settings.chunk`` and
+``inputs.steps_per_call``; 1.2 ``metric.not_finite``). Times are milliseconds unless a name says ``_us``;
 ``null`` means "not measured". Readers must ignore keys they do not know; the major
 version (the number after the slash) changes only when a key is removed or changes
 meaning; ``load_report`` reads ``rnncompress-report/1`` and ``/1.N`` and refuses other
@@ -13,7 +13,7 @@ Top level:
 
 | key | type | meaning |
 |---|---|---|
-| ``schema`` | str | ``"rnncompress-report/1.1"`` |
+| ``schema`` | str | ``"rnncompress-report/1.2"`` |
 | ``rnncompress_version`` | str | version of rnncompress that measured |
 | ``created`` | str | ISO 8601 UTC time of the run |
 | ``environment`` | object | what it ran on (below) |
@@ -44,7 +44,7 @@ Each entry of ``models``:
 | ``parameters`` | int | parameter count of the model (for ONNX files without metadata: initializer elements) |
 | ``sparsity`` | object / null | ``{"recurrent", "overall"}``: fraction of exact zeros in the recurrent matrices / all weight matrices |
 | ``inputs`` | object | the latency input (batch 1): ``{"data": "task test split", "seq_len": T}`` (its first sequence), or ``"data": "random"`` for models that record no task (plus ``"shapes"``, input name -> shape, for ONNX files without metadata; ``"steps_per_call"`` for chunk models) |
-| ``metric`` | object / null | ``{"name", "higher_is_better", "onnxruntime", "torch", "samples"}``: the task's test metric from onnxruntime's outputs and from the torch model (null for ONNX inputs) on the first ``samples`` test sequences; null when not measured |
+| ``metric`` | object / null | ``{"name", "higher_is_better", "onnxruntime", "torch", "samples"}``: the task's test metric from onnxruntime's outputs and from the torch model (null for ONNX inputs) on the first ``samples`` test sequences; null when not measured. ``not_finite`` (present only then): the values measured as NaN or Inf (the model's outputs are), recorded as null; metric budgets fail on them. Added in 1.2 |
 | ``latency_ms`` | object | ``{"full": S, "step": S}``: one full-sequence call, one streaming step (state carried from the previous call, reset after the last step of the sequence; for a chunk model, one call of ``inputs.steps_per_call`` steps divided by that number); either may be null. For ONNX files without metadata, ``full`` is one ``session.run`` |
 | ``torch_latency_ms`` | object / null | the same for the torch eager model (checkpoints only; a reference line, never in ratios) |
 | ``call_floor_ms`` | object / null | ``{"full": S, "step": S}``: the same calls, in the same run, on a graph with this model's inputs and outputs that only copies them (``runtime.latency.call_floor_model``): onnxruntime's fixed cost per call, which no compression removes; null when not measured (``call_floor`` off). Added in 1.1 |
@@ -67,7 +67,7 @@ from typing import Any, Sequence
 from models.errors import ReportError, is_finite_number
 from models.io import atomic_write_text, check_output_file, check_writable_dir, probe_writable_dir, removed_on_failure
 
-SCHEMA = "rnncompress-report/1.1"
+SCHEMA = "rnncompress-report/1.2"
 SCHEMA_PREFIX = "rnncompress-report/"
 MAJOR = 1
 FILES = {"json": "report.json", "markdown": "report.md", "latency_full": "latency_full.png",
@@ -161,6 +161,11 @@ def _check_model(e: dict[str, Any], where: str) -> None:
         if not isinstance(metric.get("higher_is_better"), bool):
             raise ReportError(f"{where} has metric.higher_is_better = {metric.get('higher_is_better')!r} "
                               "(true or false is expected).")
+        not_finite = metric.get("not_finite", [])
+        if not (isinstance(not_finite, list) and all(k in ("onnxruntime", "torch") for k in not_finite)
+                and all(metric.get(k) is None for k in not_finite)):
+            raise ReportError(f"{where} has metric.not_finite = {not_finite!r} (a list of 'onnxruntime' / 'torch' "
+                              "whose values are null is expected).")
         for k in ("onnxruntime", "torch"):
             if metric.get(k) is not None and not is_finite_number(metric[k]):
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (a number or null is expected).")
@@ -264,14 +269,14 @@ def markdown(report: dict[str, Any], images: list[str] | None = None) -> str:
     ]
     for e in models:
         m = e.get("metric") or {}
-        ort_m = _f(m.get("onnxruntime"))
+        ort_m, torch_m = ("NaN/Inf" if k in m.get("not_finite", []) else _f(m.get(k)) for k in ("onnxruntime", "torch"))
         if m and mixed:
             ort_m = f"{m['name']} {ort_m}"
         r = e.get("ratio_to_baseline")
         ratio = ["baseline", "-", "-"] if e["name"] == report["baseline"] else \
             [_f((r or {}).get(k), 3) for k in ("p50", "p99", "step_p50")]
         lines.append("| " + " | ".join([
-            _cell(e["name"]), e["kind"], e.get("format") or "-", _kb(e.get("size_bytes")), ort_m, _f(m.get("torch")),
+            _cell(e["name"]), e["kind"], e.get("format") or "-", _kb(e.get("size_bytes")), ort_m, torch_m,
             _lat(e, "full", "p50"), _lat(e, "full", "p99"), _lat(e, "step", "p50"), _lat(e, "step", "p99"), *ratio,
         ]) + " |")
     floor_rows = [e for e in models if e.get("call_floor_ms")]

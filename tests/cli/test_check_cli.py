@@ -152,7 +152,7 @@ def test_bad_check_input(report, tmp_path, report_dict):
     for e in no_metric["models"]:
         e["metric"] = None
     cases = [
-        ([write("v2.json", json.dumps(other)), "--max-size-kb", "1"], "this rnncompress reads 'rnncompress-report/1.1'"),
+        ([write("v2.json", json.dumps(other)), "--max-size-kb", "1"], "this rnncompress reads 'rnncompress-report/1.2'"),
         ([write("foreign.json", json.dumps(foreign)), "--max-size-kb", "1"], "is not an rnncompress report"),
         ([write("cut.json", report.read_text()[:300]), "--max-size-kb", "1"], "is not valid JSON"),
         ([write("bin.json", b"\x89PNG\r\n\x1a\n\xff"), "--max-size-kb", "1"], "not a JSON text file"),

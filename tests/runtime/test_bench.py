@@ -337,3 +337,26 @@ def test_the_source_of_a_step_file_is_its_bytes_not_its_name(navigation, tmp_pat
     assert step["metric"] is None
     assert any(f"the nav.pt among the models is not that one (the file records sha256 {recorded[:12]}...; its "
                "bytes differ)" in n for n in step["notes"]), step["notes"]
+
+
+def test_a_model_that_outputs_nan_is_reported_so_and_fails_metric_budgets(tiny, tmp_path):
+    """bench records the NaN metric as null listed in metric.not_finite (JSON has no NaN), and
+    check fails min_metric on it instead of calling it not applicable."""
+    from runtime.check import Budgets, check_report
+
+    model = onnx.load(str(tiny["dense"]))
+    head = next(t for t in model.graph.initializer if "head" in t.name and len(t.dims) == 2)
+    w = onnx.numpy_helper.to_array(head).copy()
+    w[:] = float("nan")
+    head.CopyFrom(onnx.numpy_helper.from_array(w, head.name))
+    broken = tmp_path / "nan.onnx"
+    onnx.save(model, str(broken))
+    report = bench([tiny["dense"], broken], config=BenchConfig(runs=2, warmup=0, step=False, torch_reference=False))
+    validate_report(report)
+    e = report["models"][1]
+    assert e["metric"]["onnxruntime"] is None and e["metric"]["not_finite"] == ["onnxruntime"]
+    assert any("not finite in onnxruntime" in n for n in e["notes"])
+    [r] = check_report(report, Budgets(min_metric=10.0), ["nan.onnx"])
+    assert r.applicable and not r.passed
+    paths = write_report(report, tmp_path / "out")
+    assert "NaN/Inf" in paths[1].read_text()

@@ -314,3 +314,36 @@ def test_the_full_sequence_budget_never_gates_a_full_model_on_its_per_step_ratio
     assert not r.applicable and "no full-sequence ratio to 'dense': timed on 9-step" in r.note
     [r] = by(check_report(report, Budgets(max_step_latency_ratio=0.8)), "int8")
     assert r.applicable and r.measured == 0.5
+
+
+def _nan_metric(entry: dict) -> None:
+    """What bench writes for a model whose outputs are NaN: null values listed as not finite."""
+    entry["metric"].update(onnxruntime=None, torch=None, not_finite=["onnxruntime", "torch"])
+
+
+@pytest.mark.parametrize("budgets", [Budgets(min_metric=0.5), Budgets(max_metric_drop=0.5)])
+def test_a_model_whose_metric_is_nan_breaks_metric_budgets(report, budgets, tmp_path):
+    """Not 'not applicable' (which passes CI): a model that outputs NaN fails every metric
+    budget, and the tables, the failure line and JUnit say why."""
+    _nan_metric(next(e for e in report["models"] if e["name"] == "int8"))
+    [r] = by(check_report(report, budgets, ["int8"]), "int8")
+    assert r.applicable and not r.passed and r.measured is None and "NaN or Inf" in r.note
+    assert "is NaN/Inf, budget" in describe_failure(r)
+    write_junit([r], tmp_path / "j.xml")
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "1" and "measured NaN/Inf" in suite.find("testcase/failure").text
+
+
+def test_a_baseline_whose_metric_is_nan_breaks_the_metric_drop(report):
+    _nan_metric(next(e for e in report["models"] if e["name"] == "dense"))
+    [r] = by(check_report(report, Budgets(max_metric_drop=0.5), ["int8"]), "int8")
+    assert not r.passed and "the baseline 'dense''s onnxruntime metric is NaN or Inf" in r.note
+
+
+@pytest.mark.parametrize("not_finite", [["onnxruntime"], ["gpu"], "onnxruntime", [1]])
+def test_not_finite_must_list_null_values(report, not_finite):
+    from runtime.report import validate_report
+    entry = next(e for e in report["models"] if e["name"] == "int8")
+    entry["metric"]["not_finite"] = not_finite  # its onnxruntime and torch values are numbers
+    with pytest.raises(ReportError, match="metric.not_finite"):
+        validate_report(report)

@@ -164,7 +164,7 @@ def _mutate(report: dict, how: str) -> dict:
 @pytest.mark.parametrize("how, match", [
     ("no schema", "not an rnncompress report (schema None"),
     ("foreign schema", "not an rnncompress report (schema 'pytest-report/1'"),
-    ("version 2", "has report schema 'rnncompress-report/2'; this rnncompress reads 'rnncompress-report/1.1'"),
+    ("version 2", "has report schema 'rnncompress-report/2'; this rnncompress reads 'rnncompress-report/1.2'"),
     ("garbage version", "has report schema 'rnncompress-report/x'"),
     ("no models", "incomplete: missing key 'models'"),
     ("empty models", "'models' must be a non-empty list"),
@@ -220,7 +220,7 @@ def test_write_report_refuses_invalid_reports_and_writes_nothing(report, tmp_pat
     with pytest.raises(ReportError, match="not an rnncompress report"):
         write_report(report, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    assert SCHEMA == "rnncompress-report/1.1"
+    assert SCHEMA == "rnncompress-report/1.2"
     report["schema"] = SCHEMA
     (tmp_path / "a-file").write_text("mine")
     with pytest.raises(RnnCompressError, match="exists and is not a directory"):
