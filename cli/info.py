@@ -10,8 +10,8 @@ import click
 
 from cli.common import data_option, echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
+from exporters.verify import check_sparsity_metadata
 from models.checkpoint import Checkpoint, check_model_file, load_checkpoint
-from models.errors import ExportError, clip
 from models.io import model_file_kind
 from models.sequence import count_parameters, sparsity_report
 from models.tasks import interface_of
@@ -46,12 +46,8 @@ def _tensors(values: list[dict[str, Any]]) -> str:
 
 def check_onnx_metadata(d: dict[str, Any]) -> None:
     """Raise ExportError unless the sparsity info prints (``onnx_summary``, which has refused
-    metadata that is not a JSON object where one belongs) holds numbers."""
-    for key, value in d["metadata"].get("sparsity", {}).items():
-        if key in ("recurrent", "overall") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            shown = value if isinstance(value, str) else json.dumps(value)
-            raise ExportError(f"{d['path']} has corrupt rnncompress metadata: rnncompress.sparsity's {key!r} must be "
-                              f"a number; got {clip(shown)}.")
+    metadata that is not a JSON object where one belongs) holds fractions, as bench requires."""
+    check_sparsity_metadata(d["metadata"].get("sparsity"), d["path"])
 
 
 def show_interface(interface: dict[str, Any], source: str = "") -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import torch
 
-from models.errors import ExportError, clip
+from models.errors import ExportError, clip, is_finite_number
 from models.sequence import SequenceModel
 from models.tasks import Split, Task, evaluate
 
@@ -62,6 +62,28 @@ def json_metadata(meta: Mapping[str, str], key: str, source: str | os.PathLike =
         raise ExportError(f"{source} has corrupt rnncompress metadata: {key} must be a JSON object; "
                           f"got {clip(shown)}.")
     return value
+
+
+def sparsity_metadata(meta: Mapping[str, str], source: str | os.PathLike = "the model") -> dict[str, Any] | None:
+    """``rnncompress.sparsity`` (None when absent), its ``recurrent`` and ``overall`` checked
+    to be fractions: bench reports them and plots them, info prints them.
+
+    Raises:
+        ExportError: not a JSON object, or one of the two is not a number in [0, 1].
+    """
+    value = json_metadata(meta, SPARSITY_KEY, source)
+    check_sparsity_metadata(value, source)
+    return value
+
+
+def check_sparsity_metadata(value: Mapping[str, Any] | None, source: str | os.PathLike = "the model") -> None:
+    """``sparsity_metadata``'s rule on the parsed object."""
+    for key in ("recurrent", "overall"):
+        v = (value or {}).get(key)
+        if v is not None and not (is_finite_number(v) and 0 <= v <= 1):
+            shown = v if isinstance(v, str) else json.dumps(v)
+            raise ExportError(f"{source} has corrupt rnncompress metadata: {SPARSITY_KEY}'s {key!r} must be a "
+                              f"fraction in [0, 1]; got {clip(shown)}.")
 
 
 def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: int = 1):

@@ -37,7 +37,6 @@ from exporters.verify import (
     DATA_KEY,
     FORMAT_KEY,
     MODEL_CONFIG_KEY,
-    SPARSITY_KEY,
     TASK_KEY,
     TorchReference,
     check_fp32,
@@ -47,6 +46,7 @@ from exporters.verify import (
     is_step_session,
     json_metadata,
     make_session,
+    sparsity_metadata,
     torch_initial_states,
 )
 from models.checkpoint import check_finite, check_model_file, load_checkpoint, now_iso, package_version
@@ -431,7 +431,7 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
                      f"latency / {chunk}, the cost per step when {chunk} steps are buffered per call")
         if chunk < config.chunk:
             notes.append(f"--chunk {config.chunk} is longer than the {chunk}-step sequences: timed {chunk} per call")
-    sparsity = json_metadata(meta, SPARSITY_KEY, inp.path) or {}
+    sparsity = sparsity_metadata(meta, inp.path) or {}
     prepared.entry = _entry(
         inp, format=meta.get(FORMAT_KEY) or None, sha256=sha,
         source_sha256=meta.get("rnncompress.source_sha256") or None, size_bytes=size,

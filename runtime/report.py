@@ -152,6 +152,14 @@ def _check_model(e: dict[str, Any], where: str) -> None:
         for k, v in ratio.items():
             if v is not None and not (is_finite_number(v) and v >= 0):
                 raise ReportError(f"{where} has ratio_to_baseline.{k} = {v!r} (a number >= 0 or null is expected).")
+    sparsity = e.get("sparsity")
+    if sparsity is not None:
+        if not isinstance(sparsity, dict):
+            raise ReportError(f"{where} has a sparsity that is not an object.")
+        for k in ("recurrent", "overall"):
+            v = sparsity.get(k)
+            if v is not None and not (is_finite_number(v) and 0 <= v <= 1):
+                raise ReportError(f"{where} has sparsity.{k} = {v!r} (a fraction in [0, 1] or null is expected).")
     metric = e["metric"]
     if metric is not None:
         if not isinstance(metric, dict):

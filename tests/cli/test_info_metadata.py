@@ -99,7 +99,7 @@ def test_onnx_metadata_that_is_not_a_json_object_is_one_line(exported: Path, tmp
 
 def test_onnx_sparsity_that_is_not_a_number_is_one_line(exported: Path, tmp_path: Path) -> None:
     bad = edited_onnx(exported, tmp_path / "bad.onnx", "sparsity", json.dumps({"recurrent": "x", "overall": 0.5}))
-    assert_one_line_error(run(["info", str(bad)]), match="rnncompress.sparsity's 'recurrent' must be a number; got x.")
+    assert_one_line_error(run(["info", str(bad)]), match="rnncompress.sparsity's 'recurrent' must be a fraction in [0, 1]; got x.")
 
 
 @pytest.mark.parametrize("key", ["verified", "version", "metric_value", "int8_float_below"])

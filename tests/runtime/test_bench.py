@@ -3,6 +3,8 @@ baselines, foreign ONNX files, and refusals."""
 
 from __future__ import annotations
 
+import re
+
 import onnx
 import pytest
 import torch
@@ -244,6 +246,13 @@ def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
         wrong = _with_metadata(tiny["dense"], tmp_path / f"{key}.onnx", **{key: "3"})
         with pytest.raises(ExportError, match=f"rnncompress.{key} must be a JSON object; got 3"):
             bench([wrong], config=LATENCY_ONLY)
+    # A sparsity that is no fraction is refused before timing (it crashed the sparsity plot after it).
+    for value, key, shown in (('{"recurrent": "x", "overall": 0.1}', "recurrent", "x"),
+                              ('{"recurrent": 0.5, "overall": 7}', "overall", "7")):
+        odd = _with_metadata(tiny["dense"], tmp_path / "odd.onnx", sparsity=value)
+        with pytest.raises(ExportError, match=re.escape(f"rnncompress.sparsity's '{key}' must be a fraction in [0, 1]; "
+                                                        f"got {shown}.")):
+            bench([odd, tiny["dense"]], config=LATENCY_ONLY)
 
 
 def test_a_renamed_model_file_is_read_for_what_it_is(tiny, tmp_path):

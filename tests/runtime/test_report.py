@@ -158,6 +158,12 @@ def _mutate(report: dict, how: str) -> dict:
         r["models"][1]["metric"] = {**r["models"][1]["metric"], "name": "accuracy", "onnxruntime": 1.6}
     elif how == "control character name":
         r["models"][1]["name"] = "bad\x01name"
+    elif how == "string sparsity":
+        r["models"][1]["sparsity"] = {"recurrent": "x", "overall": 0.1}
+    elif how == "sparsity above 1":
+        r["models"][1]["sparsity"] = {"recurrent": 0.5, "overall": 7}
+    elif how == "sparsity not an object":
+        r["models"][1]["sparsity"] = 0.5
     return r
 
 
@@ -187,6 +193,9 @@ def _mutate(report: dict, how: str) -> dict:
     ("no min", "latency_ms.full without numbers"),
     ("accuracy above 1", "metric.onnxruntime = 1.6 (an accuracy is a fraction in [0, 1])"),
     ("control character name", "unprintable or duplicate name 'bad\\x01name'"),
+    ("string sparsity", "sparsity.recurrent = 'x' (a fraction in [0, 1] or null is expected)"),
+    ("sparsity above 1", "sparsity.overall = 7 (a fraction in [0, 1] or null is expected)"),
+    ("sparsity not an object", "has a sparsity that is not an object"),
 ])
 def test_load_report_refuses(report, tmp_path, how, match):
     path = tmp_path / "report.json"
