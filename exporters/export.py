@@ -683,8 +683,8 @@ def sparsify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, min_g
             tmp.write_bytes(blob)
     except OSError as e:
         raise ExportError(f"Cannot write {dst}: {e.strerror or e}.") from None
-    return SparsifyResult(dst, src_bytes, len(blob), len(result.graph.sparse_initializer),
-                          len(result.graph.initializer) + len(result.graph.sparse_initializer),
+    counts = initializer_stats(result)  # (subgraphs included, as info counts them)
+    return SparsifyResult(dst, src_bytes, len(blob), counts["sparse"], counts["sparse"] + counts["dense"],
                           stored_sparsity(result), loads)
 
 

@@ -90,8 +90,9 @@ class SparsifyInitializers:
             for it to be converted, in [0, 1). 0 converts whenever sparse is smaller.
 
     Requires: a model whose weights are embedded (no external data). Initializers that
-    are also graph inputs (overridable defaults) and types outside ``_SPARSIFIABLE`` stay
-    dense. Only the main graph is touched, not subgraphs (If/Loop bodies).
+    are also inputs of their graph (overridable defaults) and types outside ``_SPARSIFIABLE``
+    stay dense. Subgraphs (If branches, Loop and Scan bodies) are converted like the main
+    graph: each keeps its sparse initializers itself, which onnxruntime loads.
     Ensures: every converted tensor's serialized size shrank by more than ``min_gain``
     of its dense size, so the file is never larger; values are unchanged (-0.0 is
     stored as an implicit 0). Break-even for float32 (4-byte value + 8-byte index) is
@@ -108,7 +109,14 @@ class SparsifyInitializers:
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         out = copy_model(model)
-        g = out.graph
+        changed = [self._sparsify(g) for g in all_graphs(out.graph)]
+        if not any(changed):
+            return PassResult(model, False)
+        out.ir_version = max(out.ir_version, 6)
+        return PassResult(out, True)
+
+    def _sparsify(self, g: onnx.GraphProto) -> bool:
+        """Convert ``g``'s own initializers in place; whether any was."""
         overridable = {i.name for i in g.input}
         keep: list[TensorProto] = []
         new_sparse: list[onnx.SparseTensorProto] = []
@@ -119,7 +127,7 @@ class SparsifyInitializers:
             else:
                 new_sparse.append(sp)
         if not new_sparse:
-            return PassResult(model, False)
+            return False
         del g.initializer[:]
         g.initializer.extend(keep)
         g.sparse_initializer.extend(new_sparse)
@@ -127,8 +135,7 @@ class SparsifyInitializers:
         typed = [v for v in g.value_info if v.name not in converted]
         del g.value_info[:]
         g.value_info.extend(typed)
-        out.ir_version = max(out.ir_version, 6)
-        return PassResult(out, True)
+        return True
 
     def _candidate(self, t: TensorProto, overridable: set[str]) -> onnx.SparseTensorProto | None:
         if t.name in overridable or t.data_type not in _SPARSIFIABLE or not t.dims:
@@ -149,17 +156,19 @@ class SparsifyInitializers:
 class DensifyInitializers:
     """Turn every ``graph.sparse_initializer`` back into a dense initializer.
 
-    Requires: nothing. Ensures: no sparse initializers; each dense tensor has the name,
-    type, shape and values of the sparse one (appended after the existing initializers).
+    Requires: nothing. Ensures: no sparse initializers in any graph (subgraphs included);
+    each dense tensor has the name, type, shape and values of the sparse one (appended after
+    the existing initializers of its graph).
     """
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
-        if not model.graph.sparse_initializer:
+        if not any(g.sparse_initializer for g in all_graphs(model.graph)):
             return PassResult(model, False)
         out = copy_model(model)
-        dense = [to_dense_tensor(sp) for sp in out.graph.sparse_initializer]
-        del out.graph.sparse_initializer[:]
-        out.graph.initializer.extend(dense)
+        for g in all_graphs(out.graph):
+            dense = [to_dense_tensor(sp) for sp in g.sparse_initializer]
+            del g.sparse_initializer[:]
+            g.initializer.extend(dense)
         return PassResult(out, True)
 
 

@@ -111,6 +111,63 @@ def test_initializer_stats_count_subgraphs() -> None:
     assert stats["elements"] == 1 + 4 + 4 and stats["dense"] == 3
 
 
+def _if_model_with_sparse_weights() -> onnx.ModelProto:
+    """y = x @ W (then) or x @ W2 (else); W in the main graph, W2 in the else branch; both 90% zeros."""
+    rng = np.random.default_rng(0)
+
+    def weights(name: str) -> onnx.TensorProto:
+        w = rng.normal(size=(8, 8)).astype(np.float32)
+        w[rng.random((8, 8)) < 0.9] = 0.0
+        return numpy_helper.from_array(w, name)
+
+    def branch(name: str, w: str, inits: list) -> onnx.GraphProto:
+        node = helper.make_node("MatMul", ["x", w], [f"{name}_y"])
+        return helper.make_graph([node], name, [], [helper.make_tensor_value_info(f"{name}_y", 1, [1, 8])], inits)
+
+    node = helper.make_node("If", ["c"], ["y"], then_branch=branch("then", "W", []),
+                            else_branch=branch("else", "W2", [weights("W2")]))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [1, 8]),
+                                            helper.make_tensor_value_info("c", onnx.TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", 1, [1, 8])], [weights("W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+def test_subgraph_initializers_are_sparsified_and_densified_too() -> None:
+    """An If branch's own weights get the main graph's treatment, and onnxruntime computes
+    the same outputs from the sparse file (it loads a subgraph's sparse initializers)."""
+    from exporters.passes import all_graphs, initializer_stats
+
+    model = _if_model_with_sparse_weights()
+    sparse_model, changed = SparsifyInitializers()(model)
+    assert changed and initializer_stats(sparse_model)["sparse"] == 2 and initializer_stats(sparse_model)["dense"] == 0
+    else_branch = next(a.g for a in sparse_model.graph.node[0].attribute if a.name == "else_branch")
+    assert [sp.values.name for sp in else_branch.sparse_initializer] == ["W2"]
+    onnx.checker.check_model(sparse_model)
+    x = np.arange(8, dtype=np.float32)[None]
+    for c in (True, False):
+        feeds = {"x": x, "c": np.array(c)}
+        dense_y = make_session(model).run(None, feeds)[0]
+        assert np.array_equal(make_session(sparse_model).run(None, feeds)[0], dense_y)
+    dense_again, changed = DensifyInitializers()(sparse_model)
+    assert changed and initializer_stats(dense_again)["sparse"] == 0
+    restored = {t.name: numpy_helper.to_array(t) for g in all_graphs(dense_again.graph) for t in g.initializer}
+    original = {t.name: numpy_helper.to_array(t) for g in all_graphs(model.graph) for t in g.initializer}
+    assert restored.keys() == original.keys() and all(np.array_equal(restored[k], original[k]) for k in original)
+
+
+def test_sparsify_file_counts_subgraph_initializers_as_info_does(tmp_path) -> None:
+    from exporters.export import onnx_summary, sparsify_file
+
+    src = tmp_path / "if.onnx"
+    onnx.save(_if_model_with_sparse_weights(), str(src))
+    r = sparsify_file(src, tmp_path / "if.sparse.onnx")
+    assert (r.sparsified, r.initializers) == (2, 2)
+    stats = onnx_summary(tmp_path / "if.sparse.onnx")["initializers"]
+    assert (stats["sparse"], stats["dense"]) == (2, 0)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.7, 0.95])
 def test_sparse_export_smaller_above_break_even(make_model, cell, sparsity):
