@@ -126,8 +126,12 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
         check_junit_path(junit, [report], "--junit")
     try:
         results = check_report(load_report(report), budgets, list(models) or None)
-    except RnnCompressError:
-        raise
+    except RnnCompressError as e:
+        # "Budget max_metric_drop cannot be checked ..." names the option here
+        name = next((n for n in OPTIONS if str(e).startswith(f"Budget {n} ")), None)
+        if name is None:
+            raise
+        raise CliError(f"Budget {OPTIONS[name]} {str(e)[len(f'Budget {name} '):]}") from None
     except Exception as e:  # noqa: BLE001 -- exit 1 means "budget broken" to CI: anything unforeseen is exit 2
         raise CliError(f"Report {report} cannot be checked ({type(e).__name__}: {clip(str(e))}); it is not a report "
                        "this version reads (if rnncompress bench wrote it, please report this as a bug).", 2) from None

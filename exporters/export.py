@@ -106,14 +106,16 @@ class Variant:
     def filename(self, stem: str) -> str:
         return stem + "".join(f".{p}" for p in self.parts) + ".onnx"
 
-    def streaming(self) -> str | None:
+    def streaming(self, tokens: bool = False) -> str | None:
         """How a step or chunk file's calls relate to the task's input and output sentences
-        (the interface states them for the whole sequence); None for a full-sequence file."""
+        (the interface states them for the whole sequence); None for a full-sequence file.
+        ``tokens``: the model reads int64 token ids (an embedding input), not F features."""
         if not self.stateful:
             return None
-        calls = ("this step file runs one step per call: x [batch, F] is one step of the input above, y that "
-                 "step's output" if self.step else
-                 "this chunk file runs k consecutive steps per call (any k): x [batch, k, F] holds them, y "
+        per_step = "" if tokens else ", F"
+        calls = (f"this step file runs one step per call: x [batch{per_step}] is one step of the input above, y "
+                 "that step's output" if self.step else
+                 f"this chunk file runs k consecutive steps per call (any k): x [batch, k{per_step}] holds them, y "
                  "[batch, k, out] every one's output")
         return (f"{calls} (an output the task reads after the last step is the last step's y); the state inputs "
                 "h0, h1, ... (and an LSTM's c0, c1, ...), each [1, batch, H_l], start at zeros (navigation: see "
@@ -331,7 +333,7 @@ def provenance_metadata(ckpt: Checkpoint, model: SequenceModel, variant: Variant
         meta["rnncompress.int8_float_below"] = str(options.int8_float_below)
     if interface and "unavailable" not in interface:
         if variant.stateful:
-            interface = {**interface, "streaming": variant.streaming()}
+            interface = {**interface, "streaming": variant.streaming(model.config.input_layer == "embedding")}
         meta[INTERFACE_KEY] = json.dumps(interface, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return meta
 

@@ -397,3 +397,18 @@ def test_export_notes_say_what_a_format_name_does_not():
     assert export_notes([_result("int8", 900)]) == [
         "m.int8.onnx holds nothing int8 (every matrix is below --int8-float-below, or too small for int8 to shrink "
         "the file): it is the float model."]
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+@pytest.mark.parametrize("fmt", ["step", "chunk"])
+def test_the_streaming_sentence_gives_x_the_rank_the_graph_has(make_model, tokens: bool, fmt: str) -> None:
+    """A token model's step x is [batch] (int64 ids), its chunk x [batch, k]: no F axis."""
+    import re
+
+    config = {"input_size": 7, "input_layer": "embedding", "input_dim": 4} if tokens else {}
+    model = make_model(**config)
+    [variant] = parse_formats(fmt)
+    x = next(i for i in build_variant(model, variant).graph.input if i.name == "x")
+    sentence = variant.streaming(tokens=model.config.input_layer == "embedding")
+    shape = re.search(r"x \[([^\]]*)\]", sentence).group(1)
+    assert len(shape.split(",")) == len(x.type.tensor_type.shape.dim), sentence
