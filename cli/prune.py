@@ -14,7 +14,7 @@ from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfi
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.errors import DataError
 from models.io import check_output_file, removed_on_failure
-from models.tasks import check_data_fits, task_from_checkpoint
+from models.tasks import check_data_fits, task_files, task_from_checkpoint
 
 
 @click.command()
@@ -107,17 +107,18 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     if len(explicit_options(ctx, ["quantile", "threshold"])) == 2:
         raise CliError("--threshold (absolute) replaces --quantile; give one of them.")
     ckpt = load_checkpoint(checkpoint)  # the input first: a missing one is the error to report
-    check_output_file(out, "--out", [checkpoint, *teachers], force)
+    inputs = [checkpoint, *teachers, *task_files(ckpt.task, o["data"])]  # (the data too: never written over)
+    check_output_file(out, "--out", inputs, force)
     plots: list[Path] = []
     if plot is not None:
         from runtime.plots import pruning_plot_paths
 
-        check_output_file(plot, "--plot", [checkpoint, *teachers], force, outputs={"--out": out})
+        check_output_file(plot, "--plot", inputs, force, outputs={"--out": out})
         if plot.suffix.lower() != ".png":
             raise CliError(f"--plot {plot} must be a .png file name.")
         plots = pruning_plot_paths(plot, len(ckpt.config.hidden_sizes))  # a deep model: one file per layer
         for path in plots:
-            check_output_file(path, "--plot", [checkpoint, *teachers], force, outputs={"--out": out})
+            check_output_file(path, "--plot", inputs, force, outputs={"--out": out})
     config = PruneConfig(method=o["method"], variant=o["variant"], keep=parse_keep(o["keep"]),
                          quantile=o["quantile"], threshold=o["threshold"], thresholds=o["thresholds"], feed_forward=o["feed_forward"],
                          centrality=o["centrality"],

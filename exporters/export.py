@@ -74,7 +74,7 @@ from models.errors import (ConfigError, ExportError, ParityError, check_field_ty
 from models.io import atomic_path, check_output_file, probe_writable_dir, text_of_name
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, sparsity_report
-from models.tasks import Split, Task, check_data_fits, interface_of, recorded_test_split
+from models.tasks import Split, Task, check_data_fits, interface_of, recorded_test_split, task_files
 
 FORMATS = ("dense", "sparse", "step", "chunk", "int8")
 _ORDER = ("step", "chunk", "int8", "sparse")  # canonical order of the parts of a combined format
@@ -512,8 +512,9 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
                           "(a hidden file)", stem)
     targets = {v: out / v.filename(stem) for v in variants}
     probe_writable_dir(out, ExportError)  # before the (slow) verification
+    inputs = [ckpt.path, *task_files(ckpt.task, options.data)]
     for target in targets.values():
-        check_output_file(target, "The export", [ckpt.path], force, ExportError, probe=False)
+        check_output_file(target, "The export", inputs, force, ExportError, probe=False)
     model = ckpt.build_model()
     model.eval()
     data = _verify_data(ckpt, model, options, need_int8=any(v.int8 for v in variants))

@@ -35,6 +35,16 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
     return task if data is None else task.with_data(data)
 
 
+def task_files(task_dict: Any, data: str | os.PathLike | None = None) -> list[str]:
+    """The data files the task a checkpoint records reads (from ``data`` if given): inputs
+    of every command that scores or trains it, which no output may replace. [] when it
+    records no usable task."""
+    try:
+        return task_from_checkpoint(task_dict, data).source_files()
+    except RnnCompressError:
+        return []
+
+
 def interface_of(task_dict: Any, recorded: Any = None, data: str | os.PathLike | None = None) -> dict[str, Any]:
     """``Task.interface`` of the task a checkpoint or an ONNX file records (its files read from
     ``data`` if given). A table built from the data (charlm's vocabulary) is given only from

@@ -162,3 +162,35 @@ def test_a_teacher_trained_on_another_text_is_refused(charlm: Path, tmp_path: Pa
     assert not (tmp_path / "p.pt").exists()
     r = run([*args, "--teacher", str(tmp_path / "same.pt"), "--out", str(tmp_path / "p.pt")])
     assert r.exit_code == 0, r.output
+
+
+def test_no_output_replaces_the_data_it_reads_even_with_force(charlm: Path, tmp_path: Path) -> None:
+    """prune --out and --plot, export's files and train --out inside an MNIST directory: the
+    data is an input, never overwritten (prune --force replaced the text with a checkpoint)."""
+    from helpers import make_mnist_dir
+
+    text = tmp_path / "a.txt"
+    text.write_text(TEXT)
+    for args, option in ((["--out", str(text)], "--out"), (["--out", str(tmp_path / "p.pt"), "--plot", str(text)],
+                                                           "--plot")):
+        r = run(["prune", str(charlm), "--keep", "2", "--finetune-epochs", "0", "--data", str(text), "--force",
+                 *args, "-q"])
+        assert_one_line_error(r, match=f"{option} {text} is one of the inputs")
+    png = tmp_path / "a.png"  # a text named like the plot it would be replaced by
+    png.write_text(TEXT)
+    r = run(["prune", str(charlm), "--keep", "2", "--finetune-epochs", "0", "--data", str(png), "--force",
+             "--out", str(tmp_path / "p.pt"), "--plot", str(png), "-q"])
+    assert_one_line_error(r, match=f"--plot {png} is one of the inputs")
+    onnx_named = tmp_path / "m.onnx"
+    onnx_named.write_text(TEXT)
+    r = run(["export", str(charlm), "--format", "dense", "--data", str(onnx_named), "--out-dir", str(tmp_path),
+             "--force", "-q"])
+    assert_one_line_error(r, match=f"{onnx_named} is one of the inputs")
+    assert text.read_text() == png.read_text() == onnx_named.read_text() == TEXT
+    mnist = make_mnist_dir(tmp_path / "mnist", n_train=20, n_test=10)
+    idx = next(mnist.glob("train-images*"))
+    before = idx.read_bytes()
+    r = run(["train", "--task", "smnist", "--data", str(mnist), "--hidden", "4", "--epochs", "1", "--force",
+             "--out", str(idx), "-q"])
+    assert_one_line_error(r, match=f"--out {idx} is one of the inputs")
+    assert idx.read_bytes() == before
