@@ -163,15 +163,14 @@ def prune_edges(model: SequenceModel, selection: SelectionConfig) -> None:
 
 
 def check_teacher_task(task: Task, teacher: Checkpoint, whose: str = "the pruned checkpoint") -> None:
-    """ConfigError unless ``teacher`` was trained on ``task``: the same task, and where the
-    task's interface comes from its data (charlm's vocabulary), the same interface, or the
-    teacher's outputs would mean other characters than the student's."""
+    """ConfigError unless ``teacher`` was trained on ``task``: the same task with the same
+    interface (how inputs are made and outputs read: smnist's pixel permutation, navigation's
+    place cells, charlm's vocabulary from its text), or the teacher's inputs and outputs would
+    mean other things than the student's."""
     theirs = teacher.task.get("name")
     if theirs != task.name:
         raise ConfigError(f"Teacher {teacher.path} was trained on task {theirs!r}, {whose} on {task.name!r}: "
                           "a teacher must solve the same task.")
-    if not type(task).interface_reads_data:
-        return
     try:
         their_interface = task_from_checkpoint(teacher.task).interface()
     except RnnCompressError as e:
@@ -184,12 +183,21 @@ def check_teacher_task(task: Task, teacher: Checkpoint, whose: str = "the pruned
                           f"{whose}'s, so its outputs mean other things; a teacher must solve the same task.")
 
 
+def _reads_text(c: Any) -> str:
+    return f"token ids of a vocabulary of {c.input_size}" if c.input_layer == "embedding" else \
+        f"{c.input_size} features per step"
+
+
 def further_teacher(task: Task, parent: SequenceModel, teacher: Checkpoint, x: torch.Tensor,
                     init: torch.Tensor | None) -> SequenceModel:
     """A further distillation teacher, checked to solve ``task`` (the pruned checkpoint's) with
     the same outputs as its model ``parent``."""
     check_finite(teacher)
     check_teacher_task(task, teacher)
+    reads = lambda c: (c.input_layer, c.input_size)  # noqa: E731 -- token ids or features, and how many
+    if reads(teacher.config) != reads(parent.config):
+        raise ConfigError(f"Teacher {teacher.path} reads inputs of another kind ({_reads_text(teacher.config)}) than "
+                          f"the pruned checkpoint ({_reads_text(parent.config)}): a teacher must take the same inputs.")
     model = teacher.build_model()
     with torch.no_grad():
         got, want = tuple(model(x, init).shape), tuple(parent(x, init).shape)

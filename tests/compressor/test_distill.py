@@ -166,6 +166,31 @@ def test_bad_further_teachers(tmp_path: Path, parent) -> None:
     with pytest.raises(ConfigError, match=r"outputs of shape \(64, 2\), the pruned checkpoint \(64, 1\)"):
         prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0, distill=0.5), task, data, None,
                          teachers=(other,))
+    # Token ids for 2 features: refused by name, not by the embedding's crash on float inputs.
+    tokens = replace(ckpt.config, input_layer="embedding", input_dim=4)
+    reader = replace(ckpt, config=tokens, state_dict=SequenceModel(tokens).state_dict(), masks={})
+    with pytest.raises(ConfigError, match=r"reads inputs of another kind \(token ids of a vocabulary of 2\) than the "
+                                          r"pruned checkpoint \(2 features per step\)"):
+        prune_checkpoint(ckpt, PruneConfig(keep=6, finetune_epochs=0, distill=0.5), task, data, None,
+                         teachers=(reader,))
+
+
+def test_a_teacher_of_another_input_recipe_is_refused() -> None:
+    """Permuted and plain sequential MNIST, place cells of another seed: the same task name,
+    but the teacher's inputs mean other things."""
+    from compressor.prune import check_teacher_task
+    from models.checkpoint import Checkpoint
+
+    def teacher(name: str, params: dict) -> Checkpoint:  # (only its task is read)
+        return Checkpoint(config=None, state_dict={}, task=make_task(name, params).to_dict(), path=Path(f"{name}.pt"))
+
+    smnist = {"data": "/nowhere"}
+    with pytest.raises(ConfigError, match="trained on other data: its .*pixel_permutation"):
+        check_teacher_task(make_task("smnist", smnist), teacher("smnist", {**smnist, "permute": True}))
+    nav = {"place_cells": 8}
+    with pytest.raises(ConfigError, match="trained on other data: its place_cell_centres"):
+        check_teacher_task(make_task("navigation", nav), teacher("navigation", {**nav, "data_seed": 1}))
+    check_teacher_task(make_task("navigation", nav), teacher("navigation", {**nav, "samples": 99}))  # more walks: same
 
 
 @pytest.mark.parametrize("lr", [0.0, float("inf"), 1e39])
