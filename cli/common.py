@@ -71,11 +71,23 @@ def _in_cli_terms(message: str) -> str:
     return message
 
 
-def _train_resume_hint(out: Any) -> str:
-    """What an interrupted ``train`` can do next: resume the epoch checkpoint it wrote, or
-    start again when it stopped before the end of its first epoch."""
+def _file_id(path: Any) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of ``path``, None when there is none: checkpoints are replaced by
+    rename, so a new write changes it."""
     try:
-        resumable = out is not None and load_checkpoint(out).state == "training"
+        st = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _train_resume_hint(out: Any, before: tuple[int, int] | None, resuming: bool) -> str:
+    """What an interrupted ``train`` can do next: resume the epoch checkpoint it wrote, or
+    start again when it stopped before the end of its first epoch (a file at --out it did
+    not write, such as the run --force was replacing, is not this run's to resume)."""
+    try:
+        written = resuming or _file_id(out) != before
+        resumable = out is not None and written and load_checkpoint(out).state == "training"
     except (RnnCompressError, OSError):
         resumable = False
     if resumable:
@@ -88,6 +100,7 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out_before = _file_id(kwargs["out"]) if kwargs.get("out") is not None else None
         try:
             return fn(*args, **kwargs)
         except RnnCompressError as e:
@@ -97,7 +110,7 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt as e:
             ctx = click.get_current_context(silent=True)
             name = ctx.info_name if ctx else ""
-            resume = (_train_resume_hint(kwargs.get("out")) if name == "train"
+            resume = (_train_resume_hint(kwargs.get("out"), out_before, bool(kwargs.get("resume"))) if name == "train"
                       else " (rerunning continues where it stopped)" if name == "run" else "")
             how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
             click.echo(f"{how}: files already written are complete and kept{resume}.", err=True)

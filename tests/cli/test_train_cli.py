@@ -229,3 +229,18 @@ def test_an_interrupted_train_says_whether_it_can_resume(tmp_path: Path, stop_at
         r = run(["train", *TINY, "--out", str(out)])
     assert r.exit_code == 130 and out.exists() == (stop_at_epoch > 0)
     assert r.stderr.strip() == f"interrupted: files already written are complete and kept ({hint.format(out=out)})."
+
+
+def test_an_interrupted_force_run_does_not_offer_to_resume_the_run_it_replaces(tmp_path: Path) -> None:
+    """--force over an unfinished checkpoint, stopped before its own first epoch: the file is
+    still the old run, which --resume would continue instead; --resume stopped at once is
+    its own run and can be resumed again."""
+    out = tmp_path / "m.pt"
+    with training_interrupted_at(2):
+        run(["train", *TINY, "--out", str(out)])
+    with training_interrupted_at(0):
+        r = run(["train", *TINY, "--cell", "gru", "--force", "--out", str(out)])
+    assert r.exit_code == 130 and "so there is nothing to resume" in r.stderr
+    with training_interrupted_at(0):
+        r = run(["train", "--resume", "--out", str(out)])
+    assert r.exit_code == 130 and f"train --resume --out {out} continues where it stopped" in r.stderr
