@@ -2,7 +2,9 @@
 
 Masks reach the target sparsity on a schedule over a window of training steps, per matrix
 or globally, and are nested: a pruned weight stays pruned. The target is reached exactly:
-the number of zeros is round(sparsity * numel), with ties broken by index (stable sort).
+the number of zeros is round(sparsity * numel), with ties broken by index (stable sort),
+but never every weight: a sparsity below 1 that rounds to numel (0.99 of a 4x4 matrix) leaves
+one, or a matrix would silently be all zeros (an RNN with no recurrence, a constant head).
 """
 
 from __future__ import annotations
@@ -92,10 +94,15 @@ def _keep_mask(scores: Tensor, n_zero: int) -> Tensor:
 
 
 @torch.no_grad()
+def target_zeros(sparsity: float, numel: int) -> int:
+    """round(sparsity * numel), at most numel - 1 (a sparsity below 1 keeps a weight)."""
+    return min(int(round(sparsity * numel)), max(numel - 1, 0))
+
+
 def magnitude_masks(
     weights: dict[str, Tensor], old_masks: dict[str, Tensor], sparsity: float, mode: str
 ) -> dict[str, Tensor]:
-    """Masks with exactly round(sparsity * numel) zeros (per matrix, or over all matrices).
+    """Masks with exactly ``target_zeros(sparsity, numel)`` zeros (per matrix, or over all matrices).
 
     Already-masked entries score -inf, so they are pruned first and masks stay nested."""
     scores = {}
@@ -107,12 +114,12 @@ def magnitude_masks(
     if mode == "per-matrix":
         out = {}
         for name, s in scores.items():
-            n_zero = int(round(sparsity * s.numel()))
+            n_zero = target_zeros(sparsity, s.numel())
             already = int((s == -float("inf")).sum())
             out[name] = _keep_mask(s, max(n_zero, already)).view_as(weights[name])
         return out
     flat = torch.cat(list(scores.values()))
-    n_zero = max(int(round(sparsity * flat.numel())), int((flat == -float("inf")).sum()))
+    n_zero = max(target_zeros(sparsity, flat.numel()), int((flat == -float("inf")).sum()))
     mask = _keep_mask(flat, n_zero)
     out, offset = {}, 0
     for name, s in scores.items():

@@ -50,9 +50,10 @@ def test_schedule_hits_target_exactly_and_masks_stay_nested(sparsity, schedule, 
     total_n = sum(mk.numel() for mk in masks.values())
     if mode == "per-matrix":
         for mk in masks.values() if sparsity > 0 else []:
-            assert int((~mk).sum()) == round(sparsity * mk.numel())
+            assert int((~mk).sum()) == min(round(sparsity * mk.numel()), mk.numel() - 1)
+            assert mk.any(), "a sparsity below 1 emptied a matrix"
     elif sparsity > 0:
-        assert total_zero == round(sparsity * total_n)
+        assert total_zero == min(round(sparsity * total_n), total_n - 1)
     if sparsity > 0:
         for name, p in m.prunable_weights("recurrent").items():
             assert torch.all(p[~masks[name]] == 0)
@@ -104,3 +105,13 @@ def test_ties_are_broken_deterministically() -> None:
 def test_bad_schedule(kwargs, match) -> None:
     with pytest.raises(Exception, match=match):
         PruneSchedule(**kwargs)
+
+
+@pytest.mark.parametrize("mode", ["per-matrix", "global"])
+def test_a_sparsity_below_one_never_empties_what_it_prunes(mode: str) -> None:
+    """0.99 of a 4x4 recurrent matrix rounds to all 16 weights: one is kept (the RNN keeps a
+    recurrence); in global mode the same holds for all the matrices together."""
+    m = model(cell="rnn", hidden=4, layers=1)
+    weights = m.prunable_weights("recurrent")
+    masks = magnitude_masks(weights, {}, 0.99, mode)
+    assert [int(mk.sum()) for mk in masks.values()] == [1]
