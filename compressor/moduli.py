@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from compressor.spaces import Space, make_space
-from models.errors import ConfigError, check_field_types, param_error
+from models.errors import ConfigError, check_field_types, check_seed, param_error
 from models.sequence import SequenceModel, gate_blocks
 
 INHIBITORS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -64,6 +64,7 @@ class ModuliConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        check_seed(self.seed)
         if self.inhibitor not in INHIBITORS:
             raise param_error("inhibitor", f"one of {sorted(INHIBITORS)}", self.inhibitor)
         if self.invert is None:

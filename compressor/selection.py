@@ -15,6 +15,7 @@ Policies, per recurrent layer, to a target (a fraction or count of neurons kept,
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +48,9 @@ def parse_keep(value: Any) -> Keep:
             value = int(v) if v.lstrip("+-").isdigit() else float(v)
         except ValueError:
             raise param_error("keep", KEEP_RULE, given) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)):
         raise param_error("keep", KEEP_RULE, given)
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)  # numpy's as Python's
     if isinstance(value, int) and value < 1 or isinstance(value, float) and not 0 < value <= 1:
         raise param_error("keep", KEEP_RULE, given)
     return value

@@ -399,6 +399,10 @@ def check_resumable(ckpt: Checkpoint) -> None:
     continue (its optimizer state has the parameter groups this version makes)."""
     if ckpt.state == "complete" or ckpt.resume is None:
         raise ConfigError(f"Checkpoint {ckpt.path} is a finished run; there is nothing to resume.")
+    epoch, epochs = ckpt.resume.get("epoch"), ckpt.training.get("epochs")
+    if not (isinstance(epoch, int) and isinstance(epochs, int) and 0 <= epoch < epochs):
+        raise ConfigError(f"Checkpoint {ckpt.path} records resume epoch {epoch!r} of {epochs!r} epochs: no point an "
+                          "interrupted run stops at (a damaged or edited file); train it again.")
     groups = ckpt.resume.get("optimizer", {}).get("param_groups")
     if isinstance(groups, list) and len(groups) != _optimizer_groups(TrainConfig.from_dict(ckpt.training)):
         raise ConfigError(f"Checkpoint {ckpt.path}: its optimizer has other parameter groups (an earlier rnncompress "

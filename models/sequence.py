@@ -11,13 +11,15 @@ plain torch one and the checkpoint stores the masks under their own key.
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
 
-from models.errors import param_error
+from models.errors import check_field_types, param_error
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # An LSTM layer of 65 536 neurons already holds 2^34 recurrent weights (64 GiB in fp32): a
@@ -52,7 +54,13 @@ class ModelConfig:
     init_size: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        # Each size an int as given (numpy's too): int() made 2.5 a 2, True a 1 and '4' a 4.
+        sizes = self.hidden_sizes
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable) or not all(
+                isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in sizes):
+            raise param_error("hidden_sizes", "a non-empty list of positive ints", sizes)
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
+        check_field_types(self)
         self.validate()
 
     def validate(self) -> None:

@@ -90,6 +90,7 @@ def test_bad_selection(kwargs, match: str) -> None:
 def test_parse_keep() -> None:
     assert parse_keep("0.25") == 0.25 and parse_keep("64") == 64 and parse_keep("auto") == "auto"
     assert parse_keep("1") == 1 and parse_keep(1.0) == 1.0
+    assert parse_keep(np.int64(3)) == 3 and type(parse_keep(np.int64(3))) is int and parse_keep(np.float32(0.5)) == 0.5
     # the decimal point decides: 2.0 is a fraction out of range, not the count 2; the value is echoed as given
     for bad in ("2.0", 2.0, "4.", "-1", 0, "1.5"):
         with pytest.raises(ConfigError, match="a fraction in \\(0, 1\\] written with a decimal point") as e:

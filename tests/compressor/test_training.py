@@ -105,6 +105,8 @@ def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -
             TrainConfig(**kwargs)
     with pytest.raises(ConfigError, match="'p' parameter must be a finite float > 0. Got inf"):
         ModuliConfig(p=float("inf"))  # |w|^inf: every weight's penalty 0 or inf
+    with pytest.raises(ConfigError, match="'seed' parameter must be an int in"):
+        ModuliConfig(space="torus", seed=-1)
     with pytest.raises(ConfigError, match="Unknown regularizer parameter 'foo'"):
         TrainConfig.from_dict({"regularizer": {"foo": 1}})
     with pytest.raises(ConfigError, match="does not fit task 'adding': its output_size is 3, the task's data needs 1"):
@@ -116,3 +118,6 @@ def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -
     nav = make_task("navigation", {"seq_len": 5, "samples": 32, "val_samples": 8, "test_samples": 8, "place_cells": 8})
     with pytest.raises(ConfigError, match="does not fit task 'navigation': its output_size is 1, the task's data needs 8"):
         resume_training(replace(ckpt, state="training", resume={"epoch": 0}), nav, nav.load(), None)
+    for epoch in (1, 7, -1, "2"):  # a 1-epoch run stops after no epoch but its last (which is complete)
+        with pytest.raises(ConfigError, match=f"records resume epoch {epoch!r} of 1 epochs"):
+            resume_training(replace(ckpt, state="training", resume={"epoch": epoch}), task, data, None)

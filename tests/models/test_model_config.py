@@ -32,3 +32,24 @@ def test_layers_are_bounded() -> None:
     ModelConfig("gru", input_size=1, hidden_sizes=(1,) * MAX_LAYERS, output_size=1)
     with pytest.raises(ConfigError, match=f"'layers' parameter must be an int in \\[1, {MAX_LAYERS}\\]"):
         ModelConfig("gru", input_size=1, hidden_sizes=(1,) * (MAX_LAYERS + 1), output_size=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"hidden_sizes": (2.5,)}, "'hidden_sizes' parameter must be a non-empty list of positive ints. Got (2.5,)"),
+    ({"hidden_sizes": (True,)}, "'hidden_sizes' parameter"),
+    ({"hidden_sizes": ("4",)}, "'hidden_sizes' parameter"),
+    ({"hidden_sizes": "44"}, "'hidden_sizes' parameter"),
+    ({"input_size": 2.5}, "'input_size' parameter must be an int. Got 2.5"),
+])
+def test_sizes_are_ints_as_given_not_coerced(kwargs: dict, match: str) -> None:
+    """int() made 2.5 a 2 and True a 1: a hand-edited checkpoint's config read as another model."""
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        ModelConfig(**{"cell": "lstm", "input_size": 2, "hidden_sizes": (4,), "output_size": 1, **kwargs})
+
+
+def test_numpy_sizes_are_ints() -> None:
+    import numpy as np
+
+    assert ModelConfig("gru", 2, (np.int64(4), 3), 1).hidden_sizes == (4, 3)
