@@ -90,7 +90,11 @@ class ModuliConfig:
         if self.space == "permuted":
             return make_space("torus")
         if self.space.startswith("permuted-"):
-            return make_space(self.space[len("permuted-"):])
+            inner = self.space[len("permuted-"):]
+            try:
+                return make_space(inner)
+            except ConfigError as e:  # (permuted-l1: a control of a control) the value echoed as given
+                raise ConfigError(str(e).replace(f"Got {inner!r} instead", f"Got {self.space!r} instead")) from None
         return make_space(self.space)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from compressor.moduli import INHIBITORS, ModuliConfig, ModuliRegularizer
+from models.errors import ConfigError
 from models.sequence import ModelConfig, SequenceModel
 
 SPACES = ["circle", "torus", "torus3", "klein", "sphere", "sphere3", "euclidean", "l1", "permuted", "permuted-klein"]
@@ -173,3 +174,9 @@ def test_unset_invert_is_the_inhibitors_usual_form(inhibitor: str) -> None:
         d = space.distance(pos, pos)[0]
         order = torch.argsort(d)
         assert P[0, order[1]] < P[0, order[-1]]  # nearest neighbour < farthest neuron
+
+
+@pytest.mark.parametrize("space", ["permuted-l1", "permuted-none", "permuted-torus20", "permuted-"])
+def test_a_bad_permuted_space_is_echoed_as_given(space: str) -> None:
+    with pytest.raises(ConfigError, match=f"Got '{space}' instead"):
+        ModuliConfig(space=space)
