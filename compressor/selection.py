@@ -242,8 +242,13 @@ def select_layer(model: SequenceModel, layer: int, config: SelectionConfig) -> L
     ff = (_downstream(model, layer),) if config.feed_forward else ()
     A, blocks = influence_blocks(weight_hh, model.config.gates, ff)
     centrality = CENTRALITIES[config.centrality](A, blocks, magnitude)
-    irreducible = config.criterion().scores(A, blocks=blocks, prefer=centrality)
-    relation = config.relation(A, blocks)[:n] if config.variant == "binary" else None
+    try:
+        irreducible = config.criterion().scores(A, blocks=blocks, prefer=centrality)
+        relation = config.relation(A, blocks)[:n] if config.variant == "binary" else None
+    except ConfigError as e:  # an empty relation: say which layer, and what ranks one without influences
+        hint = (" A lattice needs influences between neurons: method 'norm' or 'random' ranks this layer without "
+                "them." if float(A.max(initial=0.0)) == 0.0 else "")
+        raise ConfigError(f"Layer {layer}: {str(e)}{hint}") from None
     mi_mask = irreducible >= 0.5
     n_mi = int(mi_mask.sum())
     if config.keep == "auto":

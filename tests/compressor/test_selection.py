@@ -196,3 +196,13 @@ def test_centralities() -> None:
     assert np.array_equal(CENTRALITIES["norm"](A, blocks, magnitude), magnitude)
     with pytest.raises(ConfigError, match="'centrality' parameter"):
         SelectionConfig(centrality="closeness")
+
+
+def test_a_layer_without_recurrent_influences_names_itself_and_what_ranks_it() -> None:
+    m = model(cell="rnn", hidden=(4,))
+    with torch.no_grad():
+        m.rnn[0].weight_hh_l0.zero_()
+    with pytest.raises(ConfigError, match=r"^Layer 0: The relation is empty: .*all zeros\). A lattice needs influences "
+                                          r"between neurons: method 'norm' or 'random' ranks this layer"):
+        select_neurons(m, SelectionConfig(keep=2, feed_forward=False))
+    assert [len(s.keep_index) for s in select_neurons(m, SelectionConfig(method="norm", keep=2))] == [2]
