@@ -93,12 +93,12 @@ def _keep_mask(scores: Tensor, n_zero: int) -> Tensor:
     return mask
 
 
-@torch.no_grad()
 def target_zeros(sparsity: float, numel: int) -> int:
     """round(sparsity * numel), at most numel - 1 (a sparsity below 1 keeps a weight)."""
     return min(int(round(sparsity * numel)), max(numel - 1, 0))
 
 
+@torch.no_grad()
 def magnitude_masks(
     weights: dict[str, Tensor], old_masks: dict[str, Tensor], sparsity: float, mode: str
 ) -> dict[str, Tensor]:
