@@ -322,18 +322,6 @@ def test_a_finished_model_the_manifest_never_recorded_is_kept(first_run, tmp_pat
     assert (bare / "model/trained.pt").read_bytes() == (first_run[0] / "model/trained.pt").read_bytes()
 
 
-def test_a_file_of_the_user_where_the_checkpoint_goes_is_refused_untouched(tmp_path: Path) -> None:
-    cfg = tmp_path / "p.toml"
-    cfg.write_text(TINY)
-    out = tmp_path / "f"
-    (out / "model").mkdir(parents=True)
-    (out / "model/trained.pt").write_text("my notes")
-    for args in ([], ["--dry-run"]):
-        assert_one_line_error(run(["run", str(cfg), "--out", str(out), "-q", *args]),
-                              match="already holds files (model/trained.pt) but no manifest.json")
-    assert (out / "model/trained.pt").read_text() == "my notes" and sorted(out.rglob("*")) == [
-        out / "model", out / "model/trained.pt"]
-
 
 def rerun_with_another_lr_interrupted(first_run, tmp_path: Path) -> tuple[Path, Pipeline]:
     """A copy of the first run's folder, rerun with another lr and stopped by Ctrl-C after
@@ -594,14 +582,16 @@ def test_bad_inputs_are_refused_before_anything_is_created(tmp_path: Path) -> No
 def test_a_folder_of_other_files_is_refused_untouched(tmp_path: Path) -> None:
     cfg = tmp_path / "p.toml"
     cfg.write_text(TINY)
-    out = tmp_path / "mine"
-    (out / "bench").mkdir(parents=True)
-    (out / "bench/report.json").write_text('{"mine": 1}')
-    for args in ([], ["--dry-run"]):
-        r = run(["run", str(cfg), "--out", str(out), "-q", *args])
-        assert_one_line_error(r, match="already holds files (bench/report.json) but no manifest.json")
-    assert sorted(f.name for f in out.rglob("*")) == ["bench", "report.json"]
-    assert (out / "bench/report.json").read_text() == '{"mine": 1}'
+    # (a file where the checkpoint goes too: only a stopped first run of these settings is ours)
+    for mine in ("bench/report.json", "model/trained.pt"):
+        out = tmp_path / "mine" / mine.split("/")[0]
+        (out / mine).parent.mkdir(parents=True)
+        (out / mine).write_text('{"mine": 1}')
+        for args in ([], ["--dry-run"]):
+            r = run(["run", str(cfg), "--out", str(out), "-q", *args])
+            assert_one_line_error(r, match=f"already holds files ({mine}) but no manifest.json")
+        assert sorted(f.relative_to(out).as_posix() for f in out.rglob("*")) == [mine.split("/")[0], mine]
+        assert (out / mine).read_text() == '{"mine": 1}'
     assert_one_line_error(run(["run", str(cfg), "--out", "", "-q"]), match="--out must name a directory")
     # What a first run killed mid-write leaves (the checkpoint, a temp file) is ours: accepted.
     killed = tmp_path / "killed"
