@@ -45,8 +45,9 @@ class NpzParams:
 MAX_CLASSES = 1_000_000
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of ``path`` (an existing file: ``NpzTask.check_data_location``)."""
+def _read_npz(path: Path, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The arrays of ``path`` (an existing file: ``NpzTask.check_data_location``); only
+    ``keys`` when given (numpy reads each array on demand)."""
     try:
         with open(path, "rb") as f:
             head = f.read(6)
@@ -57,30 +58,21 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not head.startswith(b"PK"):  # an .npz is a zip archive; numpy would try to unpickle anything else
         raise DataError(f"{path} is not an .npz file (not a zip archive of arrays); save one with "
                         "numpy.savez(path, X=..., y=...).")
+    if head.startswith(b"PK\x05\x06"):  # an empty zip (numpy.savez of no arrays)
+        raise DataError(f"{path} holds no arrays; save X and y with numpy.savez(path, X=..., y=...).")
+    if not head.startswith(b"PK\x03\x04"):  # numpy opens only this as a zip (a damaged one it would unpickle)
+        raise DataError(f"{path} is not a readable .npz file (File is not a zip file).")
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise DataError(f"{path} has no array {missing[0]!r}; found {sorted(f.files)}.")
+            return {k: f[k] for k in keys or f.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "pickle" in msg.lower():
             raise DataError(f"{path} holds object arrays (pickled data is refused); store numeric arrays.") from None
         raise DataError(f"{path} is not a readable .npz file ({msg[:80]}).") from None
-
-
-def _labels_are_classes(path: Path) -> bool:
-    """Whether ``y`` in the .npz at ``path`` holds integers, read from its .npy header alone."""
-    try:
-        with zipfile.ZipFile(path) as z, z.open("y.npy") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            _, _, dtype = read_header(f)
-    except KeyError:
-        raise DataError(f"{path} has no array 'y'.") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{path} is not a readable .npz file ({msg[:80]}).") from None
-    return bool(np.issubdtype(dtype, np.integer))
 
 
 def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -> None:
@@ -133,7 +125,8 @@ class NpzTask(Task):
         rebuilt from the recorded parameters, must not default to classification."""
         if self._classification is None:
             self.check_data_location()
-            self._classification = _labels_are_classes(Path(self.params.data))
+            y = _read_npz(Path(self.params.data), ("y",))["y"]  # (y alone: labels or targets, [N] or [N, K])
+            self._classification = bool(np.issubdtype(y.dtype, np.integer))
         return self._classification
 
     def interface(self) -> dict[str, Any]:

@@ -279,6 +279,12 @@ def test_corrupt_and_pickled_npz(tmp_path: Path) -> None:
     p.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(DataError, match="not a readable .npz"):
         make_task("npz", {"data": str(p)}).load()
+    p.write_bytes(b"PK not a zip at all")  # numpy would try to unpickle it: not "object arrays"
+    with pytest.raises(DataError, match="not a readable .npz"):
+        make_task("npz", {"data": str(p)}).load()
+    np.savez(p)  # an empty archive
+    with pytest.raises(DataError, match="holds no arrays"):
+        make_task("npz", {"data": str(p)}).load()
     q = tmp_path / "obj.npz"
     np.savez(q, X=np.array([{"a": 1}] * 3, dtype=object), y=Y[:3])
     with pytest.raises(DataError, match="pickled data is refused"):
