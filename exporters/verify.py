@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import torch
 
-from models.errors import ExportError, clip, is_finite_number
+from models.errors import ExportError, clip, is_fraction
 from models.sequence import SequenceModel
 from models.tasks import Split, Task, evaluate
 
@@ -80,7 +80,7 @@ def check_sparsity_metadata(value: Mapping[str, Any] | None, source: str | os.Pa
     """``sparsity_metadata``'s rule on the parsed object."""
     for key in ("recurrent", "overall"):
         v = (value or {}).get(key)
-        if v is not None and not (is_finite_number(v) and 0 <= v <= 1):
+        if v is not None and not is_fraction(v):
             shown = v if isinstance(v, str) else json.dumps(v)
             raise ExportError(f"{source} has corrupt rnncompress metadata: {SPARSITY_KEY}'s {key!r} must be a "
                               f"fraction in [0, 1]; got {clip(shown)}.")

@@ -68,6 +68,11 @@ def is_finite_number(value: object) -> bool:
         return False
 
 
+def is_fraction(value: object) -> bool:
+    """A finite number in [0, 1] (a sparsity, an accuracy)."""
+    return is_finite_number(value) and 0 <= value <= 1
+
+
 # Optimizer settings reach torch as float32 scalars: a larger finite float (1e39) is refused
 # there as an overflow, deep in the first step.
 FLOAT32_MAX = 3.4028234663852886e38

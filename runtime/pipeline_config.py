@@ -223,12 +223,10 @@ _METRICS_BY_DATA = {"npz": (("accuracy", True), ("mse", False))}
 def _possible_metrics(task: Task) -> tuple[tuple[str, bool], ...]:
     """(name, higher_is_better) of the metric ``task`` will report, or of each it may report
     when that follows data not readable yet (its absence is refused where the data is loaded)."""
-    if task.name in _METRICS_BY_DATA:
-        try:
-            return ((task.metric_name, task.higher_is_better),)
-        except DataError:
-            return _METRICS_BY_DATA[task.name]
-    return ((task.metric_name, task.higher_is_better),)
+    try:
+        return ((task.metric_name, task.higher_is_better),)  # (npz reads its file to know)
+    except DataError:
+        return _METRICS_BY_DATA[task.name]
 
 
 def _check_budgets_answerable(check: dict[str, Any], bench: dict[str, Any], task: Task, loc: "_Locator") -> None:

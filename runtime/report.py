@@ -64,7 +64,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from models.errors import ReportError, is_finite_number
+from models.errors import ReportError, is_finite_number, is_fraction
 from models.io import atomic_write_text, check_output_file, check_writable_dir, probe_writable_dir, removed_on_failure
 
 SCHEMA = "rnncompress-report/1.2"
@@ -158,7 +158,7 @@ def _check_model(e: dict[str, Any], where: str) -> None:
             raise ReportError(f"{where} has a sparsity that is not an object.")
         for k in ("recurrent", "overall"):
             v = sparsity.get(k)
-            if v is not None and not (is_finite_number(v) and 0 <= v <= 1):
+            if v is not None and not is_fraction(v):
                 raise ReportError(f"{where} has sparsity.{k} = {v!r} (a fraction in [0, 1] or null is expected).")
     metric = e["metric"]
     if metric is not None:
@@ -177,7 +177,7 @@ def _check_model(e: dict[str, Any], where: str) -> None:
         for k in ("onnxruntime", "torch"):
             if metric.get(k) is not None and not is_finite_number(metric[k]):
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (a number or null is expected).")
-            if metric["name"] == "accuracy" and metric.get(k) is not None and not 0 <= metric[k] <= 1:
+            if metric["name"] == "accuracy" and metric.get(k) is not None and not is_fraction(metric[k]):
                 raise ReportError(f"{where} has metric.{k} = {metric[k]!r} (an accuracy is a fraction in [0, 1]).")
 
 
