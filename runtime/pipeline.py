@@ -9,8 +9,10 @@ stopped; every other stage is short and simply runs again. Nothing half-written 
 used: files appear only complete (temp file + rename) and the manifest is updated last.
 
 Inputs are checked before anything is created (``check_inputs``): an output directory that
-cannot be written or holds a foreign manifest, missing task data or a missing [prune]
-teacher stop the run (and a dry run) with one line. Each stage creates the subfolder it
+cannot be written or holds a foreign manifest or a file of the user's where a stage writes,
+missing task data or a missing [prune] teacher stop the run (and a dry run) with one line.
+The manifest also names the stages that started writing and have not recorded
+(``unfinished``): what a killed stage left is ours, not a file of the user's. Each stage creates the subfolder it
 writes into when it writes, so a refused or failed run leaves no empty folders behind.
 
 Layout of the output directory::
@@ -135,7 +137,23 @@ class Manifest:
         self.save()
         return removed
 
+    def start(self, plan: StagePlan) -> None:
+        """Note that ``plan``'s stage is writing: if the run is killed before ``record``, what
+        it wrote is still known as ours (``_refuse_unrecorded_outputs``), not taken for the user's."""
+        self.data["unfinished"] = sorted({*self._unfinished(), plan.name})
+        self.save()
+
+    def _unfinished(self) -> list[str]:
+        names = self.data.get("unfinished", [])
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def unrecorded(self, rel: str, stage: str) -> bool:
+        """Whether ``rel``, a file of ``stage``, is neither listed here nor of that stage stopped before its record."""
+        return rel not in self.files() and stage not in self._unfinished()
+
     def record(self, plan: StagePlan, seconds: float, extra: dict[str, Any] | None = None) -> None:
+        if plan.name in self._unfinished():
+            self.data["unfinished"] = [n for n in self._unfinished() if n != plan.name]
         outputs = []
         for rel in plan.outputs:
             p = self.out_dir / rel
@@ -261,6 +279,28 @@ def _refuse_foreign_folder(p: Pipeline, out_dir: Path) -> None:
                           "choose a new or empty directory.")
 
 
+def _refuse_unrecorded_outputs(p: Pipeline, out_dir: Path) -> None:
+    """In the folder of an earlier run, a file where this run writes that its manifest does
+    not list (a format this pipeline adds, where the user put a file of their own) is not
+    ours to overwrite: refused. What a stage killed before its record wrote is ours (the
+    manifest names the stage that was writing), as is a training run of these settings."""
+    from runtime.plots import pruning_plot_paths
+    from runtime.report import FILES
+
+    manifest = Manifest(out_dir)
+    outputs = stage_outputs(p)
+    plots = {"prune": [f.as_posix() for f in pruning_plot_paths(Path("model/pruning.png"), p.model["layers"])],
+             "bench": [f"bench/{name}" for name in FILES.values() if name.endswith(".png")]}
+    for stage, files in outputs.items():
+        for name in files + plots.get(stage, []):
+            f = out_dir / name
+            if (f.is_file() and manifest.unrecorded(name, stage)
+                    and not (name == "model/trained.pt" and _run_state(p, f)[0] is not None)):
+                raise ConfigError(f"--out {out_dir}: {name} is not a file an earlier run wrote (its {MANIFEST} "
+                                  f"does not list it), but this run's {stage} stage writes it; move it away or "
+                                  "choose another --out directory.")
+
+
 def stage_outputs(p: Pipeline) -> dict[str, list[str]]:
     """Stage -> the files it writes whatever its results, relative to the output directory
     (plots, whose names depend on the model, are added when they are written)."""
@@ -306,6 +346,8 @@ def check_inputs(p: Pipeline, out_dir: Path) -> None:
     probe_writable_dir(out_dir, ConfigError)
     _refuse_foreign_folder(p, out_dir)
     _refuse_blocked_outputs(p, out_dir)
+    if (out_dir / MANIFEST).is_file():
+        _refuse_unrecorded_outputs(p, out_dir)
     try:
         make_task(p.task["name"], p.task["params"]).check_data_location()
     except DataError as e:
@@ -621,6 +663,8 @@ def _run_stages(p: Pipeline, out_dir: Path, stages: list[StagePlan], progress: P
                 raise _missing_input(p, stages, s, label, rel)
         progress.message(f"[{s.name}] {s.action}: {s.reason}")
         t0 = time.monotonic()
+        if s.name != "train":  # (a training run of these settings is known by its checkpoint; and a
+            manifest.start(s)  # first run stopped in its first epoch leaves nothing behind)
         out = runners[s.name](p, out_dir, s, progress)
         extra = None
         if s.name == "bench":

@@ -825,3 +825,38 @@ def test_generated_data_too_large_names_the_task_table_not_a_data_key(tmp_path: 
     r = run(["run", str(cfg), "--out", str(tmp_path / "out"), "-q"])
     assert_one_line_error(r, match=f"p.toml:{TINY.splitlines().index('[task]') + 1}: [task]: The adding data would need")
     assert "[task] data" not in r.output and not (tmp_path / "out").exists()
+
+
+def test_a_file_the_manifest_does_not_list_is_not_written_over(first_run, tmp_path: Path, monkeypatch) -> None:
+    """A format the pipeline adds, where the user keeps a file of their own: refused, the file
+    untouched. What a stage killed before its record wrote is ours: the rerun takes it over."""
+    fewer = TINY.replace('formats = ["dense", "step", "int8", "step+int8"]', 'formats = ["dense", "step"]')
+    out = tmp_path / "out"
+    run_pipeline(parse_pipeline(fewer, "<t>"), out)
+    (out / "onnx/model.int8.onnx").write_bytes(b"my own model")
+    for dry_run in (True, False):
+        with pytest.raises(ConfigError, match=r"onnx/model.int8.onnx is not a file an earlier run wrote \(its "
+                                              r"manifest.json does not list it\), but this run's export stage"):
+            run_pipeline(parse_pipeline(TINY, "<t>"), out, dry_run=dry_run)
+    assert (out / "onnx/model.int8.onnx").read_bytes() == b"my own model"
+    (out / "onnx/model.int8.onnx").unlink()
+
+    import runtime.pipeline as pipeline
+    record = pipeline.Manifest.record
+
+    def killed_after_export_wrote(self, plan, *args, **kwargs):
+        if plan.name == "export":
+            raise KeyboardInterrupt
+        return record(self, plan, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Manifest, "record", killed_after_export_wrote)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(parse_pipeline(TINY, "<t>"), out)
+    monkeypatch.setattr(pipeline.Manifest, "record", record)
+    assert (out / "onnx/model.int8.onnx").exists()
+    assert json.loads((out / "manifest.json").read_text())["unfinished"] == ["export"]
+    stages = run_pipeline(parse_pipeline(TINY, "<t>"), out).stages
+    assert [s.action for s in stages] == ["skip", "skip", "run", "run", "run"]
+    assert "unfinished" not in json.loads((out / "manifest.json").read_text()) or \
+        json.loads((out / "manifest.json").read_text())["unfinished"] == []
+    assert (out / "onnx/model.int8.onnx").read_bytes() == (first_run[0] / "onnx/model.int8.onnx").read_bytes()
