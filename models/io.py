@@ -183,7 +183,9 @@ def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str
     else:
         refuse_special_file(p, option, error)
     if p.exists() and not force:
-        raise error(f"{option} {p} already exists; pass --force (force=True from Python) to overwrite it.")
+        # (an option's own flag; a file named otherwise may be written from the CLI or from Python)
+        how = "--force" if option.startswith("--") else "--force (force=True from Python)"
+        raise error(f"{option} {p} already exists; pass {how} to overwrite it.")
     return p
 
 

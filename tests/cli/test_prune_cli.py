@@ -109,7 +109,7 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         args = ["--out", str(other)] if flag == "--out" else ["--plot", str(other.with_suffix(".png")), "--out", str(out)]
         if flag == "--plot":
             other.with_suffix(".png").write_text("not mine")
-        assert_one_line_error(run(["prune", str(trained), *args, "-q"]), match="already exists; pass --force")
+        assert_one_line_error(run(["prune", str(trained), *args, "-q"]), match="already exists; pass --force to overwrite it.")
     assert other.read_text() == "not mine" and not out.exists()
     teacher = tmp_path / "t.pt"
     teacher.write_bytes(trained.read_bytes())

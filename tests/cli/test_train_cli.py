@@ -28,7 +28,7 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     assert run(["train", *TINY, "--out", str(out)]).exit_code == 0
     before = out.read_bytes()
     r = run(["train", *TINY, "--out", str(out)])
-    assert_one_line_error(r, match="already exists")
+    assert_one_line_error(r, match="already exists (complete checkpoint); pass --force to overwrite it.")
     assert out.read_bytes() == before
     r = run(["train", *TINY, "--out", str(out), "--resume"])
     assert_one_line_error(r, match="--resume continues the stored run")
