@@ -30,9 +30,15 @@ from models.tasks.base import check_memory
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
-# What training and fine-tuning can lower when the loss or a weight stops being finite (each
-# command and the pipeline name the knobs alike: lr / finetune_lr, strength / finetune_strength).
-DIVERGED_ADVICE = "lower the learning rate or the regularizer's strength"
+
+
+def diverged_advice(reg: ModuliConfig) -> str:
+    """What training or fine-tuning with regularizer ``reg`` can lower when the loss or a weight
+    stops being finite (each command and the pipeline name the knobs alike: lr / finetune_lr,
+    strength / finetune_strength); no strength to name without a regularizer."""
+    if reg.space != "none" and reg.strength > 0:
+        return "lower the learning rate or the regularizer's strength"
+    return "lower the learning rate"
 
 
 @dataclass(frozen=True)
@@ -301,7 +307,7 @@ class Trainer:
                 pen_sum += float(pen.detach())
                 if not math.isfinite(loss_sum):
                     raise ConfigError(
-                        f"Training diverged at epoch {epoch + 1}, step {step} (loss is not finite); {DIVERGED_ADVICE}.")
+                        f"Training diverged at epoch {epoch + 1}, step {step} (loss is not finite); {diverged_advice(cfg.regularizer)}.")
                 self.progress.update(b + 1, f"loss {loss_sum / (b + 1):.4f}")
             # A last step can break the weights after a finite loss: never write such a model.
             bad = next((f"{n} is not finite" for n, t in model.named_parameters() if not torch.isfinite(t).all()),
@@ -310,7 +316,7 @@ class Trainer:
             if bad is None and not math.isfinite(val["loss"]):
                 bad = "the validation loss is not finite"
             if bad is not None:
-                raise ConfigError(f"Training diverged at epoch {epoch + 1} ({bad}); {DIVERGED_ADVICE}.")
+                raise ConfigError(f"Training diverged at epoch {epoch + 1} ({bad}); {diverged_advice(cfg.regularizer)}.")
             sp = sparsity_report(model)
             entry = {
                 "epoch": epoch + 1, "step": step, "lr": _lr_at(cfg, step, total),

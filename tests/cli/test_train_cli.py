@@ -192,6 +192,12 @@ def test_a_run_that_diverges_writes_nothing(tmp_path: Path) -> None:
     r = run(["train", "--task", "adding", "--seq-len", "5", "--samples", "32", "--batch-size", "64", "--hidden", "8",
              "--epochs", "1", "--optimizer", "sgd", "--lr", "1e30", "--grad-clip", "0", "--out", str(out), "-q"])
     assert_one_line_error(r, match="Training diverged at epoch 1")
+    assert r.stderr.rstrip().endswith("; lower the learning rate.")  # (no regularizer: no strength to lower)
+    assert not out.exists()
+    r = run(["train", "--task", "adding", "--seq-len", "5", "--samples", "32", "--batch-size", "64", "--hidden", "8",
+             "--epochs", "1", "--optimizer", "sgd", "--lr", "1e30", "--grad-clip", "0", "--space", "torus",
+             "--out", str(out), "-q"])
+    assert_one_line_error(r, match="lower the learning rate or the regularizer's strength.")
     assert not out.exists()
 
 
