@@ -217,7 +217,11 @@ def _top(order_keys: list[np.ndarray], k: int) -> torch.Tensor:
 
 def _target(keep: Keep, n: int, layer: int) -> int:
     if isinstance(keep, float):
-        return max(1, int(round(keep * n)))
+        k = int(round(keep * n))
+        if k < 1:  # (below one neuron: refused as a count of 0 is, not silently made one)
+            raise param_error("keep", f"a fraction that keeps at least 1 of the {n} neurons of layer {layer} "
+                              f"(>= {0.5 / n:.3g}; {keep:g} x {n} rounds to 0)", keep)
+        return k
     if isinstance(keep, int):
         if keep > n:
             raise param_error("keep", f"at most the hidden size of layer {layer} ({n})", keep)

@@ -335,6 +335,9 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if isinstance(prune.keep, int) and prune.keep > model["hidden"]:
             raise loc.error("prune", "keep", f"must be at most [model] hidden ({model['hidden']}) neurons; "
                                              f"got {prune.keep}.")
+        if isinstance(prune.keep, float) and round(prune.keep * model["hidden"]) < 1:
+            raise loc.error("prune", "keep", f"must keep at least 1 of the [model] hidden ({model['hidden']}) neurons; "
+                                             f"got {prune.keep:g}, which rounds to 0.")
         if "finetune_strength" in pr and train.regularizer.space == "none":
             raise loc.error("prune", "finetune_strength", 'applies to a model trained with a regularizer ([train] '
                                                           'space; "none" trains without one); drop it.')

@@ -72,6 +72,7 @@ def test_bad_prune_input(tmp_path: Path, trained: Path) -> None:
         (["--keep", "11"], "at most the hidden size"),
         (["--keep", "0"], "--keep"),
         (["--keep", "-0.5"], "--keep"),
+        (["--keep", "1e-9"], "must be a fraction that keeps at least 1 of the 10 neurons of layer 0"),
         (["--method", "magic"], "Invalid value for '--method'"),
         (["--variant", "fuzzy"], "Invalid value for '--variant'"),
         (["--threshold", "1e9"], "relation is empty"),

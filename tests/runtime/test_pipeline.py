@@ -103,6 +103,8 @@ def test_the_navigation_example_is_the_embedded_default() -> None:
     (("[train]", "[train\n"), "invalid TOML"),
     (("[bench]", "[bench]\naccuracy = false\nmax_eval = 3"), "<t>:28: [bench] max_eval: applies to the metric"),
     (("keep = 0.5", "keep = 100"), "<t>:20: [prune] keep: must be at most [model] hidden (12) neurons; got 100."),
+    (("keep = 0.5", "keep = 0.04"), "<t>:20: [prune] keep: must keep at least 1 of the [model] hidden (12) "
+                                    "neurons; got 0.04, which rounds to 0."),
     # beyond TOML 1.0's 64-bit integers (Python's reader takes them; numpy and other readers do not)
     (("[export]", "[export]\natol = 99999999999999999999"), "<t>:24: [export] atol: 99999999999999999999 is outside "
                                                            "TOML's integer range"),
