@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import torch
 
 from cli.common import data_option, echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
@@ -37,6 +38,9 @@ def describe(ckpt: Checkpoint, data: str | None = None) -> dict[str, Any]:
         "provenance": ckpt.provenance,
         "resume_after_epoch": ckpt.resume["epoch"] if ckpt.resume else None,
         "interface": interface_of(ckpt.task, ckpt.provenance.get("data_sha256"), data),
+        # (prune, export and bench refuse such weights: info shows the checkpoint and says so)
+        "not_finite": [name for name, t in ckpt.state_dict.items()
+                       if t.is_floating_point() and not bool(torch.isfinite(t).all())],
     }
 
 
@@ -195,11 +199,16 @@ def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
     click.echo(f"model: {m['cell']} hidden {m['hidden_sizes']} input {m['input_size']} output {m['output_size']} "
                f"head {m['head']}  parameters {d['parameters']:,} (nonzero {d['nonzero_parameters']:,})")
     reg = d["regularizer"]
-    if reg:
+    if reg and reg.get("space") == "none":
+        click.echo("regularizer: none")
+    elif reg:
         click.echo(f"regularizer: space {reg.get('space')} inhibitor {reg.get('inhibitor')} "
                    f"invert {reg.get('invert')} strength {reg.get('strength')}")
     pr = d["training"].get("pruning", {})
-    if pr and not (d["pruning"] and not pr.get("sparsity")):  # a pruned model's fine-tuning prunes nothing
+    if pr and not pr.get("sparsity"):
+        if not d["pruning"]:  # (a pruned model's fine-tuning prunes nothing: not worth a line)
+            click.echo("magnitude pruning: none")
+    elif pr:
         click.echo(f"magnitude pruning: target {pr.get('sparsity')} {pr.get('schedule')} {pr.get('mode')} "
                    f"scope {pr.get('scope')}")
     rows = [[name, f"{v['numel']:,}", f"{v['sparsity']:.3f}"] for name, v in d["sparsity"]["per_matrix"].items()]
@@ -215,5 +224,8 @@ def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
         click.echo("final: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in d["metrics"].items()))
     show_interface(d["interface"])
+    if d["not_finite"]:
+        click.echo(f"warning: NaN or Inf values in {', '.join(d['not_finite'])}: prune, export and bench refuse "
+                   "this checkpoint.", err=True)
     if d["resume_after_epoch"] is not None:
         click.echo(f"unfinished: resumable after epoch {d['resume_after_epoch']} (train --resume --out {d['path']})")

@@ -145,6 +145,22 @@ def test_info_json_is_strict_json_when_a_metric_is_not_finite(trained: Path, tmp
     assert d["metrics"]["test_mse"] is None
 
 
+def test_info_shows_a_checkpoint_with_nan_weights_and_warns(trained: Path, tmp_path: Path) -> None:
+    d = torch.load(trained, weights_only=True)
+    name = next(k for k in d["state_dict"] if "weight_hh" in k)
+    odd = edited_checkpoint(trained, tmp_path / "nan.pt", ("state_dict", name),
+                            torch.full_like(d["state_dict"][name], float("nan")))
+    r = run(["info", str(odd)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.strip() == f"warning: NaN or Inf values in {name}: prune, export and bench refuse this checkpoint."
+    assert json.loads(run(["info", str(odd), "--json"]).stdout)["not_finite"] == [name]
+    assert json.loads(run(["info", str(trained), "--json"]).stdout)["not_finite"] == []
+    plain = run(["info", str(trained)])
+    assert "warning" not in plain.stderr
+    # (trained without a space or a sparsity target: no inhibitor or schedule to show)
+    assert "regularizer: none\nmagnitude pruning: none\n" in plain.stdout
+
+
 def test_a_plain_pickle_is_one_line_without_torch_warnings(tmp_path: Path) -> None:
     import pickle
     import warnings
