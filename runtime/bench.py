@@ -443,12 +443,13 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     return prepared
 
 
-def random_feeds(session, seq_len: int | None, seed: int, source: Path) -> dict[str, np.ndarray]:
+def random_feeds(session, seq_len: int | None, seed: int, source: Path) -> tuple[dict[str, np.ndarray], bool]:
     """Seeded inputs shaped from the graph's input signature: dynamic axes named like a
     batch (or axis 0) become 1, other dynamic axes ``seq_len``; floats are standard
-    normal, integers and booleans zeros (valid token ids for any embedding)."""
+    normal, integers and booleans zeros (valid token ids for any embedding). Returns the
+    feeds and whether ``seq_len`` sized an axis."""
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds, used = {}, False
     for i in session.get_inputs():
         if i.type not in NUMPY_TYPES:
             raise ExportError(f"{source}: input {i.name!r} has type {i.type}, which bench cannot generate.")
@@ -464,12 +465,13 @@ def random_feeds(session, seq_len: int | None, seed: int, source: Path) -> dict[
                                f"axis {d or '?'!r} (axis {axis}) on input {i.name!r} (--seq-len T)", None)
             else:
                 shape.append(seq_len)
+                used = True
         dtype = NUMPY_TYPES[i.type]
         if np.issubdtype(dtype, np.floating):
             feeds[i.name] = rng.standard_normal(shape).astype(dtype)
         else:
             feeds[i.name] = np.zeros(shape, dtype=dtype)
-    return feeds
+    return feeds, used
 
 
 def _initializer_count(proto) -> int:
@@ -478,14 +480,14 @@ def _initializer_count(proto) -> int:
 
 
 def _prepare_foreign(inp: BenchInput, proto, session, size: int, sha: str, config: BenchConfig) -> _Prepared:
-    feeds = random_feeds(session, config.seq_len, config.seed, inp.path)
+    feeds, used = random_feeds(session, config.seq_len, config.seed, inp.path)
     shapes = {k: list(v.shape) for k, v in feeds.items()}
     prepared = _Prepared(inp, {}, session)
     runner = prepared.set_ort("full", lambda s: ort_feeds_runner(s, feeds), session, config)
     _ort(inp.path, f"random inputs of shapes {shapes}", runner)
     prepared.entry = _entry(
         inp, sha256=sha, size_bytes=size, parameters=_initializer_count(proto),
-        inputs={"data": "random", "seq_len": config.seq_len, "shapes": shapes},
+        inputs={"data": "random", "seq_len": config.seq_len if used else None, "shapes": shapes},
         notes=["no rnncompress metadata: latency of one session.run on seeded random inputs (reported as 'full'); "
                "no metric; parameters = initializer elements"],
     )
@@ -608,9 +610,12 @@ def bench(paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None
     tasks = _TaskCache(config.data)
     sources = _Sources(inputs)
     prepared = [_prepare(inp, config, tasks, progress, sources) for inp in inputs]
-    if config.seq_len is not None and all((p.entry.get("inputs") or {}).get("data") != "random" for p in prepared):
-        raise param_error("seq_len", "unset when every model records its task (its test sequences set the length; "
-                                     "drop --seq-len)", config.seq_len)
+    sized = [p for p in prepared if (p.entry.get("inputs") or {}).get("data") == "random"
+             and p.entry["inputs"].get("seq_len") is not None]
+    if config.seq_len is not None and not sized:
+        raise param_error("seq_len", "unset when no model has a sequence length to set (a model's task sets it "
+                                     "from its test sequences; a file without metadata with fixed input shapes "
+                                     "has its own; drop --seq-len)", config.seq_len)
     runners: dict[str, dict[str, Runner]] = {"full": {}, "step": {}}
     for p in prepared:
         for kind, ours, ref, floor in (("full", p.full, p.torch_full, p.floor_full),

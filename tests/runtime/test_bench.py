@@ -224,9 +224,24 @@ def test_models_without_a_task_are_timed_on_random_inputs(tiny, tmp_path):
 
 def test_seq_len_is_refused_when_every_model_records_its_task(tiny):
     # the test sequences set the length: a --seq-len nothing uses would look like it was applied
-    with pytest.raises(ConfigError, match=r"'seq_len' parameter must be unset when every model records its task.*"
-                                          r"Got 9 instead"):
+    with pytest.raises(ConfigError, match=r"'seq_len' parameter must be unset when no model has a sequence length "
+                                          r"to set.*Got 9 instead"):
         bench([tiny["ckpt"], tiny["dense"]], config=BenchConfig(**{**LATENCY_ONLY.to_dict(), "seq_len": 9}))
+
+
+def test_a_file_with_fixed_input_shapes_records_no_seq_len(tiny, tmp_path):
+    """Without metadata but with every axis fixed, the file sets its own length: --seq-len
+    sizes nothing, so it is refused rather than recorded as if it had been applied."""
+    model = onnx.load(str(_strip_metadata(tiny["dense"], tmp_path / "foreign.onnx")))
+    for dim, size in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 5, 2)):
+        dim.ClearField("dim_param")
+        dim.dim_value = size
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(model, str(fixed))
+    [e] = bench([fixed], config=BenchConfig(runs=2, warmup=0))["models"]
+    assert e["inputs"] == {"data": "random", "seq_len": None, "shapes": {"x": [1, 5, 2]}}
+    with pytest.raises(ConfigError, match=r"'seq_len' parameter must be unset when no model has a sequence length"):
+        bench([fixed], config=BenchConfig(runs=2, warmup=0, seq_len=9))
 
 
 def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
