@@ -255,7 +255,7 @@ def evaluate_onnx(session, task: Task, split: Split, batch_size: int = 256, head
     total = count = 0.0
     for b in split.batches(batch_size):
         out = onnx_outputs(session, b, batch_size, head, states_fn)
-        s, c = task.metric_sums(out, b)
+        s, c = task.finite_metric_sums(out, b)
         total += s
         count += c
     return {task.metric_name: total / max(count, 1.0), "samples": float(len(split))}

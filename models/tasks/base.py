@@ -162,6 +162,13 @@ class Task:
         """(sum, count) of the metric over a batch, so batches aggregate exactly."""
         raise NotImplementedError
 
+    def finite_metric_sums(self, out: Tensor, batch: Split) -> tuple[float, float]:
+        """``metric_sums``, with a NaN sum when an output is NaN or Inf: the argmax of NaN
+        logits is class 0, an accuracy that looks like a number; a model that outputs NaN
+        must have a metric that is not one (bench records it, check fails its budgets)."""
+        s, c = self.metric_sums(out, batch)
+        return (s if bool(torch.isfinite(out).all()) else float("nan")), c
+
     @property
     def outputs_logits(self) -> bool:
         """True when the model's outputs are logits of a softmax (the loss is a cross-entropy);
@@ -238,7 +245,7 @@ def evaluate(model, task: Task, split: Split, batch_size: int = 1000) -> dict[st
     total = count = loss_sum = 0.0
     for b in split.batches(batch_size):
         out = model(b.x, b.init)
-        s, c = task.metric_sums(out, b)
+        s, c = task.finite_metric_sums(out, b)
         total += s
         count += c
         loss_sum += float(task.loss(out, b)) * len(b)

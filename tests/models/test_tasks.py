@@ -25,6 +25,11 @@ def check_model_runs(task, data) -> None:
     assert torch.isfinite(task.loss(out, b))
     s, c = task.metric_sums(out, b)
     assert c > 0 and np.isfinite(s)
+    assert task.finite_metric_sums(out, b) == (s, c)
+    nan = out.detach().clone()
+    nan.view(-1)[0] = float("nan")  # one NaN output: the metric is no number, whatever metric_sums makes of it
+    s, c = task.finite_metric_sums(nan, b)
+    assert np.isnan(s) and c > 0
 
 
 @pytest.mark.parametrize("gz", [True, False])
