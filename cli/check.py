@@ -11,7 +11,7 @@ import click
 from cli.common import CliError, echo_json, fmt_table, handle_errors
 from models.errors import BudgetExceeded, ConfigError, RnnCompressError, clip
 from runtime.check import (BudgetResult, Budgets, check_junit_path, check_report, describe_failure, measured_text,
-                           write_junit)
+                           write_junit, write_junit_error)
 from runtime.report import load_report
 
 OPTIONS = {"max_p50_ms": "--max-p50-ms", "max_p99_ms": "--max-p99-ms", "max_latency_ratio": "--max-latency-ratio",
@@ -87,8 +87,9 @@ def _count(n: int) -> str:
                    "--max-step-latency-ratio on a model measured without its step model, a metric budget on a "
                    "model without a metric) is shown as n/a instead of failing.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None,
-              help="Also write JUnit XML (one testcase per model and budget; n/a ones skipped) for CI systems. An "
-                   "existing file is replaced only when it is JUnit XML itself.")
+              help="Also write JUnit XML (one testcase per model and budget; n/a ones skipped) for CI systems; on "
+                   "bad input (exit 2) one testcase holding the error, so an earlier run's file never stands for this "
+                   "one. An existing file is replaced only when it is JUnit XML itself.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print only the broken budgets' rows and the verdict (the verdict alone when all pass).")
@@ -117,24 +118,16 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
     Example:
       rnncompress check bench/report.json --max-latency-ratio 0.8 --max-metric-drop 0.01 --junit check.xml
     """
-    budgets = _budgets(limits)
-    if not budgets.given():
-        raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
     if junit is not None:
         if not str(junit).strip() or str(junit) == ".":
             raise CliError("--junit must name a file (got an empty path or '.').")
         check_junit_path(junit, [report], "--junit")
     try:
-        results = check_report(load_report(report), budgets, list(models) or None)
-    except RnnCompressError as e:
-        # "Budget max_metric_drop cannot be checked ..." names the option here
-        name = next((n for n in OPTIONS if str(e).startswith(f"Budget {n} ")), None)
-        if name is None:
-            raise
-        raise CliError(f"Budget {OPTIONS[name]} {str(e)[len(f'Budget {name} '):]}") from None
-    except Exception as e:  # noqa: BLE001 -- exit 1 means "budget broken" to CI: anything unforeseen is exit 2
-        raise CliError(f"Report {report} cannot be checked ({type(e).__name__}: {clip(str(e))}); it is not a report "
-                       "this version reads (if rnncompress bench wrote it, please report this as a bug).", 2) from None
+        results = _results(report, models, limits)
+    except (RnnCompressError, click.ClickException) as e:
+        if junit is not None:  # (an earlier run's green file must not stand for this run)
+            write_junit_error(e.format_message() if isinstance(e, click.ClickException) else str(e), junit)
+        raise
     if junit is not None:
         write_junit(results, junit)
     if as_json:
@@ -148,3 +141,21 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
     summary = verdict(results)
     if not as_json:
         click.echo(summary)
+
+
+def _results(report: Path, models: tuple[str, ...], limits: dict[str, float | None]) -> list[BudgetResult]:
+    """The budgets' results on the report, every error one line naming the option (exit 2)."""
+    budgets = _budgets(limits)
+    if not budgets.given():
+        raise CliError("No budget given: pass at least one of " + ", ".join(OPTIONS.values()) + ".")
+    try:
+        return check_report(load_report(report), budgets, list(models) or None)
+    except RnnCompressError as e:
+        # "Budget max_metric_drop cannot be checked ..." names the option here
+        name = next((n for n in OPTIONS if str(e).startswith(f"Budget {n} ")), None)
+        if name is None:
+            raise
+        raise CliError(f"Budget {OPTIONS[name]} {str(e)[len(f'Budget {name} '):]}") from None
+    except Exception as e:  # noqa: BLE001 -- exit 1 means "budget broken" to CI: anything unforeseen is exit 2
+        raise CliError(f"Report {report} cannot be checked ({type(e).__name__}: {clip(str(e))}); it is not a report "
+                       "this version reads (if rnncompress bench wrote it, please report this as a bug).", 2) from None

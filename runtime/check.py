@@ -348,9 +348,7 @@ def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite:
     check_junit_path(path)
     failures = sum(not r.passed for r in results)
     skipped = sum(not r.applicable for r in results)
-    root = ET.Element("testsuites", name=suite, tests=str(len(results)), failures=str(failures), errors="0")
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0",
-                       skipped=str(skipped), time="0")
+    root, ts = _junit_suite(suite, len(results), failures, 0, skipped)
     for r in results:
         # CI systems identify a test by classname + name, so both stay the same from run to run
         # (what was measured goes in the text), and Jenkins reads the classname's last dot as
@@ -366,6 +364,28 @@ def write_junit(results: Sequence[BudgetResult], path: str | os.PathLike, suite:
             ET.SubElement(case, "system-out").text = text
         else:
             ET.SubElement(case, "failure", message=_xml_text(describe_failure(r)), type="BudgetExceeded").text = text
+    _write_xml(root, path)
+
+
+def write_junit_error(message: str, path: str | os.PathLike, suite: str = "rnncompress.check") -> None:
+    """JUnit XML for a check that could not be made (bad input: exit 2): one testcase
+    ``report`` with an ``error``, so a CI job that publishes the file shows the error, not
+    an earlier run's passes. Same path rules as ``write_junit``."""
+    check_junit_path(path)
+    root, ts = _junit_suite(suite, 1, 0, 1, 0)
+    case = ET.SubElement(ts, "testcase", classname=suite, name="report", time="0")
+    ET.SubElement(case, "error", message=_xml_text(message), type="InputError").text = _xml_text(message)
+    _write_xml(root, path)
+
+
+def _junit_suite(suite: str, tests: int, failures: int, errors: int, skipped: int) -> tuple[ET.Element, ET.Element]:
+    root = ET.Element("testsuites", name=suite, tests=str(tests), failures=str(failures), errors=str(errors))
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(tests), failures=str(failures), errors=str(errors),
+                       skipped=str(skipped), time="0")
+    return root, ts
+
+
+def _write_xml(root: ET.Element, path: str | os.PathLike) -> None:
     ET.indent(root)
     with atomic_path(path) as tmp:
         ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)

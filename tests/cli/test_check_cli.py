@@ -112,6 +112,23 @@ def test_junit_path_is_reused_by_ci_reruns_but_other_files_are_kept(report, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["check.xml", "model.pt", "report.json"]
 
 
+def test_a_check_that_cannot_be_made_replaces_the_last_junit_file_with_its_error(report, tmp_path):
+    """Exit 2 after a green run: the JUnit file CI publishes holds the error, not the passes."""
+    junit = tmp_path / "check.xml"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "rnncompress-report/1.2", "trunc')
+    for args, match in [([str(bad), "--max-size-kb", "5"], f"Report {bad} is not valid JSON"),
+                        ([str(report), "--max-size-kb", "5", "--model", "nope.onnx"], "nope.onnx"),
+                        ([str(report)], "No budget given")]:
+        assert run(["check", str(report), "--max-size-kb", "5", "--junit", str(junit)]).exit_code == 0
+        r = run(["check", *args, "--junit", str(junit)])
+        assert_one_line_error(r, code=2, match=match)
+        root = ET.parse(junit).getroot()
+        assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "0", "1")
+        [error] = root.iter("error")
+        assert r.stderr.strip() == f"error: {error.get('message')}"
+
+
 def test_budget_that_does_not_apply_to_a_default_model_is_na(report, report_dict, tmp_path):
     """int8 was measured without its step model: --max-step-latency-ratio checks stream and
     marks int8 n/a (exit by the budgets that apply); naming int8 is an error."""
