@@ -31,7 +31,18 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-OUT_OF_MEMORY = "out of memory; try a smaller model, --batch-size, sequence length or sample count."
+# What each command can make smaller when memory runs out (its own options).
+OUT_OF_MEMORY = {
+    "train": "a smaller --hidden or --layers, --batch-size, --seq-len or --samples",
+    "prune": "fewer neurons to rank (a smaller model) or no fine-tuning (--finetune-epochs 0)",
+    "export": "fewer verification sequences (--parity-samples, --metric-samples) or a smaller model",
+    "bench": "fewer test sequences (--max-eval), a shorter --seq-len or a smaller model",
+    "run": "a smaller [model] hidden or layers, [train] batch_size, or fewer or shorter [task] sequences",
+}
+
+
+def out_of_memory(command: str) -> str:
+    return f"out of memory; try {OUT_OF_MEMORY.get(command, 'a smaller model or input')}."
 
 
 _PARAMETER = re.compile(r"^The '(\w+)' parameter ")
@@ -95,6 +106,12 @@ def _train_resume_hint(out: Any, before: tuple[int, int] | None, resuming: bool)
     return " (it stopped before its first epoch ended, so there is nothing to resume: start it again)"
 
 
+def _command() -> str:
+    """The name of the running subcommand ("" outside click)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.info_name if ctx else ""
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn library exceptions into one-line messages with the documented exit codes."""
 
@@ -108,19 +125,20 @@ def handle_errors(fn: Callable) -> Callable:
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # click's own: a message and exit code already (Exit is a RuntimeError)
         except KeyboardInterrupt as e:
-            ctx = click.get_current_context(silent=True)
-            name = ctx.info_name if ctx else ""
+            name = _command()
             resume = (_train_resume_hint(kwargs.get("out"), out_before, bool(kwargs.get("resume"))) if name == "train"
-                      else " (rerunning continues where it stopped)" if name == "run" else "")
+                      else " (rerunning continues where it stopped)" if name == "run"
+                      else " (a report cut short while being written is removed with its plots)" if name == "bench"
+                      else "")
             how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
             click.echo(f"{how}: files already written are complete and kept{resume}.", err=True)
             sys.exit(143 if isinstance(e, Terminated) else 130)
         except MemoryError:
-            raise CliError(OUT_OF_MEMORY, 2) from None
+            raise CliError(out_of_memory(_command()), 2) from None
         except RuntimeError as e:  # torch's allocator reports a failed allocation this way
             if "allocate" not in str(e) and "out of memory" not in str(e).lower():
                 raise _unforeseen(e) from None
-            raise CliError(OUT_OF_MEMORY, 2) from None
+            raise CliError(out_of_memory(_command()), 2) from None
         except BrokenPipeError:  # `rnncompress info X | head`: the reader left; stop quietly
             try:  # so the interpreter's own flush at exit does not fail again
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

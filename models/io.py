@@ -78,11 +78,14 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -
 
 
 @contextlib.contextmanager
-def removed_on_failure(paths: Sequence[str | os.PathLike], directory: str | os.PathLike | None = None) -> Iterator[None]:
+def removed_on_failure(paths: Sequence[str | os.PathLike], directory: str | os.PathLike | None = None,
+                       whole_set: bool = False) -> Iterator[None]:
     """Files a block is about to write: if it fails, those of ``paths`` that did not exist
     before it are removed (each file is still written atomically; this takes back the set),
-    and so is ``directory`` if the block created it and left it empty."""
-    new = [Path(p) for p in paths if not Path(p).exists()]
+    and so is ``directory`` if the block created it and left it empty. ``whole_set``: the
+    files only mean something together (a report and its plots), so an earlier set the
+    block was replacing goes too: none is better than a mix of old and new."""
+    new = [Path(p) for p in paths if whole_set or not Path(p).exists()]
     created = directory is not None and not Path(directory).exists()
     try:
         yield

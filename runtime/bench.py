@@ -46,6 +46,7 @@ from exporters.verify import (
     is_step_session,
     json_metadata,
     make_session,
+    ort_error_text,
     sparsity_metadata,
     torch_initial_states,
 )
@@ -316,8 +317,7 @@ def _ort(source: Path, what: str, fn: Callable[[], Any]) -> Any:
     except RnnCompressError:
         raise
     except Exception as e:  # onnxruntime raises its own pybind exception types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"onnxruntime cannot run {source} ({what}): {first[:300]}") from None
+        raise ExportError(f"onnxruntime cannot run {source} ({what}): {ort_error_text(e)[:300]}") from None
 
 
 def _prepare_checkpoint(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progress: Progress) -> _Prepared:
@@ -443,6 +443,10 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     return prepared
 
 
+# Elements of one random input (1 GiB of float32): more is no real-time model's input.
+MAX_RANDOM_ELEMENTS = 1 << 28
+
+
 def random_feeds(session, seq_len: int | None, seed: int, source: Path) -> tuple[dict[str, np.ndarray], bool]:
     """Seeded inputs shaped from the graph's input signature: dynamic axes named like a
     batch (or axis 0) become 1, other dynamic axes ``seq_len``; floats are standard
@@ -466,6 +470,10 @@ def random_feeds(session, seq_len: int | None, seed: int, source: Path) -> tuple
             else:
                 shape.append(seq_len)
                 used = True
+        if math.prod(shape) > MAX_RANDOM_ELEMENTS:
+            raise ExportError(f"{source}: input {i.name!r} of shape {shape} has {math.prod(shape):,} elements; bench "
+                              f"generates random inputs of at most {MAX_RANDOM_ELEMENTS:,} (a batch-1 sequence of a "
+                              "streaming model is far smaller).")
         dtype = NUMPY_TYPES[i.type]
         if np.issubdtype(dtype, np.floating):
             feeds[i.name] = rng.standard_normal(shape).astype(dtype)

@@ -404,7 +404,7 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, plots: bool
     validate_report(report)
     text = dumps(report)
     # A full disk halfway: take back what this call created, the directory too.
-    with removed_on_failure([Path(out_dir) / name for name in FILES.values()], out_dir):
+    with removed_on_failure([Path(out_dir) / name for name in FILES.values()], out_dir, whole_set=True):
         out = check_writable_dir(out_dir)
         images = _plots(report, out) if plots else []
         md = out / FILES["markdown"]

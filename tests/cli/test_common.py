@@ -29,6 +29,18 @@ def test_a_failed_torch_allocation_is_one_line_and_other_runtime_errors_are_bugs
     with pytest.raises(CliError, match="out of memory"):
         allocate()
 
+    import click
+    from click.testing import CliRunner
+
+    for name, advice in [("bench", "--max-eval"), ("train", "--batch-size"), ("run", "[train] batch_size")]:
+        @click.command(name=name)
+        @handle_errors
+        def command() -> None:
+            raise MemoryError
+
+        r = CliRunner().invoke(command, [])
+        assert r.exit_code == 2 and r.output.startswith("error: out of memory; try ") and advice in r.output, r.output
+
     @handle_errors
     def bug() -> None:
         raise RuntimeError("shape mismatch")
@@ -40,6 +52,18 @@ def test_a_failed_torch_allocation_is_one_line_and_other_runtime_errors_are_bugs
 
 def test_an_unforeseen_error_is_one_line_and_exit_2_never_1(monkeypatch) -> None:
     # Python's own exit code for an uncaught exception is 1, which CI reads as "a budget is broken".
+    import click
+    from click.testing import CliRunner
+
+    for name, advice in [("bench", "--max-eval"), ("train", "--batch-size"), ("run", "[train] batch_size")]:
+        @click.command(name=name)
+        @handle_errors
+        def command() -> None:
+            raise MemoryError
+
+        r = CliRunner().invoke(command, [])
+        assert r.exit_code == 2 and r.output.startswith("error: out of memory; try ") and advice in r.output, r.output
+
     @handle_errors
     def bug() -> None:
         raise ValueError("'bogus' is not a valid value for backend")

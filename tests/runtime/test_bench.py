@@ -388,3 +388,16 @@ def test_a_model_that_outputs_nan_is_reported_so_and_fails_metric_budgets(which,
     assert r.applicable and not r.passed
     paths = write_report(report, tmp_path / "out")
     assert "NaN/Inf" in paths[1].read_text()
+
+
+def test_an_input_too_large_to_generate_is_one_error_naming_it(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [100000, 100000])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [100000, 100000])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "huge", [x], [y])
+    huge = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)]), str(huge))
+    with pytest.raises(ExportError, match=r"huge.onnx: input 'x' of shape \[100000, 100000\] has 10,000,000,000 "
+                                          r"elements; bench generates random inputs of at most 268,435,456"):
+        bench([huge], config=BenchConfig(runs=2, warmup=0))

@@ -246,3 +246,22 @@ def test_write_report_keeps_an_old_report_when_it_fails(report, tmp_path):
     with pytest.raises(ReportError, match="cannot be written as JSON"):
         write_report(bad, out)
     assert (out / "report.json").read_bytes() == before
+
+
+def test_a_rewrite_cut_short_leaves_no_mix_of_old_and_new_files(report, tmp_path, monkeypatch):
+    """Ctrl-C after the new plots and before report.json: the old report does not stay
+    beside plots of another run (a report.md embedding pictures its table did not make)."""
+    import runtime.report as module
+
+    out = tmp_path / "out"
+    written = write_report(report, out)
+    assert len(written) > 2
+    (out / "notes.txt").write_text("mine")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "markdown", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(report, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
