@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -109,7 +110,7 @@ def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: in
         raise ExportError(f"Cannot read the ONNX model ({type(e).__name__}).") from None
     meta = {p.key: p.value for p in proto.metadata_props}
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # (fatal only: a failure is our one error line, not also onnxruntime's coloured log)
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     for k, v in (json_metadata(meta, SESSION_CONFIG_KEY, model if isinstance(model, (str, os.PathLike)) else "the model")
@@ -118,12 +119,39 @@ def make_session(model: onnx.ModelProto | bytes | str | os.PathLike, threads: in
     try:
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = ort_error_text(e)
         hint = ""
         if "external tensors" in first:  # onnxruntime's shape inference reads constants (Squeeze axes) in the file only
             hint = ("; onnxruntime needs the small constants that shape inference reads inside the .onnx file: save "
                     "it with onnx.save(..., save_as_external_data=True) and the default size_threshold, not 0")
-        raise ExportError(f"onnxruntime cannot load the model: {first[:300]}{hint}") from None
+        which = f" {model}" if isinstance(model, (str, os.PathLike)) else " the model"
+        raise ExportError(f"onnxruntime cannot load{which}: {first[:300]}{hint}") from None
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_SOURCE = re.compile(r"[\w./-]+\.(?:cc|cpp|h):\d+ ")
+
+
+def ort_error_text(e: BaseException) -> str:
+    """The first line of an onnxruntime exception without its '[ONNXRuntimeError] : 1 : FAIL :'
+    prefix and the C++ source location and function signature it often quotes
+    ('/onnxruntime_src/...cc:266 onnxruntime::common::Status onnxruntime::...(const ...&, ...)'):
+    what is left is the message."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = _ORT_PREFIX.sub("", text)
+    m = _ORT_SOURCE.search(text)
+    if m is None:
+        return text
+    rest = text[m.end():]
+    start = rest.find("(")
+    if start > 0 and "::" in rest[:start]:  # a qualified C++ signature: skip to its closing parenthesis
+        depth = 0
+        for i in range(start, len(rest)):
+            depth += {"(": 1, ")": -1}.get(rest[i], 0)
+            if depth == 0:
+                rest = rest[i + 1:].lstrip()
+                break
+    return (text[:m.start()].rstrip() + " " + rest).strip()
 
 
 def _input_types(session) -> dict[str, str]:

@@ -78,3 +78,40 @@ def test_a_relative_metric_change_is_given_in_percent():
     # error and tolerance are fractions of the torch metric: not in the metric's own units
     p = Parity("metric", 0.00035, 0.05, "task test data (16)", "mse 1.3233 vs torch 1.3228")
     assert "(worse by 0.035% (relative); tolerance 5% worse)" in p.describe()
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("[ONNXRuntimeError] : 1 : FAIL : Load model from m.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:180 "
+     "onnxruntime::Model::Model(onnx::ModelProto&&, const PathString&, const onnxruntime::ModelOptions&) Unsupported "
+     "model IR version: 14, max supported IR version: 13",
+     "Load model from m.onnx failed: Unsupported model IR version: 14, max supported IR version: 13"),
+    ("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: x\nPlease fix either the inputs",
+     "Got invalid dimensions for input: x"),
+    # (parentheses that are no C++ signature stay)
+    ('[ONNXRuntimeError] : 10 : INVALID_GRAPH : This is an invalid model. In Node, ("", Foo, "", -1) : Error No Op',
+     'This is an invalid model. In Node, ("", Foo, "", -1) : Error No Op'),
+    ("", "RuntimeError"),
+])
+def test_onnxruntime_errors_lose_their_prefix_and_cpp_signature(raw, message):
+    from exporters.verify import ort_error_text
+
+    assert ort_error_text(RuntimeError(raw)) == message
+
+
+def test_a_file_onnxruntime_cannot_load_is_named_and_its_log_stays_quiet(tmp_path, capfd):
+    """A graph onnxruntime refuses while initializing (it logs at error severity on stderr
+    itself): one error naming the file, and nothing else on stderr."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from exporters.verify import make_session
+    from models.errors import ExportError
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([], "empty", [x], [], [onnx.numpy_helper.from_array(np.ones(2, np.float32), "w")])
+    path = tmp_path / "empty.onnx"
+    onnx.save(helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ExportError, match=f"^onnxruntime cannot load {path}: ") as e:
+        make_session(path)
+    assert "onnxruntime_src" not in str(e.value) and "[ONNXRuntimeError]" not in str(e.value)
+    assert capfd.readouterr().err == ""
