@@ -6,19 +6,19 @@ from pathlib import Path
 
 import click
 
-from cli.common import data_option, echo_json, handle_errors, progress_for, quiet_option, refuse_inapplicable
+from cli.common import PathArg, data_option, echo_json, handle_errors, progress_for, quiet_option, refuse_inapplicable
 from runtime.bench import BenchConfig, bench as run_bench
 from runtime.report import check_out_dir, markdown, write_report
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="MODEL...")
-@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+@click.argument("paths", nargs=-1, required=True, type=PathArg(path_type=Path), metavar="MODEL...")
+@click.option("--baseline", type=PathArg(path_type=Path), default=None,
               help="Model the ratios are relative to (checkpoint or .onnx), timed in the same interleaved loop. "
                    "Default: the dense model of the first checkpoint given (else the first MODEL).")
 @click.option("--name", "names", multiple=True,
               help="Report name of each MODEL, in order (repeat once per MODEL; default: the file names).")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+@click.option("--out-dir", type=PathArg(path_type=Path), required=True,
               help="Directory for report.json, report.md and the PNG plots (created if missing).")
 @click.option("--threads", type=int, default=BenchConfig.threads, show_default=True,
               help="onnxruntime intra-op threads (and torch threads for the reference line), 1 to 256: "

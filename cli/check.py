@@ -8,7 +8,7 @@ from typing import Sequence
 
 import click
 
-from cli.common import CliError, echo_json, fmt_table, handle_errors
+from cli.common import CliError, PathArg, echo_json, fmt_table, handle_errors
 from models.errors import BudgetExceeded, ConfigError, RnnCompressError, clip
 from runtime.check import (BudgetResult, Budgets, check_junit_path, check_report, describe_failure, measured_text,
                            write_junit, write_junit_error)
@@ -62,7 +62,7 @@ def _count(n: int) -> str:
 
 
 @click.command()
-@click.argument("report", type=click.Path(path_type=Path), metavar="REPORT.json")
+@click.argument("report", type=PathArg(path_type=Path), metavar="REPORT.json")
 @click.option("--max-p50-ms", type=float, default=None,
               help="Full-sequence p50 latency in ms (per-step for step-only models). Machine-dependent.")
 @click.option("--max-p99-ms", type=float, default=None,
@@ -86,7 +86,7 @@ def _count(n: int) -> str:
                    "except the baseline, where a budget that does not apply to a model (e.g. "
                    "--max-step-latency-ratio on a model measured without its step model, a metric budget on a "
                    "model without a metric) is shown as n/a instead of failing.")
-@click.option("--junit", type=click.Path(path_type=Path), default=None,
+@click.option("--junit", type=PathArg(path_type=Path), default=None,
               help="Also write JUnit XML (one testcase per model and budget; n/a ones skipped) for CI systems; on "
                    "bad input (exit 2) one testcase holding the error, so an earlier run's file never stands for this "
                    "one. An existing file is replaced only when it is JUnit XML itself.")
@@ -119,8 +119,8 @@ def check(report: Path, models: tuple[str, ...], junit: Path | None, as_json: bo
       rnncompress check bench/report.json --max-latency-ratio 0.8 --max-metric-drop 0.01 --junit check.xml
     """
     if junit is not None:
-        if not str(junit).strip() or str(junit) == ".":
-            raise CliError("--junit must name a file (got an empty path or '.').")
+        if str(junit) == ".":
+            raise CliError("--junit must name a file (got '.').")
         check_junit_path(junit, [report], "--junit")
     try:
         results = _results(report, models, limits)

@@ -106,6 +106,17 @@ def _train_resume_hint(out: Any, before: tuple[int, int] | None, resuming: bool)
     return " (it stopped before its first epoch ended, so there is nothing to resume: start it again)"
 
 
+class PathArg(click.Path):
+    """``click.Path`` that refuses an empty value: it would mean the current directory (to
+    Python, Path("") is "."), and an empty value is an unset shell variable, not a choice."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path (an unset variable?) would mean the current directory; name the path.", param,
+                      ctx)
+        return super().convert(value, param, ctx)
+
+
 def _command() -> str:
     """The name of the running subcommand ("" outside click)."""
     ctx = click.get_current_context(silent=True)
@@ -206,7 +217,7 @@ def threads_option(fn: Callable) -> Callable:
 
 
 def data_option(fn: Callable) -> Callable:
-    return click.option("--data", type=click.Path(), default=None,
+    return click.option("--data", type=PathArg(), default=None,
                         help="Where the task's data files are now, if they moved since training (smnist, npz, "
                              "charlm; default: the location the checkpoint records).")(fn)
 

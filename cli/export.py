@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli.common import (data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for, quiet_option,
-                        refuse_inapplicable)
+from cli.common import (PathArg, data_option, echo_json, fmt_table, handle_errors, note_unfinished, progress_for,
+                        quiet_option, refuse_inapplicable)
 from exporters.export import (INT8_FLOAT_BELOW, IR_VERSION, VERIFY_DATA, ExportOptions, export_checkpoint, export_notes,
                               export_options, inapplicable_export_settings, parse_formats)
 from exporters.verify import Int8Tolerance
@@ -15,7 +15,7 @@ from models.checkpoint import load_checkpoint
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PathArg(path_type=Path))
 @click.option("--format", "formats", default="dense,sparse,step,int8", show_default=True,
               help="Comma-separated formats. dense: standard ONNX RNN/LSTM/GRU ops, dynamic batch and "
                    "sequence length; sparse: dense with weights stored as sparse initializers where that is "
@@ -24,7 +24,7 @@ from models.checkpoint import load_checkpoint
                    "steps, features], states in and out, every step's output), which pays onnxruntime's fixed "
                    "per-call cost once per chunk; int8: onnxruntime dynamic quantization. "
                    "Combine with '+': int8+sparse, step+int8, chunk+int8, step+sparse.")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+@click.option("--out-dir", type=PathArg(path_type=Path), required=True,
               help="Directory for the .onnx files (created if missing).")
 @click.option("--name", default=None, help="File stem (default: the checkpoint's), e.g. NAME.sparse.onnx.")
 @click.option("--verify-data", type=click.Choice(VERIFY_DATA), default="task", show_default=True,

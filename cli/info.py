@@ -9,7 +9,7 @@ from typing import Any
 import click
 import torch
 
-from cli.common import data_option, echo_json, fmt_table, handle_errors
+from cli.common import PathArg, data_option, echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
 from exporters.verify import check_sparsity_metadata
 from models.checkpoint import Checkpoint, check_model_file, load_checkpoint
@@ -155,7 +155,7 @@ def _show_pruning(p: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PathArg(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
 @data_option
 @handle_errors

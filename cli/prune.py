@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from cli.common import (CliError, command_line, data_option, echo_json, explicit_options, fmt_table, handle_errors,
-                        note_unfinished, progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
+from cli.common import (CliError, PathArg, command_line, data_option, echo_json, explicit_options, fmt_table,
+                        handle_errors, note_unfinished, progress_for, quiet_option, refuse_inapplicable, set_threads,
+                        threads_option)
 from compressor.prune import PruneConfig, ignored_settings, prune_checkpoint
 from compressor.selection import CENTRALITIES, METHODS, VARIANTS, SelectionConfig, parse_keep
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -18,7 +19,7 @@ from models.tasks import check_data_fits, task_files, task_from_checkpoint
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PathArg(path_type=Path))
 @click.option("--method", type=click.Choice(METHODS), default="lattice", show_default=True,
               help="lattice: keep meet-irreducible neurons of the dependency lattice, then the most central; "
                    "norm: largest gate-summed L1 norm (torch.ao's LSTM saliency); random: seeded random choice.")
@@ -63,7 +64,7 @@ from models.tasks import check_data_fits, task_files, task_from_checkpoint
                    "mean of the teachers' outputs). 0 = off.")
 @click.option("--distill-temperature", type=float, default=2.0, show_default=True,
               help="Softmax temperature of the distillation term.")
-@click.option("--teacher", "teachers", multiple=True, type=click.Path(path_type=Path),
+@click.option("--teacher", "teachers", multiple=True, type=PathArg(path_type=Path),
               help="A further distillation teacher (repeatable): a checkpoint of the same task, e.g. the dense "
                    "model the sparse parent was trained beside. The distillation target becomes the mean of the "
                    "parent's and these models' outputs. Needs --distill > 0.")
@@ -76,8 +77,8 @@ from models.tasks import check_data_fits, task_files, task_from_checkpoint
                    "recurrent sparsity).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of --method random's choice (the other methods choose deterministically).")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Pruned checkpoint to write.")
-@click.option("--plot", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=PathArg(path_type=Path), required=True, help="Pruned checkpoint to write.")
+@click.option("--plot", type=PathArg(path_type=Path), default=None,
               help="Write a PNG of each layer's recurrent matrix (neurons ordered by position on the space) "
                    "with kept and removed neurons marked, beside the neurons drawn on the space (when the "
                    "model was trained with one); with several layers, layer l goes to PLOT with suffix -l.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.check import results_table, verdict
-from cli.common import CliError, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
+from cli.common import PathArg, fmt_table, handle_errors, progress_for, quiet_option, set_threads, threads_option
 from runtime.default_pipeline import DEFAULT_PIPELINE
 from runtime.pipeline import PLOTS, Manifest, run_pipeline
 from runtime.pipeline_config import load_pipeline, parse_pipeline, resolved_toml
@@ -25,8 +25,8 @@ def _print_plan(stages) -> None:
 
 
 @click.command()
-@click.argument("pipeline", type=click.Path(path_type=Path), required=False)
-@click.option("--out", "out_dir", type=click.Path(), required=True,
+@click.argument("pipeline", type=PathArg(path_type=Path), required=False)
+@click.option("--out", "out_dir", type=PathArg(), required=True,
               help="Output directory: artifacts, manifest.json, report. New or empty, or one an earlier "
                    "run wrote: rerunning into it skips unchanged stages and resumes an interrupted training run "
                    "(a folder of other files is refused, so nothing of yours is written over).")
@@ -65,8 +65,6 @@ def run(pipeline: Path | None, out_dir: str, dry_run: bool, quiet: bool, threads
       rnncompress run --out runs/default
       rnncompress run examples/smnist_lstm.toml --out runs/smnist --dry-run
     """
-    if not out_dir.strip():
-        raise CliError("--out must name a directory; got an empty path.")
     out_dir = Path(out_dir)
     set_threads(threads)
     if pipeline is None:

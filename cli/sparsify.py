@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from cli.common import handle_errors, quiet_option
+from cli.common import PathArg, handle_errors, quiet_option
 from exporters.export import sparsify_file
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True,
+@click.argument("model", type=PathArg(path_type=Path))
+@click.option("--out", type=PathArg(path_type=Path), required=True,
               help="Output .onnx file; must differ from MODEL (the input is never overwritten).")
 @click.option("--min-gain", type=float, default=0.0, show_default=True,
               help="Fraction of an initializer's dense size that sparse storage must save for it to be "

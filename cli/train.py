@@ -8,8 +8,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from cli.common import (PARAMETER_OPTIONS, CliError, command_line, explicit_options, handle_errors, option_label,
-                        progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
+from cli.common import (CliError, PARAMETER_OPTIONS, PathArg, command_line, explicit_options, handle_errors,
+                        option_label, progress_for, quiet_option, refuse_inapplicable, set_threads, threads_option)
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import INHIBITORS, ModuliConfig
 from compressor.training import (TrainConfig, check_resumable, ignored_train_settings, model_config_for,
@@ -56,7 +56,7 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
               help="smnist: sequential MNIST (--data DIR with the idx files); npz: your own data (--data FILE.npz); "
                    "adding: the adding problem; navigation: path integration in a box; charlm: character LM on "
                    "a UTF-8 text file (--data FILE).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
+@click.option("--data", type=PathArg(path_type=Path), default=None,
               help="Data location for smnist (directory), npz (file) and charlm (text file, .gz allowed). With "
                    "--resume: where the run's files are now, if they moved (the same files: sha256 checked).")
 @click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm", show_default=True,
@@ -111,7 +111,7 @@ def task_params_from_cli(ctx: click.Context, task: str, values: dict[str, Any]) 
 @click.option("--limit", type=int, default=None,
               help="Use only the first N training images (smnist) or characters (charlm), for quick runs "
                    "(0: all).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
+@click.option("--out", type=PathArg(path_type=Path), required=True,
               help="Checkpoint file; written atomically after every epoch.")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted run stored at --out (its stored settings are used).")

@@ -196,7 +196,9 @@ def test_bad_check_input(report, tmp_path, report_dict):
 
 def test_an_empty_junit_path_is_refused(report):
     assert_one_line_error(run(["check", str(report), "--max-size-kb", "10", "--junit", ""]),
-                          match="--junit must name a file")
+                          match="Invalid value for '--junit': an empty path")
+    assert_one_line_error(run(["check", str(report), "--max-size-kb", "10", "--junit", "."]),
+                          match="--junit must name a file (got '.')")
 
 
 def test_an_unforeseen_failure_is_exit_2_not_a_broken_budget(report, monkeypatch):

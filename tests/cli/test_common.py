@@ -218,3 +218,25 @@ def test_ctrl_c_while_the_command_line_is_imported_is_one_line(monkeypatch, caps
         entry.main()
     assert e.value.code == 130
     assert capsys.readouterr().err == "interrupted: before the command started; nothing was written.\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--task", "adding", "--out", ""],
+    ["train", "--task", "smnist", "--data", "", "--out", "m.pt"],
+    ["prune", "m.pt", "--out", ""],
+    ["prune", "", "--out", "p.pt"],
+    ["prune", "m.pt", "--out", "p.pt", "--plot", " "],
+    ["export", "m.pt", "--out-dir", ""],
+    ["bench", "m.pt", "--out-dir", ""],
+    ["bench", "m.pt", "--baseline", "", "--out-dir", "b"],
+    ["info", ""],
+    ["sparsify", "m.onnx", "--out", ""],
+    ["run", "--out", ""],
+    ["check", "", "--max-size-kb", "1"],
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(args, tmp_path, monkeypatch):
+    """An unset shell variable ("--out-dir $OUT") must not write into the working directory."""
+    monkeypatch.chdir(tmp_path)
+    r = run(args)
+    assert r.exit_code == 2 and "an empty path (an unset variable?) would mean the current directory" in r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -594,7 +594,7 @@ def test_a_folder_of_other_files_is_refused_untouched(tmp_path: Path) -> None:
             assert_one_line_error(r, match=f"already holds files ({mine}) but no manifest.json")
         assert sorted(f.relative_to(out).as_posix() for f in out.rglob("*")) == [mine.split("/")[0], mine]
         assert (out / mine).read_text() == '{"mine": 1}'
-    assert_one_line_error(run(["run", str(cfg), "--out", "", "-q"]), match="--out must name a directory")
+    assert_one_line_error(run(["run", str(cfg), "--out", "", "-q"]), match="Invalid value for '--out': an empty path")
     # What a first run killed mid-write leaves (the checkpoint, a temp file) is ours: accepted.
     killed = tmp_path / "killed"
     (killed / "model").mkdir(parents=True)
