@@ -589,11 +589,14 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
         raise ConfigError(f"run_pipeline needs a Pipeline (load_pipeline(path) or parse_pipeline(text)); got "
                           f"{type(p).__name__}.")
     out_dir = Path(out_dir)
-    stages = plan_pipeline(p, out_dir)  # refuses bad inputs before anything is created
     if dry_run:
+        # A folder another run is changing has no plan that holds (its training looks interrupted).
+        with _exclusive(out_dir) if out_dir.is_dir() else contextlib.nullcontext():
+            stages = plan_pipeline(p, out_dir)
         if on_plan:
             on_plan(stages)
         return PipelineResult(out_dir, stages)
+    stages = plan_pipeline(p, out_dir)  # refuses bad inputs before anything is created
     created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # deepest first
     out_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(out_dir):  # (refused: another run holds the folder, and this one touches nothing)
