@@ -631,6 +631,33 @@ def _checker_error(model: onnx.ModelProto) -> str | None:
     return None
 
 
+def check_graph_metadata(proto: onnx.ModelProto, hidden_sizes: Sequence[int], graph_kind: str,
+                         source: str | os.PathLike) -> None:
+    """The metadata of an rnncompress export agrees with its graph: its format is one this
+    version writes and of the graph's kind ("full", "step" or "chunk"), and the recurrent
+    layers' widths are the model config's. A hand-edited file is refused, not reported as
+    what it is not.
+
+    Raises:
+        ExportError: naming the key, what it says and what the graph has.
+    """
+    fmt = next((p.value for p in proto.metadata_props if p.key == FORMAT_KEY), None)
+    if fmt:
+        try:
+            (variant,) = parse_formats([fmt])
+        except ConfigError:
+            raise ExportError(f"{source} has corrupt rnncompress metadata: {FORMAT_KEY} {clip(fmt)!r} is not a format "
+                              f"rnncompress writes ({', '.join(FORMATS)} and their '+'-combinations).") from None
+        kind = "chunk" if variant.chunk else "step" if variant.step else "full"
+        if kind != graph_kind:
+            raise ExportError(f"{source} has corrupt rnncompress metadata: {FORMAT_KEY} {fmt!r} is a {kind} model's "
+                              f"format, but the graph is a {graph_kind} model's.")
+    widths = [a.i for n in proto.graph.node for a in n.attribute if a.name == "hidden_size"]
+    if widths and widths != list(hidden_sizes):
+        raise ExportError(f"{source} has corrupt rnncompress metadata: {MODEL_CONFIG_KEY} says hidden sizes "
+                          f"{list(hidden_sizes)}, but the graph's recurrent layers have {widths}.")
+
+
 def _mark_sparse(model: onnx.ModelProto) -> onnx.ModelProto:
     """An rnncompress export that sparsify changed records it in its format (dense -> sparse,
     int8 -> int8+sparse), so info and bench describe the file as it is."""

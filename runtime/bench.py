@@ -31,8 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from exporters.export import (ExportOptions, Variant, build_variant, provenance_metadata, read_onnx_sized,
-                              task_interface)
+from exporters.export import (ExportOptions, Variant, build_variant, check_graph_metadata, provenance_metadata,
+                              read_onnx_sized, task_interface)
 from exporters.verify import (
     DATA_KEY,
     FORMAT_KEY,
@@ -382,6 +382,8 @@ def _prepare_onnx(inp: BenchInput, config: BenchConfig, tasks: _TaskCache, progr
     except (RnnCompressError, TypeError) as e:
         raise ExportError(f"{inp.path} has an invalid rnncompress.model_config: {e}") from None
     step = is_step_session(session)
+    check_graph_metadata(proto, c.hidden_sizes, "chunk" if is_chunk_session(session) else "step" if step else "full",
+                         inp.path)
     recorded = json_metadata(meta, DATA_KEY, inp.path)  # absent in older exports: nothing to compare
     task, test, seq, inputs = _data(json_metadata(meta, TASK_KEY, inp.path), c, inp.path, config, tasks, recorded)
     notes: list[str] = []

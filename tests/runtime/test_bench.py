@@ -268,6 +268,17 @@ def test_metadata_that_does_not_match_the_graph_is_one_error(tiny, tmp_path):
         with pytest.raises(ExportError, match=re.escape(f"rnncompress.sparsity's '{key}' must be a fraction in [0, 1]; "
                                                         f"got {shown}.")):
             bench([odd, tiny["dense"]], config=LATENCY_ONLY)
+    # A format or width the graph does not have is refused, not copied into the report.
+    for edit, match in [({"format": "bogus"}, "rnncompress.format 'bogus' is not a format rnncompress writes"),
+                        ({"format": "step"}, "rnncompress.format 'step' is a step model's format, but the graph is a "
+                                             "full model's"),
+                        ({"model_config": json.dumps({**config, "hidden_sizes": [999]})},
+                         "rnncompress.model_config says hidden sizes [999], but the graph's recurrent layers have [6]")]:
+        odd = _with_metadata(tiny["dense"], tmp_path / "odd.onnx", **edit)
+        with pytest.raises(ExportError, match=re.escape(match)):
+            bench([odd], config=LATENCY_ONLY)
+    for name in ("step", "chunk", "int8"):  # every format rnncompress writes passes
+        assert bench([tiny[name]], config=LATENCY_ONLY)["models"][0]["format"] == name
 
 
 def test_a_renamed_model_file_is_read_for_what_it_is(tiny, tmp_path):
