@@ -77,6 +77,7 @@ FILES = {"json": "report.json", "markdown": "report.md", "latency_full": "latenc
 _TOP = ("schema", "rnncompress_version", "environment", "settings", "baseline", "models")
 _MODEL = ("name", "kind", "format", "size_bytes", "metric", "latency_ms", "ratio_to_baseline")
 _SUMMARY = ("p50", "p90", "p99", "mean", "min", "max", "runs")
+_RATIOS = ("p50", "p99", "step_p50", "step_p99")
 
 
 # ------------------------------------------------------------------------ loading
@@ -92,13 +93,17 @@ def validate_report(report: Any, source: str = "the report") -> dict[str, Any]:
     schema = report.get("schema")
     if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
         raise ReportError(f"{source} is not an rnncompress report (schema {schema!r}; expected {SCHEMA!r}).")
-    m = re.fullmatch(r"(\d+)(?:\.\d+)?", schema[len(SCHEMA_PREFIX):])
+    # (ASCII digits without leading zeros: \d and int() also take '01' and other scripts' digits)
+    m = re.fullmatch(r"(0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))?", schema[len(SCHEMA_PREFIX):])
     if not m or int(m.group(1)) != MAJOR:
         raise ReportError(f"{source} has report schema {schema!r}; this rnncompress reads {SCHEMA!r} "
                           f"(rerun 'rnncompress bench' with this version).")
     missing = [k for k in _TOP if k not in report]
     if missing:
         raise ReportError(f"{source} is incomplete: missing key {missing[0]!r}.")
+    for key in ("environment", "settings"):
+        if not isinstance(report[key], dict):
+            raise ReportError(f"{source} is corrupt: {key!r} must be an object; got {json.dumps(report[key])[:60]}.")
     models = report["models"]
     if not isinstance(models, list) or not models:
         raise ReportError(f"{source} is corrupt: 'models' must be a non-empty list.")
@@ -149,6 +154,8 @@ def _check_model(e: dict[str, Any], where: str) -> None:
     if ratio is not None:
         if not isinstance(ratio, dict):
             raise ReportError(f"{where} has a ratio_to_baseline that is not an object.")
+        if (gone := next((k for k in _RATIOS if k not in ratio), None)) is not None:
+            raise ReportError(f"{where} has a ratio_to_baseline without {gone!r} (null where it was not measured).")
         for k, v in ratio.items():
             if v is not None and not (is_finite_number(v) and v >= 0):
                 raise ReportError(f"{where} has ratio_to_baseline.{k} = {v!r} (a number >= 0 or null is expected).")

@@ -164,6 +164,16 @@ def _mutate(report: dict, how: str) -> dict:
         r["models"][1]["sparsity"] = {"recurrent": 0.5, "overall": 7}
     elif how == "sparsity not an object":
         r["models"][1]["sparsity"] = 0.5
+    elif how == "leading zero version":
+        r["schema"] = "rnncompress-report/01.2"
+    elif how == "non-ASCII digit version":
+        r["schema"] = "rnncompress-report/\u0661.2"  # ARABIC-INDIC DIGIT ONE: int() reads it as 1
+    elif how == "environment list":
+        r["environment"] = []
+    elif how == "settings null":
+        r["settings"] = None
+    elif how == "ratio without p50":
+        del r["models"][1]["ratio_to_baseline"]["p50"]
     return r
 
 
@@ -172,6 +182,11 @@ def _mutate(report: dict, how: str) -> dict:
     ("foreign schema", "not an rnncompress report (schema 'pytest-report/1'"),
     ("version 2", "has report schema 'rnncompress-report/2'; this rnncompress reads 'rnncompress-report/1.2'"),
     ("garbage version", "has report schema 'rnncompress-report/x'"),
+    ("leading zero version", "has report schema 'rnncompress-report/01.2'"),
+    ("non-ASCII digit version", "has report schema 'rnncompress-report/\u0661.2'"),
+    ("environment list", "'environment' must be an object; got []"),
+    ("settings null", "'settings' must be an object; got null"),
+    ("ratio without p50", "has a ratio_to_baseline without 'p50' (null where it was not measured)"),
     ("no models", "incomplete: missing key 'models'"),
     ("empty models", "'models' must be a non-empty list"),
     ("duplicate names", "duplicate name 'dense'"),
