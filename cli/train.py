@@ -175,7 +175,7 @@ def train(ctx: click.Context, **o: Any) -> None:
         for name, applies_to in ignored_train_settings(o["space"], o["sparsity"]).items():
             refuse_inapplicable(ctx, ["p_norm" if name == "p" else name], applies_to)
         task = make_task(o["task"], task_params_from_cli(ctx, o["task"], o))
-        check_output_file(out, "--out", task.source_files(), force=True)  # (an idx file inside --data DIR)
+        check_output_file(out, "--out", task.guarded_files(), force=True)  # (an idx file inside --data DIR)
         config = TrainConfig(
             epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], lr_schedule=o["lr_schedule"],
             optimizer=o["optimizer"], weight_decay=o["weight_decay"], grad_clip=o["grad_clip"], seed=o["seed"],

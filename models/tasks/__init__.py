@@ -40,7 +40,7 @@ def task_files(task_dict: Any, data: str | os.PathLike | None = None) -> list[st
     of every command that scores or trains it, which no output may replace. [] when it
     records no usable task."""
     try:
-        return task_from_checkpoint(task_dict, data).source_files()
+        return task_from_checkpoint(task_dict, data).guarded_files()
     except RnnCompressError:
         return []
 

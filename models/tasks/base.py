@@ -192,6 +192,11 @@ class Task:
         """Files the data comes from (hashed into provenance)."""
         return []
 
+    def guarded_files(self) -> list[str]:
+        """Paths no output may take: the source files, and any other file the loader would
+        read in their place (an uncompressed idx file beside its .gz is read first)."""
+        return self.source_files()
+
     def data_hashes(self) -> dict[str, str]:
         """File name -> sha256 of every source file (recorded in checkpoints as ``data_sha256``),
         read once per task: training records them at every epoch's checkpoint, and a command

@@ -25,13 +25,16 @@ FILES = {
 _MEAN, _STD = 0.1307, 0.3081
 
 
-def find_idx_file(directory: Path, stem: str) -> Path | None:
-    """The standard file name, gzipped or not (also the ``train-images.idx3-ubyte`` spelling)."""
+def idx_file_names(stem: str) -> tuple[str, ...]:
+    """The names an idx file is looked up by, in order: the standard one, gzipped or not, and
+    the ``train-images.idx3-ubyte`` spelling."""
     dotted = stem.replace("-idx", ".idx")
-    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-        if (directory / name).is_file():
-            return directory / name
-    return None
+    return stem, stem + ".gz", dotted, dotted + ".gz"
+
+
+def find_idx_file(directory: Path, stem: str) -> Path | None:
+    """The first of ``idx_file_names(stem)`` in ``directory``."""
+    return next((directory / name for name in idx_file_names(stem) if (directory / name).is_file()), None)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -164,3 +167,9 @@ class SmnistTask(Task):
     def source_files(self) -> list[str]:
         d = Path(self.params.data)
         return [str(find_idx_file(d, s)) for s in FILES.values() if find_idx_file(d, s)]
+
+    def guarded_files(self) -> list[str]:
+        # Every name the loader looks up: a file written at the plain name of an idx file whose
+        # .gz is the one read now would be read instead of it from then on.
+        d = Path(self.params.data)
+        return [str(d / name) for s in FILES.values() for name in idx_file_names(s)]

@@ -194,3 +194,15 @@ def test_no_output_replaces_the_data_it_reads_even_with_force(charlm: Path, tmp_
              "--out", str(idx), "-q"])
     assert_one_line_error(r, match=f"--out {idx} is one of the inputs")
     assert idx.read_bytes() == before
+    # Nor any other name the loader looks the file up by: a plain idx file beside its .gz is
+    # read in its place (the data set would be a checkpoint from then on).
+    smnist = tmp_path / "sm.pt"
+    assert run(["train", "--task", "smnist", "--data", str(mnist), "--hidden", "4", "--epochs", "1",
+                "--out", str(smnist), "-q"]).exit_code == 0
+    before = {f.name: f.read_bytes() for f in mnist.iterdir()}
+    for name in ("train-labels-idx1-ubyte", "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte.gz"):
+        target = mnist / name
+        for args in (["train", "--task", "smnist", "--data", str(mnist), "--hidden", "4", "--epochs", "1"],
+                     ["prune", str(smnist), "--keep", "2", "--finetune-epochs", "0", "--data", str(mnist)]):
+            assert_one_line_error(run([*args, "--out", str(target), "-q"]), match=f"--out {target} is one of the inputs")
+    assert {f.name: f.read_bytes() for f in mnist.iterdir()} == before
