@@ -25,6 +25,7 @@ from common import (ROOT, SHARED, add_recipe_args, md_table, mean_sd, recipe, re
                     train_or_load, write_report)
 
 from compressor.prune import PruneConfig
+from compressor.selection import kept_count
 
 METHODS = {"lattice-binary": ("lattice", "binary"), "lattice-continuous": ("lattice", "continuous"),
            "norm": ("norm", "binary"), "random": ("random", "binary")}
@@ -166,7 +167,7 @@ def main() -> None:
         rows = list(pool.map(prune_one, jobs))
         for job, row in zip(jobs, rows):
             row["path"] = job[1]
-        sizes = sorted({max(1, round(k * args.hidden)) for k in args.keeps}, reverse=True)
+        sizes = sorted({max(1, kept_count(k, args.hidden)) for k in args.keeps}, reverse=True)
         total = args.epochs + args.finetune_epochs
         scratch = list(pool.map(scratch_one, [(str(args.work / f"scratch-{h}-e{total}-s{s}.pt"), h, s, a)
                                                for h in sizes for s in args.seeds])) if args.scratch else []
@@ -188,7 +189,7 @@ def main() -> None:
 
     table = []
     for keep in args.keeps:
-        h = max(1, round(keep * args.hidden))
+        h = max(1, kept_count(keep, args.hidden))
         for method, variant, c in policies:
             sel = [r for r in rows if r["keep"] == keep and r["method"] == method and r["variant"] == variant
                    and r["centrality"] == c]

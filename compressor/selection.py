@@ -15,6 +15,7 @@ Policies, per recurrent layer, to a target (a fraction or count of neurons kept,
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,9 +216,15 @@ def _top(order_keys: list[np.ndarray], k: int) -> torch.Tensor:
     return torch.as_tensor(np.sort(order[:k]), dtype=torch.long)
 
 
+def kept_count(fraction: float, n: int) -> int:
+    """Neurons a keep fraction leaves of ``n``: rounded half up (round() would make 0.5 of
+    one neuron none, and 12.5 of 25 twelve)."""
+    return math.floor(fraction * n + 0.5)
+
+
 def _target(keep: Keep, n: int, layer: int) -> int:
     if isinstance(keep, float):
-        k = int(round(keep * n))
+        k = kept_count(keep, n)
         if k < 1:  # (below one neuron: refused as a count of 0 is, not silently made one)
             raise param_error("keep", f"a fraction that keeps at least 1 of the {n} neurons of layer {layer} "
                               f"(>= {0.5 / n:.3g}; {keep:g} x {n} rounds to 0)", keep)

@@ -40,7 +40,7 @@ else:  # pragma: no cover
 from compressor.magnitude import PruneSchedule
 from compressor.moduli import ModuliConfig
 from compressor.prune import PruneConfig
-from compressor.selection import parse_keep
+from compressor.selection import kept_count, parse_keep
 from compressor.training import TrainConfig, ignored_train_settings, model_config_from_spec
 from models.errors import ConfigError, DataError, RnnCompressError
 from models.tasks import TASKS, ModelSpec, Task, make_task
@@ -335,7 +335,7 @@ def parse_pipeline(text: str, source: str = "<pipeline>", base_dir: Path | None 
         if isinstance(prune.keep, int) and prune.keep > model["hidden"]:
             raise loc.error("prune", "keep", f"must be at most [model] hidden ({model['hidden']}) neurons; "
                                              f"got {prune.keep}.")
-        if isinstance(prune.keep, float) and round(prune.keep * model["hidden"]) < 1:
+        if isinstance(prune.keep, float) and kept_count(prune.keep, model["hidden"]) < 1:
             raise loc.error("prune", "keep", f"must keep at least 1 of the [model] hidden ({model['hidden']}) neurons; "
                                              f"got {prune.keep:g}, which rounds to 0.")
         if "finetune_strength" in pr and train.regularizer.space == "none":

@@ -11,7 +11,7 @@ from helpers import train_adding_parent
 
 from compressor.lattice import influence_blocks, meet_irreducible
 from compressor.prune import PruneConfig, prune_checkpoint
-from compressor.selection import SelectionConfig, parse_keep, select_neurons
+from compressor.selection import SelectionConfig, kept_count, parse_keep, select_neurons
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError, ConfigError
 from models.sequence import ModelConfig, SequenceModel
@@ -24,12 +24,21 @@ def model(cell="lstm", hidden=(12, 9)) -> SequenceModel:
 
 
 @pytest.mark.parametrize("method", ["lattice", "norm", "random"])
-@pytest.mark.parametrize("keep, expected", [(0.5, [6, 4]), (3, [3, 3]), (1.0, [12, 9])])
+@pytest.mark.parametrize("keep, expected", [(0.5, [6, 5]), (3, [3, 3]), (1.0, [12, 9])])  # (4.5 rounds up)
 def test_targets_are_met(method: str, keep, expected) -> None:
     sel = select_neurons(model(), SelectionConfig(method=method, keep=keep))
     assert [int(s.keep_index.numel()) for s in sel] == expected
     for s in sel:
         assert torch.equal(s.keep_index, torch.unique(s.keep_index))
+
+
+def test_a_fraction_rounds_half_up_and_below_one_neuron_is_refused() -> None:
+    """The bound the error states is the real one: 0.5/n keeps one neuron, less keeps none."""
+    assert [kept_count(f, n) for f, n in [(0.5, 9), (0.5, 7), (0.5, 5), (0.03125, 16), (0.5, 1)]] == [5, 4, 3, 1, 1]
+    assert [int(s.keep_index.numel()) for s in select_neurons(model(hidden=(16,)), SelectionConfig(keep=0.03125))] == [1]
+    with pytest.raises(ConfigError, match=r"keeps at least 1 of the 16 neurons of layer 0 \(>= 0.0312; 0.03 x 16 "
+                                          r"rounds to 0\)"):
+        select_neurons(model(hidden=(16,)), SelectionConfig(keep=0.03))
 
 
 def test_norm_keeps_the_largest_incoming_norms() -> None:
