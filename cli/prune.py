@@ -28,8 +28,9 @@ from models.tasks import check_data_fits, task_files, task_from_checkpoint
                    "On seq-MNIST with a 10-epoch fine-tune, continuous was level with --method norm on "
                    "validation and binary 0.06 points behind at 50% kept (README, Results).")
 @click.option("--keep", default="0.5", show_default=True,
-              help="Neurons kept per layer: a fraction with a decimal point in (0, 1] (0.5; 1.0 = all; the count rounded half up), a "
-                   "count without one (128; 1 = one neuron), or 'auto' (exactly the meet-irreducible set; "
+              help="Neurons kept per layer: a fraction with a decimal point in (0, 1] (0.5; 1.0 = all; the count "
+                   "rounded half up), a count without one (128; 1 = one neuron), or 'auto' (exactly the "
+                   "meet-irreducible set; "
                    "lattice only; continuous: the neurons meet-irreducible over at least half of the "
                    "filtration).")
 @click.option("--quantile", type=float, default=SelectionConfig.quantile, show_default=True,
