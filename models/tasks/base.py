@@ -218,8 +218,14 @@ class Task:
             where = self.to_dict()["params"].get("data")
             found = set(now.values())
             missing = sorted(name for name, h in recorded.items() if h not in found)
-            differs = (f"the recorded content of {', '.join(missing)} is not among its files" if missing else
+            differs = (f"the recorded content of {', '.join(missing)} is not among the files read "
+                       f"({', '.join(sorted(now))})" if missing else
                        f"its files ({', '.join(sorted(now))}) are not the recorded ones ({', '.join(sorted(recorded))})")
+            shadowed = sorted(n for n in now if n + ".gz" in missing and any(
+                Path(f).name == n and Path(f).with_name(n + ".gz").is_file() for f in self.source_files()))
+            if shadowed:  # (the loader reads a plain file before its .gz: the recorded .gz is there, unread)
+                differs += (f"; {', '.join(shadowed)} {'is' if len(shadowed) == 1 else 'are'} read in place of the "
+                            ".gz beside it (an uncompressed file comes first): remove it or give another folder")
             raise DataError(f"The data at {where} is not the data {whose} was trained on: {differs} (sha256 compared, "
                             f"so a decompressed or recompressed copy differs too); {hint}.")
 

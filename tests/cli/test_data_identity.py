@@ -82,12 +82,19 @@ def test_the_refusal_names_the_files_whose_content_is_missing(tmp_path: Path) ->
     copy = shutil.copytree(tmp_path / "a", tmp_path / "b")
     gz = copy / "t10k-labels-idx1-ubyte.gz"
     (copy / "t10k-labels-idx1-ubyte").write_bytes(gzip.decompress(gz.read_bytes()))  # the loader reads either
-    gz.unlink()
     task = make_task("smnist", {"data": str(copy)})
+    # Beside its .gz, the plain file is the one read: the message says so (the .gz is right there).
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte is read in place of the .gz beside it \(an "
+                                        r"uncompressed file comes first\): remove it or give another folder"):
+        task.check_data_is(recorded, "m.pt")
+    gz.unlink()
     assert len(task.load().test.y) == 100
     with pytest.raises(DataError, match=r"trained on: the recorded content of t10k-labels-idx1-ubyte.gz is not among "
-                                        r"its files \(sha256 compared, so a decompressed"):
+                                        r"the files read \(t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte, "
+                                        r"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz\) \(sha256 compared, "
+                                        r"so a decompressed") as e:
         task.check_data_is(recorded, "m.pt")
+    assert "in place of" not in str(e.value)
     make_task("smnist", {"data": str(tmp_path / "a")}).check_data_is(recorded, "m.pt")
 
 
