@@ -162,6 +162,9 @@ def train(ctx: click.Context, **o: Any) -> None:
         progress.message(f"resuming {out} after epoch {done}")
         final = resume_training(ckpt, task, data, out, progress)
     else:
+        if out.is_symlink() and not out.exists() and not o["force"]:
+            raise CliError(f"{out} already exists (a symbolic link to nothing: dangling, or a loop); pass --force to "
+                           "replace it.")
         if out.exists() and not o["force"]:
             try:
                 state = load_checkpoint(out).state

@@ -157,12 +157,12 @@ def refuse_special_file(path: Path, option: str, error: type[RnnCompressError] =
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether paths ``a`` and ``b`` name the same file (after resolving links and ``..``)."""
     a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
     try:
+        if a.resolve() == b.resolve():
+            return True
         return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+    except (OSError, RuntimeError):  # (a symlink loop: pathlib raises RuntimeError resolving it)
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str | os.PathLike | None] = (),
@@ -185,7 +185,7 @@ def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str
         raise error(f"{option} {p} is a directory; give a file name.")
     else:
         refuse_special_file(p, option, error)
-    if p.exists() and not force:
+    if (p.exists() or p.is_symlink()) and not force:  # (a dangling link or a loop is there too)
         # (an option's own flag; a file named otherwise may be written from the CLI or from Python)
         how = "--force" if option.startswith("--") else "--force (force=True from Python)"
         raise error(f"{option} {p} already exists; pass {how} to overwrite it.")
@@ -198,6 +198,9 @@ def probe_writable_dir(path: str | os.PathLike, error: type[RnnCompressError] = 
     d = Path(path)
     if d.exists() and not d.is_dir():
         raise error(f"Output path {d} exists and is not a directory.")
+    if d.is_symlink() and not d.exists():
+        raise error(f"Output directory {d} is a symbolic link to nothing (dangling, or a loop); point it at a "
+                    "directory or give another path.")
     probe = d
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

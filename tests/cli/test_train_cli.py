@@ -30,6 +30,11 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     r = run(["train", *TINY, "--out", str(out)])
     assert_one_line_error(r, match="already exists (complete checkpoint); pass --force to overwrite it.")
     assert out.read_bytes() == before
+    link = tmp_path / "link.pt"
+    link.symlink_to(tmp_path / "not-yet.pt")  # a link the user made, to nothing (yet)
+    assert_one_line_error(run(["train", *TINY, "--out", str(link)]), match="(a symbolic link to nothing: dangling, "
+                                                                         "or a loop); pass --force to replace it.")
+    assert link.is_symlink()
     r = run(["train", *TINY, "--out", str(out), "--resume"])
     assert_one_line_error(r, match="--resume continues the stored run")
     r = run(["train", "--out", str(out), "--resume", "-q"])

@@ -102,3 +102,23 @@ def test_a_device_or_pipe_is_never_replaced_by_a_file(tmp_path: Path) -> None:
              "--out", str(fifo), "--force", "-q"])
     assert r.exit_code == 2 and "--out " + str(fifo) + " is not a regular file" in r.output, r.output
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_a_dangling_link_or_a_loop_counts_as_there(tmp_path: Path) -> None:
+    """Replaced only with force (a link is something the user made), and as a directory it is
+    one error line, not pathlib's RuntimeError."""
+    from models.io import check_output_file, same_file
+
+    (tmp_path / "dangling").symlink_to(tmp_path / "nothing")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for name in ("dangling", "loop1"):
+        link = tmp_path / name
+        with pytest.raises(RnnCompressError, match=f"--out {link} already exists; pass --force"):
+            check_output_file(link, "--out")
+        assert check_output_file(link, "--out", force=True) == link
+        with pytest.raises(RnnCompressError, match=f"Output directory {link} is a symbolic link to nothing"):
+            probe_writable_dir(link)
+        assert same_file(link, link) and not same_file(link, tmp_path / "loop2" if name == "dangling" else
+                                                        tmp_path / "dangling")
+        assert link.is_symlink()
