@@ -169,6 +169,9 @@ def check_model_file(path: str | os.PathLike) -> None:
     """For commands that take a checkpoint or an ONNX model (info, bench): CheckpointError
     for an existing file that is neither, instead of calling it a broken checkpoint."""
     p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():  # (reading a pipe's first bytes would wait forever)
+        raise CheckpointError(f"{p} is not a regular file (a device, pipe or socket); give a checkpoint or an "
+                              "ONNX file.")
     if p.is_file() and not looks_like_a_model(p):
         raise CheckpointError(f"{p} is neither a torch checkpoint nor an ONNX model{_looks_like(p)}.")
 

@@ -223,6 +223,9 @@ def check_writable_dir(path: str | os.PathLike,
 
 
 def _head(path: Path) -> bytes:
+    """The first 4 bytes of a regular file (b"" for anything else: reading a pipe would wait)."""
+    if not path.is_file():
+        return b""
     try:
         with open(path, "rb") as f:
             return f.read(4)

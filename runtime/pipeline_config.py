@@ -461,7 +461,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if p.is_dir():
         raise ConfigError(f"Pipeline file {p} is a directory; give the .toml file.")
     if not p.is_file():
-        raise ConfigError(f"Pipeline file {p} does not exist.")
+        raise ConfigError(f"Pipeline file {p} " + ("is not a regular file (a device, pipe or socket); give the .toml "
+                                                   "file." if p.exists() else "does not exist."))
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

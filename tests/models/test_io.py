@@ -122,3 +122,15 @@ def test_a_dangling_link_or_a_loop_counts_as_there(tmp_path: Path) -> None:
         assert same_file(link, link) and not same_file(link, tmp_path / "loop2" if name == "dangling" else
                                                         tmp_path / "dangling")
         assert link.is_symlink()
+
+
+def test_a_pipe_given_as_a_model_or_pipeline_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """Reading a FIFO's first bytes waits for a writer forever: info and bench hung."""
+    from helpers import assert_one_line_error, run
+
+    fifo = tmp_path / "m.pt"
+    os.mkfifo(fifo)
+    assert_one_line_error(run(["info", str(fifo)]), match="is not a regular file (a device, pipe or socket)")
+    assert_one_line_error(run(["bench", str(fifo), "--out-dir", str(tmp_path / "b")]), match="is not a file")
+    assert_one_line_error(run(["run", str(fifo), "--out", str(tmp_path / "r")]),
+                          match=f"Pipeline file {fifo} is not a regular file")
