@@ -286,6 +286,9 @@ def _check_fields(raw: dict[str, Any], p: Path) -> None:
                 require(isinstance(t, torch.Tensor), f"regularizer[{key!r}][{i}]", "a tensor", t)
 
     resume = raw.get("resume")
+    # (training writes its resume point beside every unfinished checkpoint: one without it is edited)
+    require(state != "training" or resume is not None, "resume", "the resume point of an unfinished ('training') "
+            "checkpoint", raw.get("resume", _MISSING))
     if resume is not None:  # train --resume: where the interrupted run stopped
         require(isinstance(resume, dict), "resume", "a dict with 'epoch', 'step' and 'optimizer' (or absent)",
                 resume)

@@ -91,6 +91,8 @@ def test_a_checkpoint_with_every_field_round_trips(tmp_path: Path) -> None:
     (("resume", "epoch"), "1", "resume['epoch'] must be an int >= 0; got '1' (str)"),
     (("resume", "step"), DELETE, "resume['step'] must be an int >= 0; got nothing (the key is missing)"),
     (("resume", "optimizer"), None, "resume['optimizer'] must be a dict (the optimizer's state); got None"),
+    (("resume",), DELETE, "resume must be the resume point of an unfinished ('training') checkpoint; got nothing (the key "
+                         "is missing)"),
     (("training", "pruning"), "cubic", "training['pruning'] must be a dict; got 'cubic' (str)"),
     (("pruning", "layers"), "x", "pruning['layers'] must be a list (one dict per layer); got 'x' (str)"),
     (("pruning", "layers", 0), 6, "pruning['layers'][0] must be a dict; got 6 (int)"),
