@@ -514,7 +514,7 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     probe_writable_dir(out, ExportError)  # before the (slow) verification
     inputs = [ckpt.path, *task_files(ckpt.task, options.data)]
     for target in targets.values():
-        check_output_file(target, "The export", inputs, force, ExportError, probe=False)
+        check_output_file(target, "--out-dir's", inputs, force, ExportError, probe=False)
     model = ckpt.build_model()
     model.eval()
     data = _verify_data(ckpt, model, options, need_int8=any(v.int8 for v in variants))

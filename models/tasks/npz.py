@@ -93,6 +93,8 @@ def _validate_pair(path: Path, xk: str, yk: str, X: np.ndarray, y: np.ndarray) -
         raise DataError(f"{path}: {xk} must have shape [N, T, F] (float) or [N, T] (int tokens); got {X.shape}.")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{path}: {xk} is empty (shape {X.shape}).")
+    if X.ndim == 3 and X.shape[2] == 0:
+        raise DataError(f"{path}: {xk} has no features (shape {X.shape}: F = 0).")
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
         raise DataError(f"{path}: {yk} must have shape [N] or [N, K] with N = {X.shape[0]}; got {y.shape}.")
     if np.issubdtype(y.dtype, np.integer):
@@ -171,6 +173,10 @@ class NpzTask(Task):
             return Split(xt, yt)
 
         full = to_split(X, y)
+        need = 2 if has_test else 3  # (a sample for each of train and validation, and test unless given)
+        if len(full) < need:
+            raise DataError(f"{path}: {len(full)} sample(s) in X; at least {need} are needed (one each for training, "
+                            f"validation{'' if has_test else ' and test'}).")
         if has_test:
             test = to_split(arrays["X_test"], arrays["y_test"])
         else:

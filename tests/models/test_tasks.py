@@ -273,6 +273,11 @@ Y = np.zeros(10, dtype=np.int64)
     ({"X": -np.ones((10, 4), dtype=np.int64), "y": Y}, "negative token"),
     ({"X": F32, "y": np.full(10, 10**9)}, "labels must be 0..K-1 with K <= 1,000,000"),
     ({"X": np.full((10, 4), 10**9), "y": Y}, "ids must be 0..V-1 with V <= 1,000,000"),
+    ({"X": np.zeros((10, 4, 0), np.float32), "y": Y}, r"X has no features \(shape \(10, 4, 0\): F = 0\)"),
+    ({"X": F32[:2], "y": Y[:2]}, r"bad.npz: 2 sample\(s\) in X; at least 3 are needed \(one each for training, "
+                                 r"validation and test\)"),
+    ({"X": F32[:1], "y": Y[:1], "X_test": F32, "y_test": Y}, r"1 sample\(s\) in X; at least 2 are needed \(one each "
+                                                             r"for training, validation\)"),
 ])
 def test_bad_npz(tmp_path: Path, arrays, match: str) -> None:
     with pytest.raises(DataError, match=match):
