@@ -48,8 +48,11 @@ class PruneSchedule:
             raise param_error("prune_scope", f"one of {list(SCOPES)}", self.scope)
         if not 0.0 <= self.start < 1.0:
             raise param_error("prune_start", "a fraction of training in [0, 1)", self.start)
-        if not self.start < self.end <= 1.0:
-            raise param_error("prune_end", f"a fraction of training in (prune_start = {self.start:g}, 1]", self.end)
+        if not 0.0 < self.end <= 1.0:
+            raise param_error("prune_end", "a fraction of training in (0, 1]", self.end)
+        if not self.start < self.end:  # (either may be the one given: the message names both values)
+            raise param_error("prune_start", f"below prune_end ({self.end:g}), where magnitude pruning ends",
+                              self.start)
         if self.every < 0:
             raise param_error("prune_every", "an int >= 0", self.every)
 

@@ -77,8 +77,10 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     (["--hidden", "60000"], "Training a model of"),  # refused before torch allocates (and the kernel kills it)
     (["--seed", "-1"], "--seed must be an int in [0, 4294967295]"),
     (["--seed", str(2**63 - 1)], "--seed must be an int in [0, 4294967295]"),
-    (["--sparsity", "0.5", "--prune-start", "0.8", "--prune-end", "0.2"], "--prune-end must be a fraction of training in (prune_start = "
-                                                     "0.8, 1]"),
+    (["--sparsity", "0.5", "--prune-start", "0.8", "--prune-end", "0.2"], "--prune-start must be below prune_end (0.2), "
+                                                                          "where magnitude pruning ends. Got 0.8"),
+    (["--sparsity", "0.5", "--prune-start", "0.8"], "--prune-start must be below prune_end (0.7)"),  # (the default end)
+    (["--sparsity", "0.5", "--prune-end", "1.5"], "--prune-end must be a fraction of training in (0, 1]"),
 ])
 def test_bad_training_options(tmp_path: Path, args: list[str], match: str) -> None:
     out = tmp_path / "m.pt"
