@@ -30,8 +30,12 @@ def make_task(name: str, params: dict[str, Any] | None = None) -> Task:
 def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | None = None) -> Task:
     """The task a checkpoint records; ``data`` replaces its stored data location."""
     if not task_dict or "name" not in task_dict:
-        raise ConfigError("The checkpoint does not record its task; pass the task explicitly.")
-    task = make_task(task_dict["name"], task_dict.get("params", {}))
+        raise ConfigError("The model records no task (saved without one, or edited), so it has no data to load.")
+    try:
+        task = make_task(task_dict["name"], task_dict.get("params", {}))
+    except ConfigError as e:  # (its own settings, not the user's: say whose they are)
+        raise ConfigError(f"The model records a task this rnncompress cannot make (a damaged or edited file, "
+                          f"or a newer version's): {str(e).rstrip('.')}.") from None
     return task if data is None else task.with_data(data)
 
 
