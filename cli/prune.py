@@ -115,7 +115,8 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     if plot is not None:
         from runtime.plots import pruning_plot_paths
 
-        check_output_file(plot, "--plot", inputs, force, outputs={"--out": out})
+        # (force: whether it exists matters only where it is written: a deep model's --plot is a name pattern)
+        check_output_file(plot, "--plot", inputs, True, outputs={"--out": out})
         if plot.suffix.lower() != ".png":
             raise CliError(f"--plot {plot} must be a .png file name.")
         plots = pruning_plot_paths(plot, len(ckpt.config.hidden_sizes))  # a deep model: one file per layer

@@ -192,6 +192,12 @@ def test_every_layer_plot_of_a_deep_model_is_checked_before_work(two_layers: Pat
              "--plot", str(tmp_path / "v.png"), "-q"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in tmp_path.glob("v*.png")) == ["v-0.png", "v-1.png"]
+    mine = tmp_path / "u.png"  # the name given, which a deep model does not write: no reason to refuse
+    mine.write_bytes(b"mine")
+    r = run(["prune", str(two_layers), "--keep", "3", "--finetune-epochs", "0", "--out", str(tmp_path / "u.pt"),
+             "--plot", str(mine), "-q"])
+    assert r.exit_code == 0, r.output
+    assert mine.read_bytes() == b"mine" and (tmp_path / "u-1.png").exists()
 
 
 def test_a_prune_that_fails_writing_leaves_nothing(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
