@@ -215,3 +215,27 @@ def test_a_layer_without_recurrent_influences_names_itself_and_what_ranks_it() -
                                           r"between neurons: method 'norm' or 'random' ranks this layer"):
         select_neurons(m, SelectionConfig(keep=2, feed_forward=False))
     assert [len(s.keep_index) for s in select_neurons(m, SelectionConfig(method="norm", keep=2))] == [2]
+
+
+def test_the_surgery_check_is_relative_for_large_outputs() -> None:
+    """Outputs of ~1e30 that agree to float32 rounding differ by far more than an absolute
+    1e-5: the check scales with them, and still refuses a real difference."""
+    from compressor.prune import check_mask_equals_shrink
+    from compressor.shrink import shrink_model
+    from models.errors import InvariantError
+
+    m = model("gru", (12,)).eval()
+    with torch.no_grad():
+        m.head.weight.mul_(1e30)
+    keep = [torch.arange(0, 12, 2)]
+    x = torch.randn(4, 5, 3, generator=torch.Generator().manual_seed(0))
+    for factor, ok in ((1 + 2 ** -22, True), (1 + 1e-3, False)):  # (a float32 rounding step; a bug)
+        small = shrink_model(m, keep)
+        with torch.no_grad():
+            small.head.weight.mul_(factor)
+        if ok:
+            assert check_mask_equals_shrink(m, small, keep, x, None) > 1e20
+        else:
+            with pytest.raises(InvariantError, match=r"differs from the masked model by .* \(tolerance 1e-05 \+ "
+                                                     r"1.3e-06\*\|y\|\)"):
+                check_mask_equals_shrink(m, small, keep, x, None)
