@@ -507,9 +507,9 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     variants = parse_formats(formats)
     out = Path(out_dir)
     stem = name if name is not None else (ckpt.path.stem if ckpt.path else "model")
-    if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith("."):
-        raise param_error("name", "a non-empty file stem without path separators, not starting with '.' "
-                          "(a hidden file)", stem)
+    if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith(".") or not stem.isprintable():
+        raise param_error("name", "a non-empty file stem of printable characters without path separators, not "
+                          "starting with '.' (a hidden file)", stem)
     targets = {v: out / v.filename(stem) for v in variants}
     probe_writable_dir(out, ExportError)  # before the (slow) verification
     inputs = [ckpt.path, *task_files(ckpt.task, options.data)]
