@@ -13,9 +13,10 @@ from cli.common import PathArg, data_option, echo_json, fmt_table, handle_errors
 from exporters.export import onnx_summary
 from exporters.verify import check_sparsity_metadata
 from models.checkpoint import Checkpoint, check_model_file, load_checkpoint
+from models.errors import RnnCompressError
 from models.io import model_file_kind
 from models.sequence import count_parameters, sparsity_report
-from models.tasks import interface_of
+from models.tasks import interface_of, task_from_checkpoint
 
 
 def describe(ckpt: Checkpoint, data: str | None = None) -> dict[str, Any]:
@@ -42,6 +43,19 @@ def describe(ckpt: Checkpoint, data: str | None = None) -> dict[str, Any]:
         "not_finite": [name for name, t in ckpt.state_dict.items()
                        if t.is_floating_point() and not bool(torch.isfinite(t).all())],
     }
+
+
+def _check_data_option(task_dict: Any, data: str | None) -> None:
+    """--data names where the model's data is now: given for a task that generates its data,
+    or not there, it is a mistake (exit 2, as export and bench say), not an unavailable
+    interface. (A task the model cannot make is the model's: shown as unavailable.)"""
+    if data is None or not isinstance(task_dict, dict) or not task_dict.get("name"):
+        return
+    try:
+        task = task_from_checkpoint(task_dict)
+    except RnnCompressError:
+        return
+    task.with_data(data).check_data_location()
 
 
 def _tensors(values: list[dict[str, Any]]) -> str:
@@ -181,6 +195,7 @@ def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
         if stored:  # the export's own record, whatever --data says
             d["interface"], d["interface_source"] = stored, "file"
         elif d["metadata"].get("task"):  # an older export, or tables unreadable then: from its task
+            _check_data_option(d["metadata"]["task"], data)
             d["interface"] = interface_of(d["metadata"]["task"], d["metadata"].get("data_sha256"), data)
             d["interface_source"] = "task"
         if as_json:
@@ -188,7 +203,9 @@ def info(checkpoint: Path, as_json: bool, data: str | None) -> None:
         else:
             show_onnx(d)
         return
-    d = describe(load_checkpoint(checkpoint), data)
+    ckpt = load_checkpoint(checkpoint)
+    _check_data_option(ckpt.task, data)
+    d = describe(ckpt, data)
     if as_json:
         echo_json(d)
         return

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -507,8 +508,11 @@ def export_checkpoint(ckpt: Checkpoint, formats: str | Sequence[str], out_dir: s
     variants = parse_formats(formats)
     out = Path(out_dir)
     stem = name if name is not None else (ckpt.path.stem if ckpt.path else "model")
-    if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith(".") or not stem.isprintable():
-        raise param_error("name", "a non-empty file stem of printable characters without path separators, not "
+    # (control characters: a newline in a file name breaks every listing; a name's undecodable
+    # bytes, which Python holds as surrogates, are the user's file system's and stay)
+    if (not stem.strip() or "/" in stem or "\\" in stem or stem.startswith(".")
+            or any(unicodedata.category(ch) == "Cc" for ch in stem)):
+        raise param_error("name", "a non-empty file stem without control characters or path separators, not "
                           "starting with '.' (a hidden file)", stem)
     targets = {v: out / v.filename(stem) for v in variants}
     probe_writable_dir(out, ExportError)  # before the (slow) verification

@@ -113,6 +113,9 @@ def test_info_gives_the_vocabulary_only_from_the_text_the_model_was_trained_on(c
         d["interface"]["unavailable"]
     r = run(["info", str(charlm), "--data", str(other)])
     assert r.exit_code == 0 and "interface: unavailable (The data at" in r.stdout
+    # --data that is not there is a mistake, as export and bench say: not an unavailable interface
+    assert_one_line_error(run(["info", str(charlm), "--data", str(tmp_path / "gone.txt")]),
+                          match=f"Text file {tmp_path / 'gone.txt'} does not exist")
     # The ONNX file stores the vocabulary it was exported with: another text, or none, changes nothing.
     onnx_file = tmp_path / "o" / "m.onnx"
     for data in (["--data", str(other)], ["--data", str(tmp_path / "gone.txt")], []):

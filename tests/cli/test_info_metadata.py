@@ -179,3 +179,8 @@ def test_a_plain_pickle_is_one_line_without_torch_warnings(tmp_path: Path) -> No
         warnings.simplefilter("always")
         load_checkpoint(bad)
     assert [str(w.message) for w in caught] == []
+
+
+def test_data_for_a_task_that_generates_its_data_is_refused(trained: Path, tmp_path: Path) -> None:
+    assert_one_line_error(run(["info", str(trained), "--data", str(tmp_path)]),
+                          match="--data does not apply to task 'adding': it generates its data from a seed")

@@ -300,7 +300,7 @@ def test_an_empty_name_is_refused(make_model, make_checkpoint, tmp_path):
     line = _one_error_line(_run("export", path, "--name", ".hidden", "--out-dir", tmp_path / "o"))
     assert "not starting with '.'" in line and not (tmp_path / "o").exists()
     line = _one_error_line(_run("export", path, "--name", "a\nb", "--out-dir", tmp_path / "o"))
-    assert "of printable characters" in line and "Got 'a\\nb' instead" in line and not (tmp_path / "o").exists()
+    assert "without control characters" in line and "Got 'a\\nb' instead" in line and not (tmp_path / "o").exists()
 
 
 def test_a_checkpoint_name_that_is_not_utf8_exports(make_model, make_checkpoint, tmp_path):
