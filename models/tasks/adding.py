@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from models.errors import check_field_types, check_seed, param_error
-from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory
+from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory, generated_sizes
 
 CONSTANT_PREDICTOR_MSE = 1.0 / 6.0
 
@@ -63,7 +63,8 @@ class AddingTask(Task):
     def load(self) -> TaskData:
         p = self.params
         # float32 values, markers and the stacked input: four sequences' worth per sample
-        check_memory(4 * 4 * (p.samples + p.val_samples + p.test_samples) * p.seq_len, "The adding data",
+        check_memory(4 * 4 * (p.samples + p.val_samples + p.test_samples) * p.seq_len,
+                     f"The adding data ({generated_sizes(p)})",
                      "lower --samples or --seq-len")
         g = torch.Generator().manual_seed(p.data_seed)
         train = make_adding(p.samples, p.seq_len, g)

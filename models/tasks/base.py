@@ -27,6 +27,12 @@ def check_memory(nbytes: float, what: str, advice: str) -> None:
                         f"{total / 2**30:,.0f} GiB; {advice}.")
 
 
+def generated_sizes(p: Any) -> str:
+    """How much a generated task makes, for a memory error: its three splits and their length."""
+    return (f"{p.samples:,} training + {p.val_samples:,} validation + {p.test_samples:,} test sequences of "
+            f"{p.seq_len:,} steps")
+
+
 def require_file(path: Path, what: str) -> None:
     """DataError unless ``path`` is an existing file (``what`` names it: "npz file")."""
     if path.is_dir():

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from models.errors import check_field_types, check_seed, param_error
-from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory
+from models.tasks.base import ModelSpec, Split, Task, TaskData, check_memory, generated_sizes
 
 
 DECODE_K = 3  # a position is read out as the mean centre of this many most active place cells
@@ -179,7 +179,8 @@ class NavigationTask(Task):
         walks = p.samples + p.val_samples + p.test_samples
         # float32 walks (x, positions) plus the start codes, whose distances and softmax take
         # three walks x place_cells arrays at once.
-        check_memory(4 * (walks * p.seq_len * 4 + 3 * walks * p.place_cells), "The navigation data",
+        check_memory(4 * (walks * p.seq_len * 4 + 3 * walks * p.place_cells),
+                     f"The navigation data ({generated_sizes(p)})",
                      "lower --samples, --seq-len or --place-cells")
         rng = np.random.default_rng(p.data_seed)
         train = self._split(p.samples, rng)

@@ -827,7 +827,8 @@ def test_generated_data_too_large_names_the_task_table_not_a_data_key(tmp_path: 
     cfg = tmp_path / "p.toml"
     cfg.write_text(TINY.replace("test_samples = 50", f"test_samples = {2**62}"))
     r = run(["run", str(cfg), "--out", str(tmp_path / "out"), "-q"])
-    assert_one_line_error(r, match=f"p.toml:{TINY.splitlines().index('[task]') + 1}: [task]: The adding data would need")
+    assert_one_line_error(r, match=f"p.toml:{TINY.splitlines().index('[task]') + 1}: [task]: The adding data (200 training + 50 validation + "
+                                   f"{2**62:,} test sequences of 6 steps) would need")
     assert "[task] data" not in r.output and not (tmp_path / "out").exists()
 
 
