@@ -219,6 +219,7 @@ class Task:
         does a model that recorded nothing (generated data, or none recorded)."""
         if not isinstance(recorded, dict) or not recorded or not self.source_files():
             return
+        self.check_data_location()  # (gone is gone: not "another content, among no files")
         now = self.data_hashes()
         if sorted(now.values()) != sorted(recorded.values()):
             where = self.to_dict()["params"].get("data")

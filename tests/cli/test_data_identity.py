@@ -96,6 +96,13 @@ def test_the_refusal_names_the_files_whose_content_is_missing(tmp_path: Path) ->
         task.check_data_is(recorded, "m.pt")
     assert "in place of" not in str(e.value)
     make_task("smnist", {"data": str(tmp_path / "a")}).check_data_is(recorded, "m.pt")
+    text = tmp_path / "gone.txt"
+    text.write_text(TEXT)
+    task = make_task("charlm", {"data": str(text)})
+    recorded = task.data_hashes()
+    text.unlink()  # a file that is gone is named so, not as another content "among the files read ()"
+    with pytest.raises(DataError, match=f"^Text file {text} does not exist"):
+        make_task("charlm", {"data": str(text)}).check_data_is(recorded, "m.pt")
 
 
 def test_info_gives_the_vocabulary_only_from_the_text_the_model_was_trained_on(charlm: Path, tmp_path: Path) -> None:
