@@ -103,7 +103,7 @@ def main() -> None:
         header.append("binary s, dense BLAS")
     header += [f"continuous ({args.thresholds} levels) s", "continuous peak MiB"]
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
-    command = "benchmarks/lattice_scale.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/lattice_scale.py " + " ".join(sys.argv[1:])
     body = (f"Median of {args.repeats} run(s); peak MiB = tracemalloc peak of one extra run (numpy "
             f"buffers; not BLAS workspace). Process peak RSS {peak_rss:.0f} MiB. Load average at start "
             f"{load[0]:.2f} (1 min) on {os.cpu_count()} cores. {libraries()}.\n\n"

@@ -1,7 +1,7 @@
 """Sequential-MNIST LSTM: dense, and 90% recurrent sparsity under every regularizer.
 
     .venv/bin/python benchmarks/smnist_moduli.py            # sweep strength, then the table
-    .venv/bin/python benchmarks/smnist_moduli.py --strength 10 --no-sweep
+    .venv/bin/python benchmarks/smnist_moduli.py --strength 10   # no sweep: this strength
 
 The regularizer strength is chosen once, on the validation split, with the torus (the
 space under test) at a shorter budget, and then used for every space and control

@@ -38,8 +38,9 @@ def cli(ctx: click.Context) -> None:
     """Compress recurrent networks for real-time CPU inference.
 
     Exit codes: 0 success, 1 a budget is broken (check, run), 2 bad input (or anything
-    unforeseen: RNNCOMPRESS_TRACEBACK=1 shows where), 3 an export failed verification,
-    130/143 interrupted by Ctrl-C/SIGTERM. 'rnncompress COMMAND --help' explains every option.
+    unforeseen: RNNCOMPRESS_TRACEBACK=1 shows where), 3 an export failed verification or
+    a self-check of the surgery (shrunk = masked model) failed, 130/143 interrupted by
+    Ctrl-C/SIGTERM, 141 the reader of the output left (a closed pipe). 'rnncompress COMMAND --help' explains every option.
     """
     if ctx.invoked_subcommand is None:  # bare `rnncompress`: the help, as asked for (exit 0)
         click.echo(ctx.get_help())

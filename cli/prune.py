@@ -96,7 +96,8 @@ def prune(ctx: click.Context, checkpoint: Path, out: Path, plot: Path | None, as
     """Shrink a trained checkpoint: select neurons, remove them, fine-tune.
 
     The shrunk model is a plain, smaller dense model: that is where onnxruntime latency comes
-    from. Before writing, the masked and the shrunk model are checked to agree.
+    from. Before writing, the masked and the shrunk model are checked to agree (exit 3, nothing
+    written, if they do not: a bug to report).
 
     \b
     Example:

@@ -58,7 +58,8 @@ def run(pipeline: Path | None, out_dir: str, dry_run: bool, quiet: bool, threads
     artifacts line (with --dry-run -q: only the resolved pipeline, as TOML).
 
     Exit codes: 0 done and every budget holds; 1 a budget is broken; 2 bad input (the TOML
-    error names the line and key); 3 an export failed verification.
+    error names the line and key); 3 an export failed verification, or the pruning surgery's
+    self-check (shrunk = masked model) failed.
 
     \b
     Examples:
