@@ -21,7 +21,7 @@ from models.io import check_output_file
 from models.errors import ConfigError, InvariantError, RnnCompressError, check_field_types, is_float32, param_error
 from models.progress import SILENT, Progress
 from models.sequence import SequenceModel, count_parameters, sparsity_report
-from models.tasks import Task, TaskData, check_task_data, evaluate, task_from_checkpoint
+from models.tasks import Task, TaskData, check_task_data, check_task_is, evaluate, task_from_checkpoint
 
 
 # Settings of the lattice criterion alone: norm and random selection ignore them.
@@ -94,7 +94,7 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        self.selection()  # validates
+        object.__setattr__(self, "keep", self.selection().keep)  # validates; '0.5' and np.float64(0.5) as 0.5
         if self.finetune_epochs < 0:
             raise param_error("finetune_epochs", "an int >= 0", self.finetune_epochs)
         if not (self.finetune_lr > 0 and is_float32(self.finetune_lr)):
@@ -244,6 +244,8 @@ def prune_checkpoint(ckpt: Checkpoint, config: PruneConfig, task: Task, data: Ta
     if not isinstance(config, PruneConfig):
         raise param_error("config", "a PruneConfig", type(config).__name__)
     check_task_data(task, data)
+    check_task_is(task, ckpt.task, ckpt.provenance.get("data_sha256"), f"checkpoint {ckpt.path or '(in memory)'}",
+                  "prune it with the task and files it was trained on (task_from_checkpoint(ckpt.task, data=PATH))")
     check_model_fits(ckpt.config, data, task.name)
     progress = progress or SILENT
     if out is not None:  # the parent and the teachers are inputs: never written over

@@ -25,7 +25,7 @@ from models.errors import ConfigError, check_field_types, check_seed, is_float32
 from models.io import check_output_file
 from models.progress import SILENT, Progress
 from models.sequence import ModelConfig, SequenceModel, sparsity_report
-from models.tasks import ModelSpec, Task, TaskData, check_task_data, evaluate
+from models.tasks import ModelSpec, Task, TaskData, check_task_data, check_task_is, evaluate
 from models.tasks.base import check_memory
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -428,8 +428,8 @@ def resume_training(ckpt: Checkpoint | str | os.PathLike, task: Task, data: Task
     check_resumable(ckpt)
     check_task_data(task, data)
     # Epochs on one text and then on another are no run at all: the data must be the recorded one.
-    task.check_data_is(ckpt.provenance.get("data_sha256"), str(ckpt.path or "the checkpoint"),
-                       "an interrupted run resumes only on the files it started with (train anew with --force)")
+    check_task_is(task, ckpt.task, ckpt.provenance.get("data_sha256"), str(ckpt.path or "the checkpoint"),
+                  "an interrupted run resumes only on the task and files it started with (train anew with --force)")
     check_model_fits(ckpt.config, data, task.name)
     config = TrainConfig.from_dict(ckpt.training)
     trainer = Trainer(task, data, config, out, progress,

@@ -124,7 +124,9 @@ def check_field_types(obj: object) -> None:
     """Each field of dataclass ``obj`` annotated ``int``, ``float``, ``bool`` or ``str`` (or
     one of those ``| None``) holds a value of that kind (an int is a float; a bool is neither
     an int nor a float), so a "2" from a caller is refused here, not as a TypeError deep in
-    training. Other annotations are the class's own business."""
+    training. A numpy scalar (``np.int64(3)``, ``np.float32(0.5)``) is stored as the Python
+    number it equals: it would pass, then fail where a config is written as JSON or a seed
+    is given to torch. Other annotations are the class's own business."""
     for f in dataclasses.fields(obj):
         parts = [p.strip() for p in str(f.type).split("|")]
         kinds = [p for p in parts if p != "None"]
@@ -137,4 +139,8 @@ def check_field_types(obj: object) -> None:
         if not isinstance(value, _FIELD_KINDS[kind]) or (kind != "bool" and isinstance(value, bool)):
             rule = {"int": "an int", "float": "a number", "bool": "a bool (true or false)", "str": "a string"}[kind]
             raise param_error(f.name, rule + (" (or unset)" if "None" in parts else ""), value)
+        if kind == "int" and type(value) is not int:
+            object.__setattr__(obj, f.name, int(value))  # (frozen dataclasses too)
+        elif kind == "float" and type(value) not in (int, float):
+            object.__setattr__(obj, f.name, float(value))
 

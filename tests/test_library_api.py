@@ -97,3 +97,23 @@ def test_one_model_is_not_read_as_a_list_of_letters(trained) -> None:
 def test_a_config_value_of_the_wrong_kind_is_refused_where_it_enters(make, match: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(match)):
         make()
+
+
+def test_numpy_scalars_in_a_config_are_stored_as_python_numbers(tmp_path: Path) -> None:
+    """A value computed with numpy (np.int64 from an array, np.float32 from a sweep) passes as
+    the number it is and is stored as Python's: it used to pass validation and then fail as a
+    TypeError where the checkpoint's config is written as JSON."""
+    np = pytest.importorskip("numpy")
+    cfg = TrainConfig(epochs=np.int64(1), batch_size=np.int32(32), lr=np.float32(0.5), seed=np.uint16(3),
+                      regularizer=compressor.ModuliConfig(space="torus", strength=np.float64(0.1), seed=np.int8(2)),
+                      pruning=compressor.PruneSchedule(sparsity=np.float32(0.5), every=np.int64(0)))
+    prune = PruneConfig(keep=np.int64(4), finetune_epochs=np.int64(0), seed=np.int64(1))
+    task = make_task("adding", {**ADDING, "seq_len": np.int64(6), "samples": np.int32(128)})
+    for obj in (cfg, cfg.regularizer, cfg.pruning, prune, task.params):
+        assert all(type(v) in (int, float, str, bool, type(None)) for v in vars(obj).values()
+                   if not hasattr(v, "__dataclass_fields__")), obj
+    data = task.load()
+    ckpt = train_new(task, data, model_config_for(data, "lstm", np.int64(8), np.int64(1)), cfg, tmp_path / "m.pt")
+    res = prune_checkpoint(ckpt, prune, task, data, tmp_path / "p.pt")
+    assert load_checkpoint(tmp_path / "p.pt").config.hidden_sizes == (4,) == res.checkpoint.config.hidden_sizes
+    assert load_checkpoint(tmp_path / "m.pt").training["seed"] == 3

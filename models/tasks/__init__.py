@@ -39,6 +39,19 @@ def task_from_checkpoint(task_dict: dict[str, Any], data: str | os.PathLike | No
     return task if data is None else task.with_data(data)
 
 
+def check_task_is(task: Task, recorded: dict[str, Any], recorded_data: Any, whose: str, hint: str) -> None:
+    """ConfigError unless ``task`` is the task ``whose`` records (``recorded``; its data
+    location aside), DataError unless its files are the ones it recorded (``recorded_data``,
+    its ``data_sha256``): a metric on other data is not that model's, and training on it is
+    another run."""
+    theirs, mine = (task_from_checkpoint(recorded).identity() if recorded else None), task.identity()
+    if theirs is not None and mine != theirs:  # (one that records no task is the caller's word)
+        what = (f"task {theirs[0]!r}, not {mine[0]!r}" if mine[0] != theirs[0]
+                else f"parameters {theirs[1]}, not {mine[1]}")
+        raise ConfigError(f"{whose[:1].upper()}{whose[1:]} was trained on another task ({what}); {hint}.")
+    task.check_data_is(recorded_data, whose, hint)
+
+
 def task_files(task_dict: Any, data: str | os.PathLike | None = None) -> list[str]:
     """The data files the task a checkpoint records reads (from ``data`` if given): inputs
     of every command that scores or trains it, which no output may replace. [] when it
@@ -90,5 +103,5 @@ def recorded_test_split(task_dict: dict[str, Any], what: str, hint: str,
         raise cannot_load(e) from None
 
 
-__all__ = ["TASKS", "make_task", "task_from_checkpoint", "recorded_test_split", "Task", "TaskData", "Split", "ModelSpec", "evaluate",
+__all__ = ["TASKS", "make_task", "task_from_checkpoint", "check_task_is", "recorded_test_split", "Task", "TaskData", "Split", "ModelSpec", "evaluate",
            "check_task_data", "check_data_fits"]

@@ -60,7 +60,7 @@ class AddingTask(Task):
                          "are added, one in each half of the sequence, else 0.0)",
                 "output": "y after the last step: the sum of the two marked values"}
 
-    def load(self) -> TaskData:
+    def _load(self) -> TaskData:
         p = self.params
         # float32 values, markers and the stacked input: four sequences' worth per sample
         check_memory(4 * 4 * (p.samples + p.val_samples + p.test_samples) * p.seq_len,

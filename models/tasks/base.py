@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -98,10 +99,13 @@ class TaskData:
     test: Split
     spec: ModelSpec
     info: dict[str, Any]
+    # Task.origin of the task that loaded it (None: built by hand), so a function given a
+    # task and data can tell data loaded by another task from the task's own.
+    origin: tuple[str, str, tuple[str, ...]] | None = field(default=None, compare=False, repr=False)
 
 
 class Task:
-    """Base class. Subclasses set ``name``, ``Params`` and implement ``load``/``loss``/``metric_sums``."""
+    """Base class. Subclasses set ``name``, ``Params`` and implement ``_load``/``loss``/``metric_sums``."""
 
     name: ClassVar[str]
     interface_reads_data: ClassVar[bool] = False  # ``interface`` builds a table from the data files
@@ -159,7 +163,24 @@ class Task:
         Generated data has no location."""
 
     def load(self) -> TaskData:
+        """The train, validation and test splits (seeded: the same parameters and files give
+        the same data), tagged with this task's ``origin``."""
+        data = self._load()
+        data.origin = self.origin()
+        return data
+
+    def _load(self) -> TaskData:
         raise NotImplementedError
+
+    def origin(self) -> tuple[str, str, tuple[str, ...]]:
+        """What data this task gives, wherever its files are: its name, its parameters but the
+        data location (a moved copy is the same data), and the sha256 of its files."""
+        return (*self.identity(), tuple(sorted(self.data_hashes().values())))
+
+    def identity(self) -> tuple[str, str]:
+        """This task's name and its parameters but the data location, as JSON."""
+        params = {k: v for k, v in self.to_dict()["params"].items() if k != "data"}
+        return self.name, json.dumps(params, sort_keys=True, default=str)
 
     def loss(self, out: Tensor, batch: Split) -> Tensor:
         raise NotImplementedError
@@ -292,4 +313,13 @@ def check_task_data(task: Any, data: Any) -> None:
         raise param_error("task", "a Task (models.tasks.make_task)", type(task).__name__)
     if not isinstance(data, TaskData):
         raise param_error("data", "the TaskData that task.load() returns", type(data).__name__)
+    if data.origin is None:  # (built by hand: the caller vouches for it)
+        return
+    ours = task.origin()
+    if data.origin != ours:
+        name, params, files = data.origin
+        what = (f"task '{name}'" if name != ours[0] else f"parameters {params}, not {ours[1]}" if params != ours[1]
+                else "files of other content (sha256)")
+        raise ConfigError(f"data: loaded by another task than the one given ({what}); pass the data that "
+                          f"task.load() returns for task '{ours[0]}'.")
 

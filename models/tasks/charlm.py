@@ -81,7 +81,7 @@ class CharlmTask(Task):
                 "vocabulary": vocab,
                 "output": "y at every step: logits over vocabulary of the next character"}
 
-    def load(self) -> TaskData:
+    def _load(self) -> TaskData:
         p = self.params
         self.check_data_location()
         full = read_text(Path(p.data))

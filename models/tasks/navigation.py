@@ -174,7 +174,7 @@ class NavigationTask(Task):
                 "sigma": p.sigma, "surround": p.surround, "tuning": p.tuning, "box": p.box,
                 "place_cell_centres": [[float(a), float(b)] for a, b in self.cells.centres.tolist()]}
 
-    def load(self) -> TaskData:
+    def _load(self) -> TaskData:
         p = self.params
         walks = p.samples + p.val_samples + p.test_samples
         # float32 walks (x, positions) plus the start codes, whose distances and softmax take

@@ -141,7 +141,7 @@ class NpzTask(Task):
             raise DataError("Task 'npz' needs a data file (--data FILE.npz).")
         require_file(Path(self.params.data), "npz file")
 
-    def load(self) -> TaskData:
+    def _load(self) -> TaskData:
         p = self.params
         self.check_data_location()
         path = Path(p.data)

@@ -141,7 +141,7 @@ class SmnistTask(Task):
             raise DataError("Task 'smnist' needs a data directory (--data DIR holding the four MNIST idx files).")
         mnist_files(self.params.data)
 
-    def load(self) -> TaskData:
+    def _load(self) -> TaskData:
         p = self.params
         self.check_data_location()
         a = load_mnist(p.data)

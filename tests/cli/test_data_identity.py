@@ -223,3 +223,24 @@ def test_no_output_replaces_the_data_it_reads_even_with_force(charlm: Path, tmp_
                      ["prune", str(smnist), "--keep", "2", "--finetune-epochs", "0", "--data", str(mnist)]):
             assert_one_line_error(run([*args, "--out", str(target), "-q"]), match=f"--out {target} is one of the inputs")
     assert {f.name: f.read_bytes() for f in mnist.iterdir()} == before
+
+
+def test_the_library_refuses_other_data_as_the_cli_does(charlm: Path, tmp_path: Path) -> None:
+    """prune_checkpoint checks the recorded data itself (a library caller has no CLI doing it),
+    and data loaded before its file changed is not the data of a task that reads it now."""
+    from compressor import PruneConfig, prune_checkpoint
+    from models import ConfigError, DataError, load_checkpoint
+    from models.tasks import task_from_checkpoint
+
+    ckpt = load_checkpoint(charlm)
+    text = tmp_path / "a.txt"
+    text.write_text(TEXT.upper())
+    task = task_from_checkpoint(ckpt.task, text)
+    with pytest.raises(DataError, match=f"The data at {text} is not the data checkpoint {charlm} was trained on"):
+        prune_checkpoint(ckpt, PruneConfig(keep=2, finetune_epochs=0), task, task.load(), None)
+    shutil.copy(charlm.parent / "a.txt", text)
+    loaded = task_from_checkpoint(ckpt.task, text).load()
+    prune_checkpoint(ckpt, PruneConfig(keep=2, finetune_epochs=0), task_from_checkpoint(ckpt.task, text), loaded, None)
+    text.write_text(TEXT.upper())  # the data in hand is the old text's; a task reading the file now differs
+    with pytest.raises(ConfigError, match=r"data: loaded by another task than the one given \(files of other content"):
+        prune_checkpoint(ckpt, PruneConfig(keep=2, finetune_epochs=0), task_from_checkpoint(ckpt.task, text), loaded, None)

@@ -140,15 +140,21 @@ def test_edge_pruning_only_removes_connections(tmp_path: Path, trained) -> None:
 
 def test_library_arguments_prune_checkpoint_reads_as_meant(tmp_path: Path, trained) -> None:
     """One teacher path given as a string is one teacher (not its letters); a task the
-    checkpoint does not fit is refused before any work; progress=None is silent."""
+    checkpoint was not trained on, data another task loaded, and a task of other
+    parameters are refused before any work; progress=None is silent."""
     ckpt, task, data = trained
     res = prune_checkpoint(ckpt, PruneConfig(keep=0.5, finetune_epochs=1, distill=0.5), task, data, None,
                            progress=None, teachers=str(ckpt.path))
     assert res.checkpoint.pruning["teachers"] == [{"path": str(ckpt.path), "sha256": ckpt.sha256}]
     nav = make_task("navigation", {"seq_len": 5, "samples": 32, "val_samples": 8, "test_samples": 8,
                                    "place_cells": 8})
-    with pytest.raises(ConfigError, match="does not fit task 'navigation'"):
+    with pytest.raises(ConfigError, match="trained on another task \\(task 'adding', not 'navigation'\\)"):
         prune_checkpoint(ckpt, PruneConfig(keep=0.5), nav, nav.load(), tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="data: loaded by another task than the one given \\(task 'navigation'\\)"):
+        prune_checkpoint(ckpt, PruneConfig(keep=0.5), task, nav.load(), tmp_path / "x.pt")
+    other = make_task("adding", {**task.to_dict()["params"], "data_seed": 7})
+    with pytest.raises(ConfigError, match='trained on another task \\(parameters .*"data_seed": 0.*, not .*"data_seed": 7'):
+        prune_checkpoint(ckpt, PruneConfig(keep=0.5), other, other.load(), tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
 
 

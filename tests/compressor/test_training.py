@@ -116,8 +116,15 @@ def test_wrong_arguments_are_config_errors_before_any_training(tmp_path: Path) -
     assert not (tmp_path / "m.pt").exists()
     ckpt = train_new(task, data, mc, replace(cfg, epochs=1), None, progress=None)
     nav = make_task("navigation", {"seq_len": 5, "samples": 32, "val_samples": 8, "test_samples": 8, "place_cells": 8})
-    with pytest.raises(ConfigError, match="does not fit task 'navigation': its output_size is 1, the task's data needs 8"):
+    with pytest.raises(ConfigError, match="checkpoint was trained on another task \\(task 'adding', not 'navigation'\\)"):
         resume_training(replace(ckpt, state="training", resume={"epoch": 0}), nav, nav.load(), None)
+    with pytest.raises(ConfigError, match="data: loaded by another task than the one given \\(task 'navigation'\\)"):
+        train_new(task, nav.load(), mc, cfg, None)
+    other = make_task("adding", {**task.to_dict()["params"], "data_seed": 5})
+    with pytest.raises(ConfigError, match="data: loaded by another task than the one given \\(parameters "):
+        train_new(other, data, mc, cfg, None)
+    with pytest.raises(ConfigError, match="does not fit task 'navigation': its output_size is 1, the task's data needs 8"):
+        train_new(nav, nav.load(), mc, cfg, None)
     for epoch in (1, 7, -1, "2"):  # a 1-epoch run stops after no epoch but its last (which is complete)
         with pytest.raises(ConfigError, match=f"records resume epoch {epoch!r} of 1 epochs"):
             resume_training(replace(ckpt, state="training", resume={"epoch": epoch}), task, data, None)
