@@ -156,11 +156,18 @@ def check_mask_equals_shrink(model: SequenceModel, small: SequenceModel, keep: l
 
 @torch.no_grad()
 def prune_edges(model: SequenceModel, selection: SelectionConfig) -> None:
-    """Mask recurrent connections outside the binary relation (inside the kept neurons)."""
+    """Mask recurrent connections outside the binary relation (inside the kept neurons). A
+    layer whose kept neurons have no recurrent connection among them has none to remove."""
     g = model.config.gates
     for l, name, w in model.recurrent_weights():
         A, blocks = influence_blocks(w.detach(), g)
-        rel = torch.as_tensor(selection.relation(A, blocks))
+        if not (A > 0).any():
+            continue
+        try:
+            rel = torch.as_tensor(selection.relation(A, blocks))
+        except ConfigError as e:  # (a threshold above every kept influence would remove them all)
+            raise ConfigError(f"Edge pruning of layer {l}: {str(e).rstrip('.')}; lower the threshold or "
+                              "leave edge pruning off.") from None
         mask = rel.repeat(g, 1)
         old = model.masks().get(name)
         model.set_mask(name, mask if old is None else (old & mask))

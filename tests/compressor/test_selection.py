@@ -10,7 +10,7 @@ import torch
 from helpers import train_adding_parent
 
 from compressor.lattice import influence_blocks, meet_irreducible
-from compressor.prune import PruneConfig, prune_checkpoint
+from compressor.prune import PruneConfig, prune_checkpoint, prune_edges
 from compressor.selection import SelectionConfig, kept_count, parse_keep, select_neurons
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError, ConfigError
@@ -136,6 +136,23 @@ def test_edge_pruning_only_removes_connections(tmp_path: Path, trained) -> None:
     res = prune_checkpoint(ckpt, PruneConfig(keep=1.0, edge_prune=True, finetune_epochs=0, quantile=0.5),
                            task, data, None)
     assert res.report["recurrent_sparsity_after"] > res.report["recurrent_sparsity_before"]
+
+
+def test_edge_pruning_leaves_a_layer_without_recurrent_connections_as_it_is(trained) -> None:
+    """Kept neurons with no recurrent connection among them have none to remove (edge pruning
+    failed with 'the relation is empty'); a threshold no kept connection reaches would remove
+    them all and is refused, naming the layer."""
+    ckpt, task, data = trained
+    sd = {**ckpt.state_dict, "rnn.0.weight_hh_l0": torch.zeros_like(ckpt.state_dict["rnn.0.weight_hh_l0"])}
+    bare = Checkpoint(**{**ckpt.__dict__, "state_dict": sd})
+    for method in ("norm", "lattice"):
+        res = prune_checkpoint(bare, PruneConfig(method=method, keep=1.0, edge_prune=True, finetune_epochs=0),
+                               task, data, None)
+        assert res.checkpoint.state_dict["rnn.0.weight_hh_l0"].abs().sum() == 0
+        assert res.checkpoint.state_dict["rnn.1.weight_hh_l0"].count_nonzero() > 0  # layer 1 still edge-pruned
+    model = ckpt.build_model()
+    with pytest.raises(ConfigError, match="Edge pruning of layer 0: The relation is empty: no influence reaches"):
+        prune_edges(model, SelectionConfig(threshold=1e30))
 
 
 def test_library_arguments_prune_checkpoint_reads_as_meant(tmp_path: Path, trained) -> None:
