@@ -174,6 +174,9 @@ def model_config_from_spec(s: ModelSpec, cell: str, hidden: int, layers: int,
         raise param_error("hidden", "a positive int", hidden)
     if layers < 1:
         raise param_error("layers", "a positive int", layers)
+    if nonlinearity is not None and cell != "rnn":  # (the task's default is for an Elman RNN; a gated cell ignores it)
+        raise param_error("nonlinearity", f"unset for cell {cell!r} (its gates have fixed nonlinearities; "
+                          "it applies to cell 'rnn' only)", nonlinearity)
     return ModelConfig(
         cell=cell, input_size=s.input_size, hidden_sizes=(hidden,) * layers, output_size=s.output_size,
         head=s.head, input_layer=s.input_layer, input_dim=s.input_dim,

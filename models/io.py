@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from models.errors import RnnCompressError
+from models.errors import RnnCompressError, param_error
 
 
 # atomic_path's temporary names: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp".
@@ -172,6 +172,8 @@ def check_output_file(path: str | os.PathLike, option: str, inputs: Sequence[str
     none of the command's ``inputs`` (never overwritten, even with ``force``) nor of its other
     ``outputs`` (option -> path), not a directory, not an existing file unless ``force``, and
     (``probe``) its directory exists and accepts files."""
+    if not isinstance(force, bool):  # (force="no" is true: it would overwrite)
+        raise param_error("force", "a bool (true or false)", force)
     p = Path(path)
     for source in inputs:
         if source is not None and same_file(p, source):

@@ -48,7 +48,7 @@ from compressor.prune import check_teacher_task, prune_checkpoint
 from compressor.training import (check_resumable, check_training_memory, model_config_for, resume_training,
                                  train_new)
 from models.checkpoint import Checkpoint, load_checkpoint, package_version
-from models.errors import ConfigError, DataError, RnnCompressError
+from models.errors import ConfigError, DataError, RnnCompressError, param_error
 from models.io import (atomic_leftover_target, atomic_write_text, is_atomic_leftover, probe_writable_dir, same_file,
                        sha256_file)
 from models.progress import SILENT, Progress
@@ -588,6 +588,8 @@ def run_pipeline(p: Pipeline, out_dir: Path, progress: Progress = SILENT, dry_ru
     if not isinstance(p, Pipeline):
         raise ConfigError(f"run_pipeline needs a Pipeline (load_pipeline(path) or parse_pipeline(text)); got "
                           f"{type(p).__name__}.")
+    if not isinstance(dry_run, bool):  # (dry_run="no" would be true: nothing run)
+        raise param_error("dry_run", "a bool (true or false)", dry_run)
     out_dir = Path(out_dir)
     if dry_run:
         # A folder another run is changing has no plan that holds (its training looks interrupted).

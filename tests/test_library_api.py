@@ -60,6 +60,11 @@ def test_a_path_is_taken_for_a_checkpoint_and_inputs_are_never_written_over(trai
     (lambda p, t, d, tmp: prune_checkpoint(p, {"keep": 4}, t, d, None), "'config' parameter must be a PruneConfig"),
     (lambda p, t, d, tmp: bench([p], config={"runs": 3}), "'config' parameter must be a BenchConfig"),
     (lambda p, t, d, tmp: export_checkpoint(3, "dense", tmp / "o"), "'ckpt' parameter must be a Checkpoint or"),
+    (lambda p, t, d, tmp: export_checkpoint(p, "dense", tmp / "o", force="no"), "'force' parameter must be a bool"),
+    (lambda p, t, d, tmp: runtime.run_pipeline(runtime.load_pipeline(Path("examples/ci_tiny.toml")), tmp / "r",
+                                               dry_run="no"), "'dry_run' parameter must be a bool"),
+    (lambda p, t, d, tmp: model_config_for(d, "lstm", 4, 1, "relu"),
+     "'nonlinearity' parameter must be unset for cell 'lstm' \\(its gates have fixed nonlinearities"),
 ])
 def test_misuse_gets_the_librarys_own_error(trained, tmp_path: Path, call, match: str) -> None:
     path, task, data = trained
